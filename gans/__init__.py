@@ -1,0 +1,1 @@
+"""Class-conditional GAN families that add generated candidates to the pool."""

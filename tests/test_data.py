@@ -1,0 +1,333 @@
+"""Tests for acquire.data: IDX reading, data-dir resolution, downloads, split loading."""
+
+import gzip
+import hashlib
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from acquire import data
+from acquire.data import DataError, ImageSet, load_split, read_idx, resolve_data_dir
+
+REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+needs_real = pytest.mark.skipif(not REAL_MNIST.is_dir(), reason=f"real MNIST not at {REAL_MNIST}")
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Uncompressed IDX encoding of a uint8 array."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.tobytes()
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> Path:
+    path.write_bytes(gzip.compress(idx_bytes(array)))
+    return path
+
+
+def make_dir(directory: Path, n: int, seed: int = 0) -> Path:
+    """A tiny MNIST-format dir: n train and n+1 test images [*,28,28] with labels 0..9."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", n), ("test", n + 1)):
+        images_name, labels_name = data.MNIST_FILES[split]
+        write_idx_gz(directory / images_name, rng.integers(0, 256, (count, 28, 28)))
+        write_idx_gz(directory / labels_name, rng.integers(0, 10, count))
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """No env var, a private default cache, and no network: any download attempt fails."""
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+
+    def offline(url):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(data, "_fetch_url", offline)
+
+
+# --- the real MNIST ------------------------------------------------------------------------------
+
+
+@needs_real
+def test_real_test_split_loads():
+    test = load_split("test", REAL_MNIST, verify_md5=True)
+    assert len(test) == 10_000
+    assert test.images_NCHW.shape == (10_000, 1, 28, 28)
+    assert test.images_NCHW.dtype == torch.uint8
+    assert test.labels_N.dtype == torch.int64
+    assert set(test.labels_N.tolist()) == set(range(10))
+    assert test.labels_N[0].item() == 7
+    assert test.images_NCHW.max().item() == 255
+
+
+@needs_real
+def test_real_train_split_loads():
+    train = load_split("train", REAL_MNIST)
+    assert train.images_NCHW.shape == (60_000, 1, 28, 28)
+    assert train.labels_N[0].item() == 5
+
+
+def test_official_md5s():
+    assert data.MNIST_MD5 == {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    }
+
+
+# --- where the data comes from ------------------------------------------------------------------
+
+
+def test_precedence_explicit_then_env_then_cache(tmp_path, monkeypatch):
+    explicit, env, cache = (make_dir(tmp_path / name, n) for name, n in (("x", 2), ("e", 3), ("c", 4)))
+    monkeypatch.setenv(data.ENV_VAR, str(env))
+    assert resolve_data_dir(explicit, cache_dir=cache) == explicit
+    assert resolve_data_dir(None, cache_dir=cache) == env
+    monkeypatch.delenv(data.ENV_VAR)
+    assert resolve_data_dir(None, cache_dir=cache) == cache
+
+
+def test_load_split_uses_env_var_then_default_cache(tmp_path, monkeypatch):
+    make_dir(tmp_path / "xdg" / "gan-acquire" / "mnist", 4)
+    assert len(load_split("train")) == 4  # default cache under $XDG_CACHE_HOME
+    monkeypatch.setenv(data.ENV_VAR, str(make_dir(tmp_path / "e", 3)))
+    assert len(load_split("train")) == 3
+    assert len(load_split("train", make_dir(tmp_path / "x", 2))) == 2
+
+
+def test_explicit_dir_without_files_does_not_fall_through(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.ENV_VAR, str(make_dir(tmp_path / "e", 3)))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError) as err:
+        resolve_data_dir(empty)
+    assert str(empty) in str(err.value)
+    assert "train-images-idx3-ubyte.gz" in str(err.value)
+
+
+def test_env_dir_without_files_warns_and_uses_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "nowhere"))
+    cache = make_dir(tmp_path / "c", 4)
+    with pytest.warns(UserWarning, match="nowhere"):
+        assert resolve_data_dir(cache_dir=cache) == cache
+
+
+def test_ungzipped_files_are_accepted(tmp_path):
+    directory = tmp_path / "raw"
+    directory.mkdir()
+    for split, count in (("train", 2), ("test", 3)):
+        images_name, labels_name = data.MNIST_FILES[split]
+        (directory / images_name.removesuffix(".gz")).write_bytes(idx_bytes(np.zeros((count, 28, 28))))
+        (directory / labels_name.removesuffix(".gz")).write_bytes(idx_bytes(np.arange(count)))
+    test = load_split("test", directory)
+    assert test.labels_N.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_missing_everywhere_names_places_and_fixes(tmp_path, monkeypatch, download):
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "env-dir"))
+    cache = tmp_path / "cache-dir"
+    with pytest.warns(UserWarning), pytest.raises(DataError) as err:
+        resolve_data_dir(download=download, cache_dir=cache)
+    message = str(err.value)
+    for needle in (str(tmp_path / "env-dir"), str(cache), data.ENV_VAR, "--data-dir", "internet"):
+        assert needle in message
+    if download:
+        assert all(mirror in message for mirror in data.MIRRORS)
+        assert "network disabled in tests" in message
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_missing_everywhere_via_load_split(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_split("test", download=False)
+    assert str(tmp_path / "xdg" / "gan-acquire" / "mnist") in str(err.value)
+    assert f"{data.ENV_VAR}: not set" in str(err.value)
+
+
+# --- downloads -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_mirror(tmp_path, monkeypatch):
+    """Tiny payloads per MNIST file name, with MNIST_MD5 patched to their md5s."""
+    source = make_dir(tmp_path / "source", 2)
+    payloads = {name: (source / name).read_bytes() for name in data.MNIST_MD5}
+    for name, payload in payloads.items():
+        monkeypatch.setitem(data.MNIST_MD5, name, hashlib.md5(payload).hexdigest())
+    return payloads
+
+
+def test_download_fills_cache_with_verified_files(tmp_path, monkeypatch, fake_mirror):
+    fetched = []
+
+    def fetch(url):
+        fetched.append(url)
+        return fake_mirror[url.rsplit("/", 1)[1]]
+
+    monkeypatch.setattr(data, "_fetch_url", fetch)
+    cache = tmp_path / "cache"
+    assert resolve_data_dir(cache_dir=cache) == cache
+    assert sorted(p.name for p in cache.iterdir()) == sorted(data.MNIST_MD5)
+    assert all(url.startswith(data.MIRRORS[0]) for url in fetched) and len(fetched) == 4
+    assert len(load_split("test", cache)) == 3
+
+
+def test_download_rejects_wrong_md5_and_tries_next_mirror(tmp_path, monkeypatch, fake_mirror):
+    def fetch(url):
+        name = url.rsplit("/", 1)[1]
+        return b"tampered" if url.startswith(data.MIRRORS[0]) else fake_mirror[name]
+
+    monkeypatch.setattr(data, "_fetch_url", fetch)
+    cache = tmp_path / "cache"
+    resolve_data_dir(cache_dir=cache)
+    for name, payload in fake_mirror.items():
+        assert (cache / name).read_bytes() == payload
+
+
+def test_download_with_wrong_md5_everywhere_leaves_nothing(tmp_path, monkeypatch, fake_mirror):
+    monkeypatch.setattr(data, "_fetch_url", lambda url: b"tampered")
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="md5"):
+        resolve_data_dir(cache_dir=cache)
+    assert list(cache.iterdir()) == []
+
+
+def test_download_only_fetches_missing_files(tmp_path, monkeypatch, fake_mirror):
+    cache = make_dir(tmp_path / "cache", 2)
+    (cache / "t10k-labels-idx1-ubyte.gz").unlink()
+    fetched = []
+
+    def fetch(url):
+        fetched.append(url)
+        return fake_mirror[url.rsplit("/", 1)[1]]
+
+    monkeypatch.setattr(data, "_fetch_url", fetch)
+    resolve_data_dir(cache_dir=cache)
+    assert fetched == [data.MIRRORS[0] + "t10k-labels-idx1-ubyte.gz"]
+
+
+# --- malformed files -----------------------------------------------------------------------------
+
+
+def test_read_idx_roundtrip_gz_and_raw(tmp_path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    raw = tmp_path / "a-idx3-ubyte"
+    raw.write_bytes(idx_bytes(array))
+    for path in (raw, write_idx_gz(tmp_path / "a-idx3-ubyte.gz", array)):
+        tensor = read_idx(path)
+        assert tensor.dtype == torch.uint8 and tensor.tolist() == array.tolist()
+        tensor[0, 0, 0] = 99  # writable copy
+
+
+def test_read_idx_big_endian_int32(tmp_path):
+    path = tmp_path / "ints-idx1-int"
+    payload = np.array([1, -2, 70000], ">i4").tobytes()
+    path.write_bytes(bytes([0, 0, 0x0C, 1]) + (3).to_bytes(4, "big") + payload)
+    assert read_idx(path).tolist() == [1, -2, 70000]
+
+
+def test_truncated_gz_names_file(tmp_path):
+    path = write_idx_gz(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((5, 28, 28)))
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz") as err:
+        read_idx(path)
+    assert "delete" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "payload, problem",
+    [
+        (b"\x01\x00\x08\x01" + (1).to_bytes(4, "big") + b"\x00", "magic"),
+        (b"\x00\x00\x08\x03" + (1).to_bytes(4, "big"), "header"),
+        (b"\x00\x00\x08\x01" + (5).to_bytes(4, "big") + b"\x00" * 4, "payload"),
+        (b"\x00\x00\x08\x01" + (5).to_bytes(4, "big") + b"\x00" * 6, "payload"),
+    ],
+    ids=["wrong-magic", "short-header", "short-payload", "long-payload"],
+)
+def test_malformed_idx_names_file_and_problem(tmp_path, payload, problem):
+    path = tmp_path / "bad-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(payload))
+    with pytest.raises(DataError, match=problem) as err:
+        read_idx(path)
+    assert str(path) in str(err.value)
+
+
+def test_unreadable_file_names_file(tmp_path):
+    with pytest.raises(DataError, match="absent.gz"):
+        read_idx(tmp_path / "absent.gz")
+
+
+def test_count_mismatch_names_both_files(tmp_path):
+    directory = make_dir(tmp_path / "d", 4)
+    write_idx_gz(directory / "t10k-labels-idx1-ubyte.gz", np.zeros(3))
+    with pytest.raises(DataError) as err:
+        load_split("test", directory)
+    assert "t10k-images-idx3-ubyte.gz" in str(err.value) and "t10k-labels-idx1-ubyte.gz" in str(err.value)
+
+
+def test_corrupt_file_in_data_dir_surfaces_through_load_split(tmp_path):
+    directory = make_dir(tmp_path / "d", 4)
+    (directory / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz"):
+        load_split("train", directory)
+
+
+# --- other MNIST-format data sets -------------------------------------------------------------------
+
+
+def test_fashion_like_dir_loads_and_fails_only_md5(tmp_path):
+    directory = tmp_path / "fashion"
+    directory.mkdir()
+    images = np.full((6, 28, 28), 200, dtype=np.uint8)
+    write_idx_gz(directory / "t10k-images-idx3-ubyte.gz", images)
+    write_idx_gz(directory / "t10k-labels-idx1-ubyte.gz", np.array([9, 0, 0, 3, 0, 2]))
+    make_dir(tmp_path / "other", 2)
+    for name in data.MNIST_FILES["train"]:
+        (directory / name).write_bytes((tmp_path / "other" / name).read_bytes())
+    fashion = load_split("test", directory)
+    assert fashion.images_NCHW.shape == (6, 1, 28, 28)
+    assert fashion.labels_N.tolist() == [9, 0, 0, 3, 0, 2]
+    assert torch.all(fashion.images_NCHW == 200)
+    with pytest.raises(DataError, match="md5"):
+        load_split("test", directory, verify_md5=True)
+
+
+# --- ImageSet ------------------------------------------------------------------------------------
+
+
+def test_imageset_subset_and_to():
+    images = torch.arange(5, dtype=torch.uint8).view(5, 1, 1, 1).expand(5, 1, 2, 2).clone()
+    labelled = ImageSet(images, torch.arange(5) + 10)
+    part = labelled.subset(torch.tensor([4, 1]))
+    assert len(part) == 2
+    assert part.labels_N.tolist() == [14, 11]
+    assert part.images_NCHW[:, 0, 0, 0].tolist() == [4, 1]
+    moved = part.to("cpu")
+    assert moved.images_NCHW.device.type == "cpu" and torch.equal(moved.labels_N, part.labels_N)
+
+
+@pytest.mark.parametrize(
+    "images, labels, problem",
+    [
+        (torch.zeros(3, 1, 2, 2), torch.zeros(3, dtype=torch.int64), "uint8"),
+        (torch.zeros(3, 2, 2, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64), "4-D"),
+        (torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.zeros(3, dtype=torch.int32), "int64"),
+        (torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64), "3 images but 2"),
+    ],
+)
+def test_imageset_rejects_bad_tensors(images, labels, problem):
+    with pytest.raises(ValueError, match=problem):
+        ImageSet(images, labels)
+
+
+def test_unknown_split_is_rejected():
+    with pytest.raises(ValueError, match="train"):
+        load_split("validation")

@@ -123,10 +123,16 @@ def train_classifier(model: GalCNN, images_NCHW: torch.Tensor, labels_N: torch.T
     return model
 
 
+def default_chunk_size(device: torch.device | str) -> int:
+    """Images per inference chunk: small on CPU (activations stay in cache, no large allocations), large on GPU."""
+    return 8192 if torch.device(device).type == "cuda" else 256
+
+
 @torch.no_grad()
-def predict(model: GalCNN, images_NCHW: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+def predict(model: GalCNN, images_NCHW: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Deterministic (dropout off) predicted labels [N] for uint8 images [N,1,28,28]."""
     model.eval()
+    batch_size = batch_size or default_chunk_size(images_NCHW.device)
     out = torch.empty(len(images_NCHW), dtype=torch.long, device=images_NCHW.device)
     for start in range(0, len(images_NCHW), batch_size):
         out[start:start + batch_size] = model(to_float(images_NCHW[start:start + batch_size])).argmax(1)

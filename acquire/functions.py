@@ -1,0 +1,146 @@
+"""Acquisition functions and their registry.
+
+Two kinds, both plain functions:
+
+* score functions ``fn(probs_NTK) -> scores_N`` (higher = more worth acquiring); the top k
+  are taken, ties broken at random.
+* selecting functions ``fn(probs_NTK, k, generator, pool_size) -> index_k`` that choose the k
+  pool positions themselves (batch-aware or stochastic acquisition).
+
+``probs_NTK`` holds the class probabilities of T MC-dropout networks for N candidates. A
+function registered with ``needs_mc=False`` receives ``None`` instead and costs no inference.
+
+Adding one takes a few lines::
+
+    from acquire.functions import acquisition
+
+    @acquisition("least_confident")
+    def least_confident(probs_NTK):
+        return 1 - probs_NTK.mean(1).max(-1).values
+
+and then ``--acquisitions bald,least_confident`` (after importing the module), or, without
+touching the registry, ``--acquisitions my_pkg.my_mod:least_confident``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """A registered acquisition function. `selects`: it picks indices itself; `needs_mc`: it reads probs_NTK."""
+
+    name: str
+    fn: Callable
+    selects: bool = False
+    needs_mc: bool = True
+
+    def choose(self, probs_NTK: torch.Tensor | None, pool_size: int, k: int,
+               generator: torch.Generator) -> torch.Tensor:
+        """Positions [k] (int64, distinct, in 0..pool_size-1) of the candidates to acquire."""
+        if k > pool_size:
+            raise ValueError(f"cannot acquire {k} candidates from a pool of {pool_size}")
+        if self.selects:
+            index_k = torch.as_tensor(self.fn(probs_NTK if self.needs_mc else None, k, generator, pool_size)).long().cpu()
+        else:
+            scores_N = torch.as_tensor(self.fn(probs_NTK)).float().cpu()
+            if scores_N.shape != (pool_size,):
+                raise ValueError(f"acquisition {self.name!r} returned scores of shape {tuple(scores_N.shape)}, "
+                                 f"expected ({pool_size},): one score per candidate")
+            index_k = top_k_random_ties(scores_N, k, generator)
+        if index_k.shape != (k,) or len(index_k.unique()) != k or index_k.min() < 0 or index_k.max() >= pool_size:
+            raise ValueError(f"acquisition {self.name!r} must return {k} distinct positions in [0, {pool_size}), "
+                             f"got {index_k.tolist()}")
+        return index_k
+
+
+REGISTRY: dict[str, Acquisition] = {}
+
+
+def acquisition(name: str | None = None, *, selects: bool = False, needs_mc: bool = True):
+    """Decorator that registers an acquisition function under `name` (default: the function's name).
+
+    selects=False: ``fn(probs_NTK) -> scores_N``;
+    selects=True: ``fn(probs_NTK, k, generator, pool_size) -> index_k`` (k distinct positions).
+    needs_mc=False: the function gets ``probs_NTK=None`` and the pool is not scored (saves the MC pass).
+    """
+    def register(fn: Callable) -> Callable:
+        key = name or fn.__name__
+        REGISTRY[key] = Acquisition(key, fn, selects=selects, needs_mc=needs_mc)
+        return fn
+    return register
+
+
+def get_acquisition(spec: str) -> Acquisition:
+    """Look up a registered name, or import ``package.module:function`` (a score function, or one decorated
+    with @acquisition, which is then used with its registered options)."""
+    if spec in REGISTRY:
+        return REGISTRY[spec]
+    if ":" not in spec:
+        raise ValueError(f"unknown acquisition function {spec!r}; registered: {', '.join(sorted(REGISTRY))}. "
+                         "A custom one is given as package.module:function")
+    module_name, _, attr = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"cannot load acquisition function {spec!r}: {error}") from error
+    registered = next((a for a in REGISTRY.values() if a.fn is fn), None)
+    return Acquisition(spec, fn) if registered is None else Acquisition(spec, fn, registered.selects, registered.needs_mc)
+
+
+def entropy(probs_NK: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy in nats over the last axis, with 0·log 0 = 0."""
+    return -torch.special.xlogy(probs_NK, probs_NK).sum(-1)
+
+
+def top_k_random_ties(scores_N: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """Positions of the k largest scores; equal scores are ordered at random, not by position."""
+    order_N = torch.randperm(len(scores_N), generator=generator, device=generator.device).to(scores_N.device)
+    return order_N[torch.topk(scores_N[order_N], k, sorted=True).indices]
+
+
+@acquisition("random", selects=True, needs_mc=False)
+def select_random(probs_NTK: None, k: int, generator: torch.Generator, pool_size: int) -> torch.Tensor:
+    """k positions uniformly at random without replacement; needs no MC inference."""
+    return torch.randperm(pool_size, generator=generator, device=generator.device)[:k]
+
+
+@acquisition("max_entropy")
+def max_entropy(probs_NTK: torch.Tensor) -> torch.Tensor:
+    """Predictive entropy H[mean_t p_t(y|x)]."""
+    return entropy(probs_NTK.mean(1))
+
+
+@acquisition("bald")
+def bald(probs_NTK: torch.Tensor) -> torch.Tensor:
+    """Mutual information between label and weights: H[mean_t p_t] - mean_t H[p_t]."""
+    return entropy(probs_NTK.mean(1)) - entropy(probs_NTK).mean(1)
+
+
+@acquisition("variation_ratios")
+def variation_ratios(probs_NTK: torch.Tensor) -> torch.Tensor:
+    """1 - max_y p(y|x), with p(y|x) the MC-dropout mean (Gal et al. 2017, eq. in sec. 3)."""
+    return 1.0 - probs_NTK.mean(1).max(-1).values
+
+
+@acquisition("mean_std")
+def mean_std(probs_NTK: torch.Tensor) -> torch.Tensor:
+    """Mean over classes of the std over MC samples of p_t(y|x) (population std, as E[p²] - E[p]²)."""
+    variance_NK = (probs_NTK.square().mean(1) - probs_NTK.mean(1).square()).clamp_min(0)
+    return variance_NK.sqrt().mean(-1)
+
+
+@acquisition("power_bald", selects=True)
+def power_bald(probs_NTK: torch.Tensor, k: int, generator: torch.Generator, pool_size: int,
+               temperature: float = 1.0) -> torch.Tensor:
+    """k positions sampled without replacement with probability ∝ BALD^(1/temperature) (Kirsch et al. 2023),
+    via the Gumbel-top-k trick."""
+    log_weight_N = bald(probs_NTK).clamp_min(1e-12).log() / temperature
+    uniform_N = torch.rand(log_weight_N.shape, generator=generator, device=generator.device).to(log_weight_N.device)
+    gumbel_N = -(-uniform_N.clamp_min(1e-20).log()).log()
+    return torch.topk(log_weight_N + gumbel_N, k).indices

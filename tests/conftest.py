@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny slices of the real MNIST kept beside the project (../shared/data/mnist)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from acquire.data import ImageSet, load_split
+
+REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not REAL_MNIST.is_dir():
+        pytest.skip(f"real MNIST not found at {REAL_MNIST}")
+    return REAL_MNIST
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mnist_dir) -> ImageSet:
+    return load_split("test", mnist_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_train(mnist_dir) -> ImageSet:
+    """The first 400 real training images."""
+    return load_split("train", mnist_dir).subset(torch.arange(400))
+
+
+@pytest.fixture(scope="session")
+def tiny_test(mnist_test) -> ImageSet:
+    """The first 300 real test images."""
+    return mnist_test.subset(torch.arange(300))

@@ -1,0 +1,101 @@
+"""Acquisition functions against independent numpy references, and the registry's contract."""
+
+import numpy as np
+import pytest
+import torch
+
+from acquire import functions
+from acquire.functions import REGISTRY, acquisition, get_acquisition, top_k_random_ties
+
+
+@pytest.fixture
+def probs_NTK():
+    logits = torch.randn(50, 8, 10, generator=torch.Generator().manual_seed(0)) * 3
+    return logits.softmax(-1)
+
+
+def np_entropy(p):
+    p = np.asarray(p, dtype=np.float64)
+    return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), axis=-1)
+
+
+def reference_scores(p):
+    """Gal et al. 2017's definitions, written independently with numpy loops."""
+    p = p.double().numpy()
+    out = {"max_entropy": [], "bald": [], "variation_ratios": [], "mean_std": []}
+    for x in p:  # x: [T, K]
+        mean = x.mean(0)
+        out["max_entropy"].append(np_entropy(mean))
+        out["bald"].append(np_entropy(mean) - np.mean([np_entropy(row) for row in x]))
+        out["variation_ratios"].append(1 - mean.max())
+        out["mean_std"].append(np.mean([np.std(x[:, c]) for c in range(x.shape[1])]))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("name", ["max_entropy", "bald", "variation_ratios", "mean_std"])
+def test_scores_match_reference(name, probs_NTK):
+    expected = reference_scores(probs_NTK)[name]
+    np.testing.assert_allclose(REGISTRY[name].fn(probs_NTK).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bald_is_zero_when_samples_agree_and_high_when_they_disagree():
+    agree = torch.full((1, 4, 10), 0.1)
+    disagree = torch.eye(10)[:4].unsqueeze(0)  # 4 confident, different predictions
+    assert abs(functions.bald(agree).item()) < 1e-6
+    assert functions.bald(disagree).item() == pytest.approx(np.log(4), rel=1e-5)
+    assert functions.bald(torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])).item() == 0.0  # 0 log 0 = 0, no NaN
+
+
+def test_top_k_takes_the_largest_and_breaks_ties_at_random():
+    scores = torch.tensor([0.1, 0.9, 0.5, 0.9, 0.2])
+    assert set(top_k_random_ties(scores, 2, torch.Generator().manual_seed(0)).tolist()) == {1, 3}
+    tied = torch.zeros(100)
+    picks = {tuple(top_k_random_ties(tied, 3, torch.Generator().manual_seed(s)).tolist()) for s in range(5)}
+    assert len(picks) == 5 and all(max(p) > 2 for p in picks)  # not simply the first positions
+
+
+def test_random_needs_no_inference_and_returns_distinct_positions():
+    random = REGISTRY["random"]
+    assert not random.needs_mc
+    chosen = random.choose(None, pool_size=30, k=30, generator=torch.Generator().manual_seed(0))
+    assert sorted(chosen.tolist()) == list(range(30))
+
+
+def test_power_bald_samples_in_proportion_to_bald():
+    # Two candidates with BALD 3:1 ratio; k=1: the first should win ~75% of draws.
+    p = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.9, 0.1], [0.6, 0.4]]])
+    weights = functions.bald(p)
+    generator = torch.Generator().manual_seed(0)
+    wins = sum(functions.power_bald(p, 1, generator, 2).item() == 0 for _ in range(4000))
+    assert wins / 4000 == pytest.approx((weights[0] / weights.sum()).item(), abs=0.03)
+    low_temperature = [functions.power_bald(p, 1, generator, 2, temperature=0.01).item() for _ in range(50)]
+    assert low_temperature == [0] * 50  # temperature -> 0 approaches top-k
+
+
+def test_choose_rejects_more_than_the_pool_and_bad_outputs(probs_NTK):
+    with pytest.raises(ValueError, match="pool of 50"):
+        REGISTRY["bald"].choose(probs_NTK, 50, 51, torch.Generator())
+    bad = functions.Acquisition("bad", lambda probs: torch.zeros(3))
+    with pytest.raises(ValueError, match="one score per candidate"):
+        bad.choose(probs_NTK, 50, 5, torch.Generator())
+
+
+def test_decorator_registers_a_custom_function(probs_NTK):
+    @acquisition("test_margin")
+    def margin(p):
+        top2 = p.mean(1).topk(2, -1).values
+        return top2[:, 1] - top2[:, 0]
+    try:
+        assert get_acquisition("test_margin").fn is margin
+        assert get_acquisition("test_margin").choose(probs_NTK, 50, 4, torch.Generator()).shape == (4,)
+    finally:
+        REGISTRY.pop("test_margin")
+
+
+def test_module_path_and_unknown_names():
+    custom = get_acquisition("tests.plugins.custom_acquisition:least_confident")
+    assert custom.needs_mc and not custom.selects
+    with pytest.raises(ValueError, match="unknown acquisition function 'nope'.*bald"):
+        get_acquisition("nope")
+    with pytest.raises(ValueError, match="cannot load"):
+        get_acquisition("tests.plugins.custom_acquisition:missing")

@@ -1,0 +1,114 @@
+"""The active loop on tiny real-MNIST slices: the CSV, resume after a kill, and its guards."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from acquire import loop as loop_module
+from acquire.loop import TIMING_COLUMNS, ActiveLearningRun, ExperimentConfig, RunDirectoryError
+from acquire.model import TrainConfig
+from acquire.pool import CandidatePool
+
+
+def tiny_config(**changes):
+    values = dict(acquisitions=["random", "bald"], rounds=3, per_round=5, repeats=2, mc_samples=4,
+                  pool_subset=120, train=TrainConfig(epochs=2, batch_size=16))
+    values.update(changes)
+    return ExperimentConfig(**values)
+
+
+def run(tiny_train, tiny_test, out, config=None, resume=False):
+    pools = {"raw": CandidatePool({"raw": tiny_train})}
+    return ActiveLearningRun(config or tiny_config(), pools, tiny_test, out, resume=resume)
+
+
+def results(out):
+    return pd.read_csv(out / "rounds.csv").drop(columns=TIMING_COLUMNS)
+
+
+def test_every_round_of_every_arm_is_a_csv_row(tiny_train, tiny_test, tmp_path):
+    run(tiny_train, tiny_test, tmp_path).run(progress=False)
+    df = pd.read_csv(tmp_path / "rounds.csv")
+    assert len(df) == 2 * 2 * 3
+    assert list(df["round"]) == [1] * 4 + [2] * 4 + [3] * 4  # arms advance in lockstep
+    assert (df["train_size"] == df["round"] * 5).all() and (df["n_real"] == df["train_size"]).all()
+    assert (df["n_generated"] == 0).all() and (df["acquired_by_source"] == "raw=" + df["train_size"].astype(str)).all()
+    assert df["balanced_accuracy"].between(0, 1).all()
+    assert json.loads((tmp_path / "config.json").read_text())["rounds"] == 3
+
+
+def test_a_killed_run_resumes_to_the_same_rows(tiny_train, tiny_test, tmp_path, monkeypatch):
+    run(tiny_train, tiny_test, tmp_path / "whole").run(progress=False)
+
+    calls = {"n": 0}
+    real_train = loop_module.train_classifier
+
+    def dies_on_the_seventh_round(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "train_classifier", dies_on_the_seventh_round)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_train, tiny_test, tmp_path / "killed").run(progress=False)
+    assert len(pd.read_csv(tmp_path / "killed" / "rounds.csv")) == 6  # nothing computed is lost
+    monkeypatch.setattr(loop_module, "train_classifier", real_train)
+    run(tiny_train, tiny_test, tmp_path / "killed", resume=True).run(progress=False)
+    pd.testing.assert_frame_equal(results(tmp_path / "killed"), results(tmp_path / "whole"))
+
+
+def test_resume_may_extend_rounds_but_not_change_the_protocol(tiny_train, tiny_test, tmp_path):
+    run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1)).run(progress=False)
+    before = (tmp_path / "rounds.csv").read_text()
+    with pytest.raises(RunDirectoryError, match="--resume"):
+        run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1))
+    with pytest.raises(RunDirectoryError, match="per_round"):
+        run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1, per_round=4), resume=True)
+    assert (tmp_path / "rounds.csv").read_text() == before
+    run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=2), resume=True).run(progress=False)
+    assert pd.read_csv(tmp_path / "rounds.csv")["round"].max() == 2
+
+
+def test_random_skips_mc_inference_and_custom_functions_run(tiny_train, tiny_test, tmp_path, monkeypatch):
+    from tests.plugins import custom_acquisition
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("random acquisition must not run MC dropout")
+
+    monkeypatch.setattr(loop_module, "mc_dropout_probs", no_inference)
+    run(tiny_train, tiny_test, tmp_path / "random", tiny_config(acquisitions=["random"], repeats=1)).run(progress=False)
+    monkeypatch.undo()
+    custom_acquisition.CALLS.clear()
+    name = "tests.plugins.custom_acquisition:least_confident"
+    run(tiny_train, tiny_test, tmp_path / "custom", tiny_config(acquisitions=[name], repeats=1)).run(progress=False)
+    assert custom_acquisition.CALLS == [(120, 4, 10)] * 3
+    assert set(pd.read_csv(tmp_path / "custom" / "rounds.csv")["acquisition"]) == {name}
+
+
+def test_initial_set_is_class_balanced_real_data(tiny_train, tiny_test, tmp_path):
+    run(tiny_train, tiny_test, tmp_path, tiny_config(initial=20, rounds=1, repeats=1)).run(progress=False)
+    df = pd.read_csv(tmp_path / "rounds.csv")
+    assert df.groupby("acquisition")["train_size"].apply(list).to_dict() == {"bald": [20, 25], "random": [20, 25]}
+    state = torch.load(tmp_path / "state" / "raw__bald__0.pt", weights_only=True)
+    assert torch.bincount(tiny_train.labels_N[state["acquired"][0]], minlength=10).tolist() == [2] * 10
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"rounds": 0}, "rounds must be a positive integer"),
+    ({"per_round": -1}, "per_round must be a positive integer"),
+    ({"initial": 15}, "multiple of the 10 classes"),
+    ({"pool_subset": 3}, "pool_subset"),
+    ({"acquisitions": ["bald", "bald"]}, "twice"),
+])
+def test_bad_configs_are_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**changes)
+
+
+def test_more_acquisitions_than_the_pool_holds_is_refused_before_any_work(tiny_train, tiny_test, tmp_path):
+    with pytest.raises(ValueError, match="need 405 candidates but source set 'raw' holds 400"):
+        run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=81))
+    assert not (tmp_path / "rounds.csv").exists()

@@ -1,0 +1,51 @@
+"""The candidate pool keeps sources apart and never hands out a candidate twice."""
+
+import pytest
+import torch
+
+from acquire.data import ImageSet
+from acquire.pool import CandidatePool
+
+
+def image_set(n, label):
+    return ImageSet(torch.full((n, 1, 28, 28), label, dtype=torch.uint8), torch.full((n,), label, dtype=torch.long))
+
+
+@pytest.fixture
+def pool():
+    return CandidatePool({"raw": image_set(5, 1), "pggan": image_set(3, 2)})
+
+
+def test_sources_are_concatenated_in_order(pool):
+    assert len(pool) == 8 and pool.source_names == ["raw", "pggan"]
+    assert pool.source_N.tolist() == [0] * 5 + [1] * 3
+    assert pool.labels_N.tolist() == [1] * 5 + [2] * 3
+
+
+def test_acquired_candidates_leave_the_pool_and_are_recorded_by_round(pool):
+    pool.acquire(torch.tensor([6, 0]))
+    pool.acquire(torch.tensor([2]))
+    assert pool.available_index().tolist() == [1, 3, 4, 5, 7]
+    assert [r.tolist() for r in pool.rounds] == [[6, 0], [2]]
+    assert pool.counts_by_source() == {"raw": 2, "pggan": 1}
+    training = pool.training_set()
+    assert training.labels_N.tolist() == [2, 1, 1] and training.images_NCHW.dtype == torch.uint8
+
+
+def test_fresh_pools_share_images_but_not_state(pool):
+    pool.acquire(torch.tensor([0]))
+    other = pool.fresh()
+    assert other.num_available == 8 and pool.num_available == 7
+    assert other.images_NCHW.data_ptr() == pool.images_NCHW.data_ptr()
+
+
+def test_errors(pool):
+    pool.acquire(torch.tensor([0]))
+    with pytest.raises(ValueError, match="already acquired"):
+        pool.acquire(torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="repeat"):
+        pool.acquire(torch.tensor([2, 2]))
+    with pytest.raises(ValueError, match="holds only 7"):
+        pool.acquire(torch.arange(1, 9))
+    with pytest.raises(ValueError, match="at least one source"):
+        CandidatePool({})

@@ -256,19 +256,21 @@ class ActiveLearningRun:
         self._save(state)
         append_csv_row(self.csv_path, CSV_COLUMNS, state.rows[-1])
 
+    def _round_cost(self, round_index: int) -> int:
+        """Rough relative cost of one arm-round (training grows with the training set), for an honest ETA."""
+        train_size = self.config.initial + round_index * self.config.per_round
+        return self.config.train.epochs * train_size + 5000
+
     def run(self, progress: bool = True) -> Path:
-        """Advance every arm to config.rounds; returns the CSV path."""
-        todo = sum(max(0, self.config.rounds - s.rounds_done) for s in self.arms)
-        with tqdm(total=todo, disable=not progress, unit="arm-round", dynamic_ncols=True) as bar:
-            for round_index in range(1, self.config.rounds + 1):
-                for state in self.arms:
-                    if state.rounds_done >= round_index:
-                        continue
-                    bar.set_description(f"round {round_index}/{self.config.rounds} "
-                                        f"{state.arm.sources}/{state.arm.acquisition}/{state.arm.repeat}")
-                    score_seconds = self._acquire(state, round_index)
-                    self._train_and_record(state, round_index, score_seconds)
-                    bar.set_postfix(bal_acc=f"{state.rows[-1]['balanced_accuracy']:.3f}",
-                                    n=state.rows[-1]["train_size"])
-                    bar.update()
+        """Advance every arm to config.rounds, with a progress bar; returns the CSV path."""
+        todo = [(r, s) for r in range(1, self.config.rounds + 1) for s in self.arms if s.rounds_done < r]
+        with tqdm(total=sum(self._round_cost(r) for r, _ in todo), disable=not progress, dynamic_ncols=True,
+                  bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}") as bar:
+            for round_index, state in todo:
+                bar.set_description(f"round {round_index}/{self.config.rounds} "
+                                    f"{state.arm.sources}/{state.arm.acquisition}/{state.arm.repeat}")
+                score_seconds = self._acquire(state, round_index)
+                self._train_and_record(state, round_index, score_seconds)
+                bar.set_postfix(bal_acc=f"{state.rows[-1]['balanced_accuracy']:.3f}", n=state.rows[-1]["train_size"])
+                bar.update(self._round_cost(round_index))
         return self.csv_path

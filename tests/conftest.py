@@ -1,5 +1,6 @@
 """Shared fixtures: tiny slices of the real MNIST kept beside the project (../shared/data/mnist)."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,13 +8,13 @@ import torch
 
 from acquire.data import ImageSet, load_split
 
-REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+REAL_MNIST = Path(os.environ.get("GAN_ACQUIRE_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
 
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     if not REAL_MNIST.is_dir():
-        pytest.skip(f"real MNIST not found at {REAL_MNIST}")
+        pytest.skip(f"real MNIST not found at {REAL_MNIST}; set GAN_ACQUIRE_DATA to an MNIST directory")
     return REAL_MNIST
 
 

@@ -1,0 +1,145 @@
+"""Side-by-side speed measurements (`python -m runners.bench --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from acquire.data import DataError, load_split
+from acquire.device import resolve_device
+from acquire.files import write_json
+from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, naive_mc_dropout_probs
+from acquire.metrics import balanced_accuracy
+from acquire.model import GalCNN, TrainConfig, new_model, predict, to_float, train_classifier
+
+DESCRIPTION = """\
+Measures, in one process and on the same images and weights:
+  1. MC-dropout throughput (candidates x samples per second) of gan-acquire's fused scorer
+     (trunk once per image, T masked heads as one GEMM) against the naive scorer (T full forward
+     passes in train-mode dropout) and, when installed, BaaL's MC dropout;
+  2. one full round of the paper's protocol at 500 training images: MC-dropout scoring of the
+     whole pool, training a fresh CNN for 100 epochs, evaluating on the 10,000 test images.
+Prints the ratios and writes JSON to --out.  BaaL is optional: pip install --no-deps baal
+structlog scikit-learn torchmetrics lightning-utilities narwhals (its full install pulls in
+torchvision, which breaks the CPU torch build).
+"""
+
+
+def timed(fn, device: torch.device, repeats: int = 1) -> float:
+    """Best wall-clock seconds of `repeats` calls, after one warm-up call."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def baal_scorer(model: GalCNN, images_NCHW: torch.Tensor, samples: int, device: torch.device, batch: int):
+    """A closure running BaaL's default MC dropout (MCDropoutModule + ModelWrapper.predict_on_batch), or None."""
+    try:
+        from baal.bayesian.dropout import MCDropoutModule
+        from baal.modelwrapper import ModelWrapper, TrainingArgs
+    except ImportError:
+        return None
+    sequential = torch.nn.Sequential(
+        model.conv1, torch.nn.ReLU(), model.conv2, torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Dropout(model.conv_dropout), torch.nn.Flatten(), model.fc1, torch.nn.ReLU(),
+        torch.nn.Dropout(model.dense_dropout), model.fc2)
+    wrapper = ModelWrapper(MCDropoutModule(sequential), TrainingArgs(use_cuda=device.type == "cuda", batch_size=batch))
+
+    def score():
+        for start in range(0, len(images_NCHW), batch):
+            wrapper.predict_on_batch(to_float(images_NCHW[start:start + batch]), iterations=samples).softmax(1)
+    return score
+
+
+def bench_mc_dropout(model: GalCNN, images_NCHW: torch.Tensor, samples: int, device: torch.device,
+                     repeats: int) -> dict:
+    masks = draw_head_masks(model, samples, torch.Generator(device).manual_seed(0))
+    generator = torch.Generator(device).manual_seed(1)
+    work = len(images_NCHW) * samples
+    seconds = {
+        "fused": timed(lambda: mc_dropout_probs(model, images_NCHW, masks), device, repeats),
+        "naive": timed(lambda: naive_mc_dropout_probs(model, images_NCHW, samples, generator=generator), device, 1),
+    }
+    baal = baal_scorer(model, images_NCHW, samples, device, batch=64 if device.type == "cpu" else 512)
+    if baal is not None:
+        seconds["baal"] = timed(baal, device, 1)
+    return {"candidates": len(images_NCHW), "mc_samples": samples, "seconds": seconds,
+            "samples_per_second": {k: work / v for k, v in seconds.items()},
+            "speedup_fused_over": {k: v / seconds["fused"] for k, v in seconds.items() if k != "fused"}}
+
+
+def bench_round(train, test, pool_images_NCHW, samples: int, device: torch.device) -> dict:
+    """One paper round at 500 training images: score the pool, train 100 epochs, evaluate."""
+    model = new_model(0, device)
+    start = time.perf_counter()
+    mc_dropout_probs(model, pool_images_NCHW, draw_head_masks(model, samples, torch.Generator(device).manual_seed(0)))
+    scored = time.perf_counter()
+    train_classifier(model, train.images_NCHW, train.labels_N, TrainConfig(), torch.Generator(device).manual_seed(0))
+    trained = time.perf_counter()
+    accuracy = balanced_accuracy(predict(model, test.images_NCHW), test.labels_N)
+    done = time.perf_counter()
+    return {"pool_candidates": len(pool_images_NCHW), "train_images": len(train), "epochs": TrainConfig().epochs,
+            "seconds": {"score_pool": scored - start, "train": trained - scored, "evaluate": done - trained,
+                        "total": done - start},
+            "balanced_accuracy_after_round": accuracy}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m runners.bench", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--candidates", type=int, default=10_000, help="candidates scored (default: %(default)s)")
+    p.add_argument("--mc-samples", type=int, default=20, help="MC samples T (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats of the fast scorer; best is kept")
+    p.add_argument("--skip-round", action="store_true", help="skip the full-round measurement")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--data-dir", type=Path, help="MNIST directory (default: $GAN_ACQUIRE_DATA or the cache)")
+    p.add_argument("--out", type=Path, default=Path("results/bench"), help="JSON directory (default: %(default)s)")
+    args = p.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        train, test = load_split("train", args.data_dir).to(device), load_split("test", args.data_dir).to(device)
+    except (ValueError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not 0 < args.candidates <= len(train):
+        print(f"error: --candidates must be in 1..{len(train)}", file=sys.stderr)
+        return 2
+    model = new_model(0, device)
+    report = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "cpu": platform.processor() or platform.machine(),
+              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+    print(f"MC dropout: {args.candidates} candidates x T={args.mc_samples} on {device} ...", file=sys.stderr)
+    mc = bench_mc_dropout(model, train.images_NCHW[:args.candidates], args.mc_samples, device, args.repeats)
+    report["mc_dropout"] = mc
+    for name, rate in mc["samples_per_second"].items():
+        ratio = "" if name == "fused" else f"   fused is {mc['speedup_fused_over'][name]:.1f}x faster"
+        print(f"  {name:6s} {rate:12,.0f} candidate-samples/s{ratio}")
+    if "baal" not in mc["seconds"]:
+        print("  baal   not installed (optional; see --help)")
+    if not args.skip_round:
+        print("one paper round at 500 training images (whole 60,000 pool scored) ...", file=sys.stderr)
+        round_report = bench_round(train.subset(torch.arange(500, device=device)), test, train.images_NCHW,
+                                   args.mc_samples, device)
+        report["paper_round"] = round_report
+        print("  " + ", ".join(f"{k} {v:.1f}s" for k, v in round_report["seconds"].items()))
+    path = write_json(args.out / f"bench-{device.type}.json", report)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -301,3 +301,18 @@ def load_split(
             "replace both with a matching pair (delete and download again)."
         )
     return ImageSet(images_NHW.unsqueeze(1), labels_N.long())
+
+
+def class_balanced_indices(labels_N: torch.Tensor, n: int, generator: torch.Generator,
+                           num_classes: int = 10) -> torch.Tensor:
+    """n positions [n] into labels_N, n/num_classes of each class, drawn at random without replacement."""
+    if n <= 0 or n % num_classes:
+        raise ValueError(f"a class-balanced subset needs a positive multiple of {num_classes} images, got {n}")
+    labels_N = labels_N.cpu()
+    chosen = []
+    for c in range(num_classes):
+        members = (labels_N == c).nonzero().squeeze(1)
+        if len(members) < n // num_classes:
+            raise ValueError(f"{n} class-balanced images need {n // num_classes} of class {c}; only {len(members)} exist")
+        chosen.append(members[torch.randperm(len(members), generator=generator)[: n // num_classes]])
+    return torch.cat(chosen)

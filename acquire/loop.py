@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from acquire.data import ImageSet
+from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import append_csv_row, write_atomic, write_csv, write_json
 from acquire.functions import Acquisition, get_acquisition
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs
@@ -47,6 +47,8 @@ class ExperimentConfig:
 
     pool_subset: score a random subset of this many candidates per round (0: the whole pool).
     score_chunk: images per MC-dropout chunk (0: 256 on CPU, 8192 on GPU).
+    generated_per_class, gan_checkpoints: how GAN source sets were built (samples per digit, and each
+    checkpoint's sha256), recorded so that a resume cannot silently mix generators.
     """
 
     sources: list[str] = field(default_factory=lambda: ["raw"])
@@ -60,6 +62,8 @@ class ExperimentConfig:
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     score_chunk: int = 0
+    generated_per_class: int = 0
+    gan_checkpoints: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.train, dict):
@@ -137,15 +141,8 @@ def prepare_run_dir(out_dir: Path, config: ExperimentConfig, resume: bool) -> No
 
 def initial_indices(pool: CandidatePool, n: int, generator: torch.Generator) -> torch.Tensor:
     """n real candidates, n/10 per class, drawn at random: global indices [n]."""
-    real_N = pool.source_N.cpu() == pool.source_names.index(REAL_SOURCE)
-    labels_N = pool.labels_N.cpu()
-    chosen = []
-    for c in range(10):
-        candidates = (real_N & (labels_N == c)).nonzero().squeeze(1)
-        if len(candidates) < n // 10:
-            raise ValueError(f"--initial {n} needs {n // 10} real images of class {c}, the pool has {len(candidates)}")
-        chosen.append(candidates[torch.randperm(len(candidates), generator=generator)[: n // 10]])
-    return torch.cat(chosen)
+    real_M = (pool.source_N.cpu() == pool.source_names.index(REAL_SOURCE)).nonzero().squeeze(1)
+    return real_M[class_balanced_indices(pool.labels_N.cpu()[real_M], n, generator)]
 
 
 class ActiveLearningRun:

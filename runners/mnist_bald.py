@@ -12,6 +12,10 @@ from acquire.loop import ActiveLearningRun, ExperimentConfig, RunDirectoryError
 from acquire.model import TrainConfig
 from acquire.plotting import final_table, format_final_table, plot_curves, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
+from gans.checkpoint import CheckpointError, read_sidecar
+from gans.registry import get_family
+from gans.sources import (DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, GanNotTrainedError, checkpoint_path,
+                          generated_source)
 
 DESCRIPTION = """\
 Nielsen & Okoniewski's protocol (Algorithm 1): each round an MC-dropout CNN scores the candidate
@@ -49,8 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="starting values (default: paper)")
     p.add_argument("--sources", type=comma_list,
-                   help="comma-separated source sets forming the candidate pool; 'raw' = the real MNIST training "
-                        "images (default: raw)")
+                   help="comma-separated source sets, one candidate pool each: 'raw' = the 60,000 real MNIST "
+                        "training images; a GAN name (small_dcgan, large_dcgan, pggan, dada) = the raw pool joined "
+                        "by that GAN's samples, logged as raw+NAME. A GAN not yet trained is refused with the "
+                        "command that trains it (python -m runners.train_gans) (default: raw)")
+    p.add_argument("--gan-dir", type=Path, default=DEFAULT_GAN_DIR,
+                   help="where runners.train_gans saved the GAN checkpoints (default: %(default)s)")
+    p.add_argument("--generated-per-class", type=int,
+                   help=f"GAN samples per digit added to the pool (default: {DEFAULT_PER_CLASS}, i.e. 60,000 "
+                        "generated beside 60,000 real, so random acquisition draws both equally)")
     p.add_argument("--acquisitions", type=comma_list,
                    help="comma-separated acquisition functions: random, bald, max_entropy, variation_ratios, "
                         "mean_std, power_bald, or package.module:function (default: random,bald)")
@@ -83,19 +94,39 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     """Preset values, overridden by every flag given explicitly."""
     values = {"sources": ["raw"], "acquisitions": ["random", "bald"], **PRESETS[args.preset]}
     for name in ("sources", "acquisitions", "rounds", "per_round", "initial", "repeats", "mc_samples",
-                 "pool_subset", "seed", *TRAIN_FLAGS):
+                 "pool_subset", "seed", "generated_per_class", *TRAIN_FLAGS):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
+    gans = [s for s in values["sources"] if s != REAL_SOURCE]
+    for name in gans:
+        get_family(name)  # unknown names fail here, with the list of families
+    values["sources"] = [s if s == REAL_SOURCE else f"{REAL_SOURCE}+{s}" for s in values["sources"]]
+    if gans:
+        values.setdefault("generated_per_class", DEFAULT_PER_CLASS)
+        values["gan_checkpoints"] = {name: gan_weights_digest(args.gan_dir, name) for name in gans}
     train = TrainConfig(**{k: values.pop(k) for k in TRAIN_FLAGS if k in values})
     return ExperimentConfig(train=train, **values)
 
 
-def build_pools(sources: list[str], data_dir: Path | None, device) -> dict[str, CandidatePool]:
-    """One candidate pool per source set. Only 'raw' exists until GAN sources are trained."""
-    unknown = [s for s in sources if s != REAL_SOURCE]
-    if unknown:
-        raise ValueError(f"unknown source set(s) {unknown}; available: {REAL_SOURCE}")
-    return {REAL_SOURCE: CandidatePool({REAL_SOURCE: load_split("train", data_dir)}, device)}
+def gan_weights_digest(gan_dir: Path, name: str) -> str:
+    """The sha256 of a trained GAN's weights, from its sidecar; refuses untrained GANs with the fix."""
+    path = checkpoint_path(gan_dir, name)
+    if not path.exists():
+        raise GanNotTrainedError(f"GAN source {name!r} is not trained yet (no {path}). Train it first with: "
+                                 f"python -m runners.train_gans --gans {name} --out {gan_dir}")
+    return read_sidecar(path)["weights_sha256"]
+
+
+def build_pools(config: ExperimentConfig, gan_dir: Path, data_dir: Path | None, device) -> dict[str, CandidatePool]:
+    """One candidate pool per source set: 'raw', or 'raw+GAN' (real images joined by the GAN's samples)."""
+    raw = load_split("train", data_dir)
+    pools = {}
+    for source_set in config.sources:
+        parts = {REAL_SOURCE: raw}
+        for gan in source_set.split("+")[1:]:
+            parts[gan] = generated_source(gan, gan_dir, config.generated_per_class, config.seed, device)
+        pools[source_set] = CandidatePool(parts, device)
+    return pools
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,11 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         device = resolve_device(args.device)
-        pools = build_pools(config.sources, args.data_dir, device)
+        pools = build_pools(config, args.gan_dir, args.data_dir, device)
         run = ActiveLearningRun(config, pools, load_split("test", args.data_dir), args.out, device, args.resume)
         print(f"{len(run.arms)} arms x {config.rounds} rounds on {device}; writing {run.csv_path}", file=sys.stderr)
         csv_path = run.run(progress=not args.no_progress)
-    except (ValueError, DataError, RunDirectoryError) as error:
+    except (ValueError, DataError, RunDirectoryError, GanNotTrainedError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,82 @@
+"""How good is a class-conditional generator? Three measures, all judged by Gal's CNN.
+
+* label agreement: share of generated samples that a CNN trained on the full real training set
+  assigns to their conditioning label;
+* Fréchet distance between generated and real test images in that CNN's 128-d hidden layer
+  (an MNIST analogue of FID);
+* classification accuracy score (CAS, Ravuri & Vinyals 2019): a fresh CNN trained only on
+  generated samples, tested on the real test set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+
+from acquire.data import ImageSet
+from acquire.metrics import accuracy, balanced_accuracy
+from acquire.model import GalCNN, TrainConfig, default_chunk_size, new_model, predict, to_float, train_classifier
+
+
+@dataclass
+class QualityConfig:
+    """Sample counts and training budgets of the measures (CPU-friendly defaults)."""
+
+    samples_per_class: int = 1000      # generated images per class for all three measures (10,000 in all)
+    reference_epochs: int = 3          # reference CNN on the 60,000 real training images (~99% test accuracy)
+    cas_epochs: int = 10               # CAS classifier on the 10,000 generated images
+    seed: int = 0
+
+
+@torch.no_grad()
+def hidden_features(model: GalCNN, images_NCHW: torch.Tensor) -> torch.Tensor:
+    """The CNN's 128-d hidden layer (after relu, dropout off) for uint8 images: [N, 128] float64."""
+    model.eval()
+    chunks = []
+    for start in range(0, len(images_NCHW), default_chunk_size(images_NCHW.device)):
+        x = to_float(images_NCHW[start:start + default_chunk_size(images_NCHW.device)])
+        chunks.append(F.relu(model.fc1(model.trunk(x))).double().cpu())
+    return torch.cat(chunks)
+
+
+def frechet_distance(features_a_ND: torch.Tensor, features_b_MD: torch.Tensor) -> float:
+    """||mu_a - mu_b||² + Tr(S_a + S_b - 2 (S_a S_b)^½) between two Gaussians fitted to the features."""
+    a, b = features_a_ND.numpy(), features_b_MD.numpy()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(cov_a @ cov_b)
+    if np.iscomplexobj(root):
+        root = root.real
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * root))
+
+
+def train_reference_classifier(train: ImageSet, config: QualityConfig, device) -> GalCNN:
+    """Gal's CNN trained on the full real training set: the judge of label agreement and features."""
+    train = train.to(device)
+    model = new_model(config.seed, device)
+    return train_classifier(model, train.images_NCHW, train.labels_N, TrainConfig(epochs=config.reference_epochs),
+                            torch.Generator(device).manual_seed(config.seed))
+
+
+def balanced_labels(samples_per_class: int, device="cpu") -> torch.Tensor:
+    """Labels [10·samples_per_class]: each digit samples_per_class times."""
+    return torch.arange(10, device=device).repeat_interleave(samples_per_class)
+
+
+def measure(samples: ImageSet, reference: GalCNN, real_test: ImageSet, config: QualityConfig, device) -> dict:
+    """The three measures for one set of labelled samples (generated, or real as a baseline)."""
+    samples, real_test = samples.to(device), real_test.to(device)
+    agreement = accuracy(predict(reference, samples.images_NCHW), samples.labels_N)
+    distance = frechet_distance(hidden_features(reference, samples.images_NCHW),
+                                hidden_features(reference, real_test.images_NCHW))
+    cas_model = train_classifier(new_model(config.seed + 1, device), samples.images_NCHW, samples.labels_N,
+                                 TrainConfig(epochs=config.cas_epochs),
+                                 torch.Generator(device).manual_seed(config.seed + 1))
+    predicted = predict(cas_model, real_test.images_NCHW)
+    return {"label_agreement": agreement, "frechet_distance": distance,
+            "cas_accuracy": accuracy(predicted, real_test.labels_N),
+            "cas_balanced_accuracy": balanced_accuracy(predicted, real_test.labels_N)}

@@ -16,6 +16,7 @@ every random draw is derived from (seed, arm, round), it produces the rows an un
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import re
 import time
@@ -119,6 +120,19 @@ class RunDirectoryError(RuntimeError):
     """The output directory holds a different or unfinished run; the message says what to do."""
 
 
+def lock_run_dir(out_dir: Path):
+    """Hold an exclusive lock on out_dir/.lock for this process's lifetime; a second run on the same
+    directory is refused instead of interleaving rows. Returns the open lock file (keep a reference)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(out_dir / ".lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunDirectoryError(f"another process is running in {out_dir}; wait for it or stop it first") from None
+    return handle
+
+
 def prepare_run_dir(out_dir: Path, config: ExperimentConfig, resume: bool) -> None:
     """Create out_dir with config.json, or check a resumed run's config against the saved one."""
     out_dir = Path(out_dir)
@@ -127,7 +141,7 @@ def prepare_run_dir(out_dir: Path, config: ExperimentConfig, resume: bool) -> No
         if not resume:
             raise RunDirectoryError(f"{out_dir} already holds a run (config.json); pass --resume to continue it, "
                                     "or choose another --out")
-        saved = json.loads(config_path.read_text())
+        saved = ExperimentConfig(**json.loads(config_path.read_text())).to_dict()  # fills fields added since
         changed = {k for k in set(saved) | set(config.to_dict()) if saved.get(k) != config.to_dict().get(k)}
         if changed - RESUMABLE_CHANGES:
             details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {config.to_dict().get(k)!r}"
@@ -167,13 +181,18 @@ class ActiveLearningRun:
         self.out_dir = Path(out_dir)
         self.csv_path = self.out_dir / "rounds.csv"
         self.test_set = test_set.to(self.device)
-        prepare_run_dir(self.out_dir, config, resume)
-        self.arms = [ArmState(arm, acquisitions[acq], pools[src].fresh(), model=None)
-                     for src in config.sources for acq in config.acquisitions
-                     for arm in [Arm(src, acq, r) for r in range(config.repeats)]]
-        for state in self.arms:
-            self._load_or_start(state, resume)
-        write_csv(self.csv_path, CSV_COLUMNS, self._rows_in_order())
+        self._lock = lock_run_dir(self.out_dir)
+        try:
+            prepare_run_dir(self.out_dir, config, resume)
+            self.arms = [ArmState(arm, acquisitions[acq], pools[src].fresh(), model=None)
+                         for src in config.sources for acq in config.acquisitions
+                         for arm in [Arm(src, acq, r) for r in range(config.repeats)]]
+            for state in self.arms:
+                self._load_or_start(state, resume)
+            write_csv(self.csv_path, CSV_COLUMNS, self._rows_in_order())
+        except BaseException:
+            self._lock.close()
+            raise
 
     # ---- state ---------------------------------------------------------------------------
     def _state_path(self, arm: Arm) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -129,9 +130,14 @@ def build_pools(config: ExperimentConfig, gan_dir: Path, data_dir: Path | None, 
     return pools
 
 
+def interrupt_on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt_on_sigterm)  # `kill` stops as cleanly as Ctrl-C
     try:
         config = config_from_args(args)
         device = resolve_device(args.device)

@@ -112,3 +112,19 @@ def test_more_acquisitions_than_the_pool_holds_is_refused_before_any_work(tiny_t
     with pytest.raises(ValueError, match="need 405 candidates but source set 'raw' holds 400"):
         run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=81))
     assert not (tmp_path / "rounds.csv").exists()
+
+
+def test_a_second_process_on_the_same_directory_is_refused(tiny_train, tiny_test, tmp_path):
+    first = run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1))
+    with pytest.raises(RunDirectoryError, match="another process"):
+        run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1), resume=True)
+    del first
+
+
+def test_resume_accepts_a_config_saved_before_newer_fields_existed(tiny_train, tiny_test, tmp_path):
+    run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1)).run(progress=False)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["gan_checkpoints"], saved["generated_per_class"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=2), resume=True).run(progress=False)
+    assert pd.read_csv(tmp_path / "rounds.csv")["round"].max() == 2

@@ -12,7 +12,6 @@ display and never touches matplotlib's global backend.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,8 +20,10 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from acquire.files import write_atomic
+
 KEY_COLUMNS = ["sources", "acquisition", "repeat", "train_size"]
-ARM = ["sources", "acquisition"]
+ARM = ["run", "sources", "acquisition"]  # run: the CSV's directory, so separate runs never merge
 METRIC_LABELS = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy"}
 
 PathLike = str | os.PathLike
@@ -52,7 +53,7 @@ def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balance
         missing = [c for c in required if c not in frame.columns]
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        frames.append(frame)
+        frames.append(frame.assign(run=path.resolve().parent.name))
     df = pd.concat(frames, ignore_index=True)
     if df.empty:
         raise ValueError(f"no rows in {', '.join(str(p) for p in paths)}")
@@ -60,7 +61,7 @@ def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balance
 
 
 def _check_metric(df: pd.DataFrame, metric: str) -> None:
-    missing = [c for c in ARM + ["train_size", metric] if c not in df.columns]
+    missing = [c for c in ARM[1:] + ["train_size", metric] if c not in df.columns]
     if missing:
         raise ValueError(f"missing column(s) {', '.join(missing)}")
 
@@ -68,12 +69,14 @@ def _check_metric(df: pd.DataFrame, metric: str) -> None:
 def summarise(df: pd.DataFrame, metric: str = "balanced_accuracy") -> pd.DataFrame:
     """Mean and std of `metric` over repeats, per arm and training-set size.
 
-    Returns columns sources, acquisition, train_size, mean, std, n_repeats sorted by those
+    Returns columns run, sources, acquisition, train_size, mean, std, n_repeats sorted by those
     keys. `std` is the population std (ddof=0), so a single repeat gives 0; `n_repeats`
     counts the non-missing values averaged. Values stay in the metric's own unit (fractions).
     """
     _check_metric(df, metric)
     values = df.dropna(subset=[metric])
+    if "run" not in values.columns:
+        values = values.assign(run="")
     grouped = values.groupby(ARM + ["train_size"], sort=True)[metric]
     out = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0), "n_repeats": grouped.count()})
     return out.reset_index().sort_values(ARM + ["train_size"], ignore_index=True)
@@ -90,6 +93,7 @@ def format_final_table(table: pd.DataFrame, metric: str = "balanced_accuracy") -
     """`final_table`'s output as text, with the metric as "mean ± std" in percent."""
     label = f"{METRIC_LABELS.get(metric, metric)} (%)"
     shown = pd.DataFrame({
+        **({"run": table["run"]} if table["run"].nunique() > 1 else {}),
         "sources": table["sources"],
         "acquisition": table["acquisition"],
         "train_size": table["train_size"],
@@ -99,9 +103,9 @@ def format_final_table(table: pd.DataFrame, metric: str = "balanced_accuracy") -
     return shown.to_string(index=False)
 
 
-def _arm_label(sources: str, acquisition: str, n_repeats: int) -> str:
+def _arm_label(run: str, sources: str, acquisition: str, n_repeats: int, show_run: bool) -> str:
     runs = "run" if n_repeats == 1 else "runs"
-    return f"{acquisition} · {sources} ({n_repeats} {runs})"
+    return f"{acquisition} · {sources}{f' [{run}]' if show_run else ''} ({n_repeats} {runs})"
 
 
 def build_figure(
@@ -129,9 +133,10 @@ def build_figure(
     FigureCanvasAgg(fig)
     ax_all, ax_zoom = fig.subplots(1, 2)
     colours = [f"C{i % 10}" for i in range(summary.groupby(ARM).ngroups)]
-    for colour, ((sources, acquisition), arm) in zip(colours, summary.groupby(ARM, sort=True)):
+    show_run = summary["run"].nunique() > 1
+    for colour, ((run, sources, acquisition), arm) in zip(colours, summary.groupby(ARM, sort=True)):
         style = "--" if acquisition == "random" else "-"
-        label = _arm_label(sources, acquisition, int(arm["n_repeats"].max()))
+        label = _arm_label(run, sources, acquisition, int(arm["n_repeats"].max()), show_run)
         for ax, part in ((ax_all, arm), (ax_zoom, arm[zoomed[arm.index]])):
             x = part["train_size"].to_numpy()
             mean = 100 * part["mean"].to_numpy()
@@ -169,14 +174,4 @@ def plot_curves(
 ) -> Path:
     """Draw `build_figure` and write it atomically to `out_path` (format from its suffix)."""
     fig = build_figure(df, metric=metric, last_rounds=last_rounds, title=title)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=150)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_atomic(Path(out_path), lambda tmp: fig.savefig(tmp, dpi=150))

@@ -44,7 +44,7 @@ def csv_path(tmp_path):
 def test_summarise_matches_numpy(csv_path):
     df = read_curves([csv_path])
     summary = summarise(df)
-    assert list(summary.columns) == ["sources", "acquisition", "train_size", "mean", "std", "n_repeats"]
+    assert list(summary.columns) == ["run", "sources", "acquisition", "train_size", "mean", "std", "n_repeats"]
     assert len(summary) == len(ARMS) * ROUNDS
     values = df.loc[(df.acquisition == "bald") & (df.train_size == 120), "balanced_accuracy"].to_numpy()
     row = summary[(summary.acquisition == "bald") & (summary.train_size == 120)].iloc[0]
@@ -102,3 +102,17 @@ def test_read_curves_errors(tmp_path):
     _write_csv(empty).iloc[:0].to_csv(empty, index=False)
     with pytest.raises(ValueError, match="no rows"):
         read_curves(empty)
+
+
+def test_separate_runs_with_the_same_arms_are_not_merged(tmp_path):
+    """Two runs of (raw, bald) under different protocols stay two lines, labelled by their directory."""
+    for name, shift in (("empty_start", 0.0), ("initial20", 0.1)):
+        rows = [{"sources": "raw", "acquisition": "bald", "repeat": 0, "seed": 0, "round": r, "train_size": 10 * r,
+                 "balanced_accuracy": 0.5 + shift} for r in range(1, 4)]
+        (tmp_path / name).mkdir()
+        pd.DataFrame(rows).to_csv(tmp_path / name / "rounds.csv", index=False)
+    df = read_curves([tmp_path / "empty_start" / "rounds.csv", tmp_path / "initial20" / "rounds.csv"])
+    summary = summarise(df)
+    assert sorted(summary.groupby("run")["mean"].first().round(3).tolist()) == [0.5, 0.6]
+    labels = [line.get_label() for line in build_figure(df).axes[0].get_lines()]
+    assert any("[initial20]" in label for label in labels) and any("[empty_start]" in label for label in labels)

@@ -128,3 +128,11 @@ def test_resume_accepts_a_config_saved_before_newer_fields_existed(tiny_train, t
     (tmp_path / "config.json").write_text(json.dumps(saved))
     run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=2), resume=True).run(progress=False)
     assert pd.read_csv(tmp_path / "rounds.csv")["round"].max() == 2
+
+
+def test_class_counts_of_acquisitions_add_up(tiny_train, tiny_test, tmp_path):
+    from acquire.diagnostics import acquired_class_counts
+    run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=2, repeats=1)).run(progress=False)
+    table = acquired_class_counts(tmp_path, tiny_train.labels_N, [5, 10, 99])
+    assert sorted(table["train_size"].unique()) == [5, 10]  # 99 was never reached
+    assert (table[[str(c) for c in range(10)]].sum(axis=1) == table["train_size"]).all()

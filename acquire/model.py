@@ -82,13 +82,15 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
+    dense_l2_c: float = 0.0  # Gal et al.'s code: loss += (c / n_train) * ||W_dense1||², they used c = 3.5
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(f"need lr > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.dense_l2_c < 0:
+            raise ValueError(f"need lr > 0, weight_decay >= 0 and dense_l2_c >= 0, got lr={self.lr}, "
+                             f"weight_decay={self.weight_decay}, dense_l2_c={self.dense_l2_c}")
 
 
 def new_model(seed: int, device: torch.device | str, num_classes: int = 10) -> GalCNN:
@@ -109,6 +111,7 @@ def train_classifier(model: GalCNN, images_NCHW: torch.Tensor, labels_N: torch.T
     if n == 0:
         raise ValueError("cannot train on an empty training set")
     x = to_float(images_NCHW)
+    dense_l2 = config.dense_l2_c / n
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     model.train()
     for _ in range(config.epochs):
@@ -116,6 +119,8 @@ def train_classifier(model: GalCNN, images_NCHW: torch.Tensor, labels_N: torch.T
         for start in range(0, n, config.batch_size):
             batch = order[start:start + config.batch_size]
             loss = F.cross_entropy(model(x[batch], generator=generator), labels_N[batch])
+            if dense_l2:
+                loss = loss + dense_l2 * model.fc1.weight.square().sum()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -42,7 +42,7 @@ PRESETS = {
     "paper": {},
     "quick": {"rounds": 8, "epochs": 20, "repeats": 2, "pool_subset": 2000},
 }
-TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay")
+TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "dense_l2_c")
 
 
 def comma_list(text: str) -> list[str]:
@@ -74,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs of each round's fresh CNN (default: 100)")
     p.add_argument("--batch-size", type=int, help="training batch size (default: 128)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--weight-decay", type=float, help="Adam weight decay (default: 0)")
+    p.add_argument("--weight-decay", type=float, help="Adam weight decay on all weights (default: 0)")
+    p.add_argument("--dense-l2-c", type=float,
+                   help="Gal et al.'s regulariser: loss += c/n_train * ||W||^2 of the first dense layer; their "
+                        "code used c=3.5 (default: 0, off)")
     p.add_argument("--repeats", type=int, help="repeats with distinct seeds, for mean +/- std bands (default: 4)")
     p.add_argument("--mc-samples", type=int, help="MC-dropout samples T per candidate (default: 20)")
     p.add_argument("--pool-subset", type=int,

@@ -31,7 +31,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
-from gans.registry import ConditionalGenerator, register_family, train_images_to_float
+from gans.registry import ConditionalGenerator, batch_indices, register_family, train_images_to_float
 
 NUM_CLASSES = 10                  # k
 ADAM_BETAS = (0.5, 0.999)         # the paper gives none; these are the authors' code's (and DCGAN's)
@@ -234,17 +234,6 @@ def init_networks(config: DadaConfig, real_NCHW: torch.Tensor, labels_N: torch.T
     data_dependent_init(weight_normed_layers(gen), lambda: gen(z_BZ, labels_B), OUTPUT_INIT_STD)
     data_dependent_init(weight_normed_layers(disc), lambda: disc(real_BCHW, generator), OUTPUT_INIT_STD)
     return gen, disc
-
-
-def batch_indices(n: int, batch_size: int, iterations: int, generator: torch.Generator):
-    """Yields `iterations` index tensors [min(batch_size, n)] of consecutive slices of fresh permutations."""
-    batch_size = min(batch_size, n)
-    order, position = None, n
-    for _ in range(iterations):
-        if position + batch_size > n:
-            order, position = torch.randperm(n, generator=generator, device=generator.device), 0
-        yield order[position:position + batch_size]
-        position += batch_size
 
 
 def draw_latent(count: int, latent_dim: int, generator: torch.Generator, device) -> torch.Tensor:

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
-from gans.registry import ConditionalGenerator, register_family, train_images_to_float
+from gans.registry import ConditionalGenerator, batch_indices, register_family, train_images_to_float
 
 IMAGE_SIZE = 28
 BASE_SIZE = IMAGE_SIZE // 4  # 7: the generator's first feature map, upsampled twice
@@ -151,18 +151,6 @@ def init_networks(config: DCGANConfig, device, generator: torch.Generator) -> tu
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator, device=generator.device)))
         return build(config).to(device), build_discriminator(config).to(device)
-
-
-def batch_indices(n: int, batch_size: int, steps: int, generator: torch.Generator):
-    """`steps` index batches [B] (B = min(batch_size, n)) from successive shuffles of range(n); each shuffle's
-    incomplete tail is skipped so that every batch has B images (batch norm)."""
-    size = min(batch_size, n)
-    order, start = None, n
-    for _ in range(steps):
-        if start + size > n:
-            order, start = torch.randperm(n, generator=generator, device=generator.device), 0
-        yield order[start:start + size]
-        start += size
 
 
 def adversarial_step(netG: DCGANGenerator, netD: DCGANDiscriminator, optG, optD, real_NCHW: torch.Tensor,

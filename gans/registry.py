@@ -78,3 +78,15 @@ def get_family(name: str) -> GanFamily:
 def train_images_to_float(images: ImageSet, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Real uint8 images -> float [N,1,28,28] in [-1, 1] and labels [N], on `device` (the GAN input range)."""
     return images.images_NCHW.to(device).float().div(127.5).sub(1), images.labels_N.to(device)
+
+
+def batch_indices(n: int, batch_size: int, steps: int, generator: torch.Generator):
+    """Yields `steps` index batches [B] (B = min(batch_size, n)) from successive shuffles of range(n); each
+    shuffle's incomplete tail is skipped so that every batch has B images (batch norm, per-class statistics)."""
+    size = min(batch_size, n)
+    order, start = None, n
+    for _ in range(steps):
+        if start + size > n:
+            order, start = torch.randperm(n, generator=generator, device=generator.device), 0
+        yield order[start:start + size]
+        start += size

@@ -48,10 +48,12 @@ def frechet_distance(features_a_ND: torch.Tensor, features_b_MD: torch.Tensor) -
     a, b = features_a_ND.numpy(), features_b_MD.numpy()
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = scipy.linalg.sqrtm(cov_a @ cov_b)
-    if np.iscomplexobj(root):
-        root = root.real
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * root))
+    # Tr((S_a S_b)^½) = Σ √λ(S_a^½ S_b S_a^½): symmetric PSD eigenproblems, stable when S is singular
+    # (dead ReLU units have zero variance).
+    eigenvalues, vectors = scipy.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(eigenvalues.clip(min=0))) @ vectors.T
+    trace_root = np.sqrt(scipy.linalg.eigvalsh(root_a @ cov_b @ root_a).clip(min=0)).sum()
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 
 
 def train_reference_classifier(train: ImageSet, config: QualityConfig, device) -> GalCNN:

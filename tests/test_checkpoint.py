@@ -1,0 +1,76 @@
+"""GAN checkpoints: round trip, and refusal of anything that is not exactly what it claims to be."""
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from acquire.data import ImageSet
+from gans.checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
+from gans.registry import get_family
+
+MARKER = {}
+
+
+class Exploit:
+    """A pickle payload that would run code on load."""
+
+    def __reduce__(self):
+        return (MARKER.__setitem__, ("executed", True))
+
+
+@pytest.fixture
+def saved(tmp_path):
+    family = get_family("small_dcgan")
+    config = family.config_class()
+    torch.manual_seed(0)
+    generator = family.build(config)
+    data = ImageSet(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4))
+    return save_checkpoint(tmp_path / "small_dcgan.pt", "small_dcgan", generator, config, data), generator
+
+
+def test_round_trip_gives_the_same_samples(saved):
+    path, generator = saved
+    loaded, meta = load_checkpoint(path, "small_dcgan")
+    labels = torch.arange(10)
+    assert torch.equal(loaded.sample(labels, torch.Generator().manual_seed(1)),
+                       generator.sample(labels, torch.Generator().manual_seed(1)))
+    assert meta["family"] == "small_dcgan" and len(meta["training_data_sha256"]) == 64
+
+
+def test_malicious_pickle_is_refused_even_with_a_matching_digest(saved):
+    path, _ = saved
+    with open(path, "wb") as f:
+        pickle.dump({"weight": Exploit()}, f)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["weights_sha256"] = file_sha256(path)  # the attacker also rewrote the sidecar
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="not a plain tensor checkpoint"):
+        load_checkpoint(path, "small_dcgan")
+    assert "executed" not in MARKER
+
+
+def test_corrupt_file_is_refused(saved):
+    path, _ = saved
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_checkpoint(path, "small_dcgan")
+
+
+def test_other_family_or_architecture_is_refused(saved):
+    path, _ = saved
+    with pytest.raises(CheckpointError, match="not 'large_dcgan'"):
+        load_checkpoint(path, "large_dcgan")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["config"]["g_channels"] *= 2
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="does not match the small_dcgan architecture"):
+        load_checkpoint(path, "small_dcgan")
+
+
+def test_missing_sidecar_is_refused(saved):
+    path, _ = saved
+    path.with_suffix(".json").unlink()
+    with pytest.raises(CheckpointError, match="sidecar"):
+        load_checkpoint(path)

@@ -1,0 +1,392 @@
+"""Progressive growing of GANs (Karras et al. 2017) at MNIST scale, class-conditional through an AC-GAN head.
+
+Training grows both networks 4 -> 8 -> 16 -> 32 on MNIST padded to 32x32 (2 pixels of -1 on every side).
+Each new resolution is faded in: over a phase of ``images_per_stage`` images alpha goes 0 -> 1 and the output
+is lerp(upsampled toRGB of the previous resolution, toRGB of the new block, alpha), mirrored in the critic
+(lerp of fromRGB of the 2x-downsampled input and the new block's output); a stabilising phase of the same
+length at alpha = 1 follows. Every conv/linear layer has an equalised learning rate, the generator applies
+pixel norm after every conv, the critic's last block starts with a minibatch standard-deviation channel.
+Loss: WGAN-GP (lambda 10) plus drift 0.001 * E[D(real)^2], plus the AC-GAN cross-entropy of the critic's
+10 class logits on real and fake images (critic) and on fake images (generator). Adam (lr 1e-3, betas (0, 0.99),
+eps 1e-8) with fresh state at each new resolution, one critic step per generator step. The returned generator is
+an exponential moving average of the trained one, as in the paper.
+
+Deviations from the paper, for the zoo and the CPU budget: the generator ends in tanh (the interface needs images
+in [-1, 1]); the EMA decays by 0.99 per step, not 0.999 (a phase here is a few hundred steps, not ~50,000); the
+networks are narrow (64 feature maps at most) and the phases short (24,000 images, not 800,000).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from acquire.data import ImageSet
+from gans.registry import ConditionalGenerator, register_family, train_images_to_float
+
+PAD = 2                # MNIST 28x28 -> 32x32
+BASE_RESOLUTION = 4
+FINAL_RESOLUTION = 28 + 2 * PAD
+LEAK = 0.2
+
+
+@dataclass
+class PgganConfig:
+    """Architecture and training budget of a PGGAN.
+
+    channels: feature maps at resolutions 4, 8, 16, 32 (in G and D);
+    images_per_stage: real images shown per phase (the 4x4 stage has one stabilising phase, every later
+    resolution a fade-in phase and a stabilising phase: 7 phases in all);
+    batch_sizes: minibatch size at resolutions 4, 8, 16, 32 (each a multiple of mbstd_group).
+
+    The defaults show 7 x 24,000 = 168,000 images. Measured with 1 CPU thread (images/s of a critic + generator
+    step pair): 680 at 4x4, 230 at 8x8, 140 at 16x16, 69 at 32x32, so ~21 min on 1 thread and ~13-14 min on
+    2 cores; 4x4 ~35 s, 8x8 ~3.4 min, 16x16 ~5.8 min, 32x32 ~11.7 min of it (1 thread). Small batches at low
+    resolution buy more updates where steps are cheap. G has 245,268 parameters, D 212,731.
+    """
+
+    latent_dim: int = 64
+    label_dim: int = 32
+    channels: tuple[int, ...] = (64, 64, 32, 16)
+    images_per_stage: int = 24_000
+    batch_sizes: tuple[int, ...] = (16, 16, 32, 64)
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.0, 0.99)
+    adam_eps: float = 1e-8
+    lambda_gp: float = 10.0
+    drift: float = 1e-3
+    ac_weight: float = 1.0
+    mbstd_group: int = 4
+    ema_decay: float = 0.99
+    num_classes: int = 10
+
+    def __post_init__(self):
+        self.channels, self.batch_sizes, self.betas = tuple(self.channels), tuple(self.batch_sizes), tuple(self.betas)
+        if BASE_RESOLUTION * 2 ** (len(self.channels) - 1) != FINAL_RESOLUTION:
+            raise ValueError(f"channels needs one width per resolution 4..{FINAL_RESOLUTION} "
+                             f"({int(math.log2(FINAL_RESOLUTION // BASE_RESOLUTION)) + 1} values), got {self.channels}")
+        if len(self.batch_sizes) != len(self.channels):
+            raise ValueError(f"batch_sizes needs one size per resolution, got {self.batch_sizes}")
+        if min(self.channels + (self.latent_dim, self.label_dim, self.images_per_stage, self.mbstd_group)) <= 0:
+            raise ValueError("channels, latent_dim, label_dim, images_per_stage and mbstd_group must be positive")
+        if any(b <= 0 or b % self.mbstd_group for b in self.batch_sizes):
+            raise ValueError(f"every batch size must be a positive multiple of mbstd_group={self.mbstd_group}, "
+                             f"got {self.batch_sizes}")
+        if self.lr <= 0 or self.lambda_gp < 0 or self.drift < 0 or self.ac_weight < 0 or not 0 <= self.ema_decay < 1:
+            raise ValueError("need lr > 0, lambda_gp, drift, ac_weight >= 0 and 0 <= ema_decay < 1")
+
+    @property
+    def final_level(self) -> int:
+        """Index of the 32x32 resolution (level l is resolution 4 * 2**l)."""
+        return len(self.channels) - 1
+
+
+# ---------------------------------------------------------------------------------------------- layers
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalised learning rate: weights N(0,1), scaled by gain/sqrt(fan_in) at run time."""
+
+    def __init__(self, in_features: int, out_features: int, gain: float = math.sqrt(2), bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.scale = gain / math.sqrt(in_features)
+
+    @property
+    def effective_weight(self) -> torch.Tensor:
+        return self.weight * self.scale
+
+    def forward(self, x_NI: torch.Tensor) -> torch.Tensor:
+        """[N, in] -> [N, out]."""
+        return F.linear(x_NI, self.effective_weight, self.bias)
+
+
+class EqualConv2d(nn.Module):
+    """Same-padded conv with equalised learning rate (He's constant gain/sqrt(in * k * k) applied at run time)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, gain: float = math.sqrt(2)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.scale = gain / math.sqrt(in_channels * kernel_size * kernel_size)
+        self.padding = kernel_size // 2
+
+    @property
+    def effective_weight(self) -> torch.Tensor:
+        return self.weight * self.scale
+
+    def forward(self, x_NCHW: torch.Tensor) -> torch.Tensor:
+        """[N, in, H, W] -> [N, out, H, W]."""
+        return F.conv2d(x_NCHW, self.effective_weight, self.bias, padding=self.padding)
+
+
+def pixel_norm(x_NC: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Each pixel's feature vector (dim 1) scaled to unit mean square."""
+    return x_NC * torch.rsqrt(x_NC.square().mean(dim=1, keepdim=True) + eps)
+
+
+def minibatch_stddev(x_NCHW: torch.Tensor, group_size: int) -> torch.Tensor:
+    """[N,C,H,W] -> [N,C+1,H,W]: appends the feature stddev over groups of `group_size`, averaged to one value.
+
+    Sample n belongs to group n % (N / group_size) (groups are strided, as in the paper's code).
+    """
+    n, _, h, w = x_NCHW.shape
+    group_size = min(group_size, n)
+    y_GMCHW = x_NCHW.reshape(group_size, n // group_size, *x_NCHW.shape[1:])
+    std_MCHW = (y_GMCHW.var(dim=0, unbiased=False) + 1e-8).sqrt()
+    std_N = std_MCHW.mean(dim=(1, 2, 3)).repeat(group_size)
+    return torch.cat([x_NCHW, std_N.view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
+
+
+def lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, LEAK)
+
+
+def upsample(x_NCHW: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour 2x upsampling."""
+    return F.interpolate(x_NCHW, scale_factor=2, mode="nearest")
+
+
+def downsample(x_NCHW: torch.Tensor) -> torch.Tensor:
+    """2x2 average pooling."""
+    return F.avg_pool2d(x_NCHW, 2)
+
+
+# -------------------------------------------------------------------------------------------- generator
+
+
+class GeneratorBlock(nn.Module):
+    """Upsample 2x, then two 3x3 convs, each followed by leaky ReLU and pixel norm: [N,Cin,R,R] -> [N,Cout,2R,2R]."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = EqualConv2d(in_channels, out_channels, 3)
+        self.conv2 = EqualConv2d(out_channels, out_channels, 3)
+
+    def forward(self, x_NCHW: torch.Tensor) -> torch.Tensor:
+        h = pixel_norm(lrelu(self.conv1(upsample(x_NCHW))))
+        return pixel_norm(lrelu(self.conv2(h)))
+
+
+class PgganGenerator(ConditionalGenerator):
+    """forward(z [N, latent_dim], labels [N]) -> images [N,1,28,28] in [-1,1] (full network, alpha = 1).
+
+    The label enters as a learned embedding (equalised linear on its one-hot) concatenated to z before pixel norm.
+    """
+
+    def __init__(self, config: PgganConfig):
+        super().__init__()
+        self.latent_dim, self.num_classes = config.latent_dim, config.num_classes
+        self.final_level = config.final_level
+        c0 = config.channels[0]
+        # a one-hot input has a single non-zero entry: unit run-time scale makes the embedding N(0,1) like z
+        self.label_embedding = EqualLinear(config.num_classes, config.label_dim, gain=math.sqrt(config.num_classes),
+                                           bias=False)
+        self.dense = EqualLinear(config.latent_dim + config.label_dim, c0 * BASE_RESOLUTION ** 2,
+                                 gain=math.sqrt(2) / 4)  # the paper's 4x4 "conv" on a 1x1 input
+        self.conv = EqualConv2d(c0, c0, 3)
+        self.blocks = nn.ModuleList(GeneratorBlock(cin, cout) for cin, cout in zip(config.channels, config.channels[1:]))
+        self.to_rgb = nn.ModuleList(EqualConv2d(c, 1, 1, gain=1.0) for c in config.channels)
+
+    def base(self, z_NZ: torch.Tensor, labels_N: torch.Tensor) -> torch.Tensor:
+        """The 4x4 features [N, channels[0], 4, 4]."""
+        embedding = self.label_embedding(F.one_hot(labels_N, self.num_classes).to(z_NZ.dtype))
+        h = lrelu(self.dense(pixel_norm(torch.cat([z_NZ, embedding], dim=1))))
+        h = pixel_norm(h.view(len(z_NZ), -1, BASE_RESOLUTION, BASE_RESOLUTION))
+        return pixel_norm(lrelu(self.conv(h)))
+
+    def synthesize(self, z_NZ: torch.Tensor, labels_N: torch.Tensor, level: int, alpha: float = 1.0) -> torch.Tensor:
+        """Images [N,1,R,R] in [-1,1] at resolution R = 4 * 2**level, the newest block faded in by alpha."""
+        h = self.base(z_NZ, labels_N)
+        if level == 0:
+            return torch.tanh(self.to_rgb[0](h))
+        for block in self.blocks[:level - 1]:
+            h = block(h)
+        rgb = self.to_rgb[level](self.blocks[level - 1](h))
+        if alpha < 1:
+            rgb = torch.lerp(upsample(self.to_rgb[level - 1](h)), rgb, alpha)
+        return torch.tanh(rgb)
+
+    def forward(self, z_NZ: torch.Tensor, labels_N: torch.Tensor) -> torch.Tensor:
+        """[N, latent_dim], [N] -> [N,1,28,28]: the 32x32 output with the padding cropped off."""
+        return self.synthesize(z_NZ, labels_N, self.final_level)[:, :, PAD:-PAD, PAD:-PAD]
+
+
+# ----------------------------------------------------------------------------------------------- critic
+
+
+class CriticBlock(nn.Module):
+    """Two 3x3 convs with leaky ReLU, then 2x2 average pooling: [N,Cin,2R,2R] -> [N,Cout,R,R]."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = EqualConv2d(in_channels, in_channels, 3)
+        self.conv2 = EqualConv2d(in_channels, out_channels, 3)
+
+    def forward(self, x_NCHW: torch.Tensor) -> torch.Tensor:
+        return downsample(lrelu(self.conv2(lrelu(self.conv1(x_NCHW)))))
+
+
+class PgganCritic(nn.Module):
+    """forward(images [N,1,R,R], level, alpha) -> [N, 1 + num_classes]: WGAN critic score, then class logits."""
+
+    def __init__(self, config: PgganConfig):
+        super().__init__()
+        c0 = config.channels[0]
+        self.mbstd_group = config.mbstd_group
+        self.from_rgb = nn.ModuleList(EqualConv2d(1, c, 1) for c in config.channels)
+        self.blocks = nn.ModuleList(CriticBlock(cin, cout) for cout, cin in zip(config.channels, config.channels[1:]))
+        self.conv = EqualConv2d(c0 + 1, c0, 3)
+        self.dense = EqualLinear(c0 * BASE_RESOLUTION ** 2, c0)
+        self.out = EqualLinear(c0, 1 + config.num_classes, gain=1.0)
+
+    def forward(self, x_N1RR: torch.Tensor, level: int, alpha: float = 1.0) -> torch.Tensor:
+        h = lrelu(self.from_rgb[level](x_N1RR))
+        if level > 0:
+            h = self.blocks[level - 1](h)
+            if alpha < 1:
+                h = torch.lerp(lrelu(self.from_rgb[level - 1](downsample(x_N1RR))), h, alpha)
+            for block in reversed(self.blocks[:level - 1]):
+                h = block(h)
+        h = lrelu(self.conv(minibatch_stddev(h, self.mbstd_group)))
+        return self.out(lrelu(self.dense(h.flatten(1))))
+
+
+# --------------------------------------------------------------------------------------------- training
+
+
+def gradient_penalty(critic, real_NCHW: torch.Tensor, fake_NCHW: torch.Tensor, t_N111: torch.Tensor,
+                     lambda_gp: float) -> torch.Tensor:
+    """lambda_gp * E[(||grad critic(x_hat)|| - 1)^2] at x_hat = real + t (fake - real); critic: [N,...] -> [N]."""
+    x_hat = torch.lerp(real_NCHW.detach(), fake_NCHW.detach(), t_N111).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return lambda_gp * (grad.flatten(1).norm(dim=1) - 1).square().mean()
+
+
+def reals_at(reals_N1HW: torch.Tensor, level: int, final_level: int, alpha: float) -> torch.Tensor:
+    """32x32 reals downsampled to level's resolution; while fading, blended like G's output (low-res upsampled)."""
+    x = F.avg_pool2d(reals_N1HW, 2 ** (final_level - level)) if level < final_level else reals_N1HW
+    return torch.lerp(upsample(downsample(x)), x, alpha) if alpha < 1 else x
+
+
+def schedule(config: PgganConfig) -> list[tuple[int, bool]]:
+    """The phases as (level, fading): stabilise at 4x4, then fade in and stabilise each higher resolution."""
+    return [(0, False)] + [(level, fading) for level in range(1, config.final_level + 1) for fading in (True, False)]
+
+
+def seeded_init(module_class, config: PgganConfig, generator: torch.Generator) -> nn.Module:
+    """module_class(config) with weights drawn from a seed taken from `generator`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator, device=generator.device)))
+        return module_class(config)
+
+
+class Trainer:
+    """One WGAN-GP + AC-GAN step pair (critic, then generator) at a given level and alpha, plus the EMA update."""
+
+    def __init__(self, config: PgganConfig, reals_N1HW: torch.Tensor, labels_N: torch.Tensor,
+                 generator_net: PgganGenerator, critic: PgganCritic, ema: PgganGenerator, generator: torch.Generator):
+        self.config, self.reals_N1HW, self.labels_N = config, reals_N1HW, labels_N
+        self.G, self.D, self.ema, self.rng = generator_net, critic, ema, generator
+        self.reset_optimisers()
+
+    def reset_optimisers(self) -> None:
+        """Fresh Adam state (done when a new resolution starts, as in the paper's code)."""
+        c = self.config
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=c.betas, eps=c.adam_eps)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=c.lr, betas=c.betas, eps=c.adam_eps)
+
+    def randint(self, high: int, batch: int) -> torch.Tensor:
+        """[B] integers in [0, high) from the training generator, on the data's device."""
+        return torch.randint(high, (batch,), generator=self.rng, device=self.rng.device).to(self.labels_N.device)
+
+    def fakes(self, batch: int, level: int, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generated images [B,1,R,R] and their labels [B]."""
+        labels_B = self.randint(self.config.num_classes, batch)
+        z_BZ = torch.randn(batch, self.config.latent_dim, generator=self.rng, device=self.rng.device)
+        return self.G.synthesize(z_BZ.to(labels_B.device), labels_B, level, alpha), labels_B
+
+    def critic_step(self, batch: int, level: int, alpha: float) -> float:
+        """One Adam step of D on a real and a fake batch; returns its loss."""
+        c = self.config
+        index_B = self.randint(len(self.labels_N), batch)
+        real = reals_at(self.reals_N1HW[index_B], level, c.final_level, alpha)
+        with torch.no_grad():
+            fake, fake_labels = self.fakes(batch, level, alpha)
+        out_real, out_fake = self.D(real, level, alpha), self.D(fake, level, alpha)
+        t_B111 = torch.rand(batch, 1, 1, 1, generator=self.rng, device=self.rng.device).to(real.device)
+        penalty = gradient_penalty(lambda x: self.D(x, level, alpha)[:, 0], real, fake, t_B111, c.lambda_gp)
+        loss = (out_fake[:, 0].mean() - out_real[:, 0].mean() + penalty
+                + c.drift * out_real[:, 0].square().mean()
+                + c.ac_weight * (F.cross_entropy(out_real[:, 1:], self.labels_N[index_B])
+                                 + F.cross_entropy(out_fake[:, 1:], fake_labels)))
+        self.opt_D.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_D.step()
+        return loss.item()
+
+    def generator_step(self, batch: int, level: int, alpha: float) -> float:
+        """One Adam step of G (D frozen), then the EMA generator moves towards G; returns G's loss."""
+        c = self.config
+        self.D.requires_grad_(False)
+        fake, fake_labels = self.fakes(batch, level, alpha)
+        out = self.D(fake, level, alpha)
+        loss = -out[:, 0].mean() + c.ac_weight * F.cross_entropy(out[:, 1:], fake_labels)
+        self.opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_G.step()
+        self.D.requires_grad_(True)
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.G.parameters()), 1 - c.ema_decay)
+        return loss.item()
+
+
+def padded_reals(images: ImageSet, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real images as float [N,1,32,32] in [-1,1] (2 pixels of -1 around each side) and labels [N]."""
+    x_N1HW, labels_N = train_images_to_float(images, device)
+    return F.pad(x_N1HW, (PAD, PAD, PAD, PAD), value=-1.0), labels_N
+
+
+def build(config: PgganConfig) -> PgganGenerator:
+    """An untrained generator with every block (the 32x32 network)."""
+    return PgganGenerator(config)
+
+
+def train(images: ImageSet, config: PgganConfig, device, generator: torch.Generator,
+          progress: bool = True) -> PgganGenerator:
+    """Grow G and D from 4x4 to 32x32 on `images`; returns the EMA generator (eval mode)."""
+    reals_N1HW, labels_N = padded_reals(images, device)
+    G = seeded_init(PgganGenerator, config, generator).to(device)
+    D = seeded_init(PgganCritic, config, generator).to(device)
+    ema = copy.deepcopy(G).requires_grad_(False)
+    trainer = Trainer(config, reals_N1HW, labels_N, G, D, ema, generator)
+    phases = schedule(config)
+    bar = tqdm(total=config.images_per_stage * len(phases), unit="img", desc="pggan", disable=not progress)
+    for level, fading in phases:
+        if fading:
+            trainer.reset_optimisers()
+        batch, shown = config.batch_sizes[level], 0
+        while shown < config.images_per_stage:
+            alpha = min(shown / config.images_per_stage, 1.0) if fading else 1.0
+            d_loss = trainer.critic_step(batch, level, alpha)
+            g_loss = trainer.generator_step(batch, level, alpha)
+            step = min(batch, config.images_per_stage - shown)
+            shown += step
+            bar.update(step)
+            bar.set_postfix(res=BASE_RESOLUTION * 2 ** level, alpha=f"{alpha:.2f}", d=f"{d_loss:.2f}",
+                            g=f"{g_loss:.2f}", refresh=False)
+    bar.close()
+    return ema.eval()
+
+
+register_family(
+    "pggan", PgganConfig, build, train,
+    "Progressive growing GAN (Karras et al. 2017): 4->32 with fade-in, equalised lr, pixel norm, minibatch "
+    "stddev, WGAN-GP + drift, AC-GAN class head, EMA generator")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -102,7 +103,8 @@ def is_up_to_date(path: Path, config, data: ImageSet, seed: int) -> bool:
         meta = read_sidecar(path)
     except CheckpointError:
         return False
-    return (meta.get("config") == dataclasses.asdict(config) and meta.get("seed") == seed
+    as_saved = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples come back from JSON as lists
+    return (meta.get("config") == as_saved and meta.get("seed") == seed
             and meta.get("training_data_sha256") == data_digest(data))
 
 

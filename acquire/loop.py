@@ -16,7 +16,6 @@ every random draw is derived from (seed, arm, round), it produces the rows an un
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import re
 import time
@@ -33,6 +32,7 @@ from acquire.mc_dropout import draw_head_masks, mc_dropout_probs
 from acquire.metrics import accuracy, balanced_accuracy
 from acquire.model import GalCNN, TrainConfig, new_model, predict, train_classifier
 from acquire.pool import REAL_SOURCE, CandidatePool
+from acquire.rundir import RunDirectoryError, lock_run_dir
 from acquire.seeding import derive_seed, make_generator
 
 CSV_COLUMNS = ["sources", "acquisition", "repeat", "seed", "round", "train_size", "n_real", "n_generated",
@@ -114,23 +114,6 @@ class ArmState:
     @property
     def rounds_done(self) -> int:
         return self.rows[-1]["round"] if self.rows else 0
-
-
-class RunDirectoryError(RuntimeError):
-    """The output directory holds a different or unfinished run; the message says what to do."""
-
-
-def lock_run_dir(out_dir: Path):
-    """Hold an exclusive lock on out_dir/.lock for this process's lifetime; a second run on the same
-    directory is refused instead of interleaving rows. Returns the open lock file (keep a reference)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(out_dir / ".lock", "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise RunDirectoryError(f"another process is running in {out_dir}; wait for it or stop it first") from None
-    return handle
 
 
 def prepare_run_dir(out_dir: Path, config: ExperimentConfig, resume: bool) -> None:

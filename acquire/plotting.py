@@ -175,3 +175,55 @@ def plot_curves(
     """Draw `build_figure` and write it atomically to `out_path` (format from its suffix)."""
     fig = build_figure(df, metric=metric, last_rounds=last_rounds, title=title)
     return write_atomic(Path(out_path), lambda tmp: fig.savefig(tmp, dpi=150))
+
+
+# ---------------------------------------------------------------------------------------- sweeps
+
+
+def summarise_sweep(df: pd.DataFrame, x: str, line: str, metric: str = "accuracy",
+                    facet: str | None = None) -> pd.DataFrame:
+    """Mean, population std and count of `metric` over repeats, per (facet, line, x); sorted by those keys."""
+    keys = ([facet] if facet else []) + [line, x]
+    missing = [c for c in keys + [metric] if c not in df.columns]
+    if missing:
+        raise ValueError(f"missing column(s) {', '.join(missing)}")
+    values = df.dropna(subset=[metric])
+    if values.empty:
+        raise ValueError(f"no non-missing {metric} values to summarise")
+    grouped = values.groupby(keys, sort=True)[metric]
+    out = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0), "n_repeats": grouped.count()})
+    return out.reset_index()
+
+
+def plot_sweep(df: pd.DataFrame, out_path: PathLike, x: str, line: str, metric: str = "accuracy",
+               facet: str | None = None, xlabel: str | None = None, title: str | None = None,
+               log_x: bool = False) -> Path:
+    """`metric` (percent) against `x`, one line per value of `line` with a mean ± 1 std band over repeats;
+    one panel per value of `facet` (e.g. the real training-set size). Written atomically to `out_path`."""
+    summary = summarise_sweep(df, x, line, metric, facet)
+    panels = list(summary.groupby(facet, sort=True)) if facet else [(None, summary)]
+    fig = Figure(figsize=(6.5 * len(panels), 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    lines = sorted(summary[line].unique(), key=str)
+    colours = {name: f"C{i % 10}" for i, name in enumerate(lines)}
+    for ax, (panel, part) in zip(axes, panels):
+        for name, curve in part.groupby(line, sort=True):
+            xs = curve[x].to_numpy()
+            mean, std = 100 * curve["mean"].to_numpy(), 100 * curve["std"].to_numpy()
+            repeats = int(curve["n_repeats"].max())
+            ax.plot(xs, mean, "o-", color=colours[name], linewidth=1.6, markersize=4,
+                    label=f"{name} ({repeats} {'run' if repeats == 1 else 'runs'})")
+            ax.fill_between(xs, mean - std, mean + std, color=colours[name], alpha=0.2, linewidth=0)
+        if log_x:
+            ax.set_xscale("log")
+            ax.set_xticks(sorted(part[x].unique()), [str(v) for v in sorted(part[x].unique())])
+        ax.set_xlabel(xlabel or x)
+        ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (%)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+        if facet:
+            ax.set_title(f"{facet} = {panel}")
+    if title:
+        fig.suptitle(title)
+    return write_atomic(Path(out_path), lambda tmp: fig.savefig(tmp, dpi=150))

@@ -6,6 +6,10 @@ is lerp(upsampled toRGB of the previous resolution, toRGB of the new block, alph
 (lerp of fromRGB of the 2x-downsampled input and the new block's output); a stabilising phase of the same
 length at alpha = 1 follows. Every conv/linear layer has an equalised learning rate, the generator applies
 pixel norm after every conv, the critic's last block starts with a minibatch standard-deviation channel.
+Every minibatch is label-grouped: the members of each minibatch-stddev group share one digit (reals drawn from
+that digit's images, fakes conditioned on it), so the statistic measures within-class diversity. With groups of
+mixed digits the critic cannot see a generator that ignores z, and our first run collapsed to one image per digit
+(within-class pixel std 0.41 of the real one after the 8x8 stage; 0.70 with label-grouped groups).
 Loss: WGAN-GP (lambda 10) plus drift 0.001 * E[D(real)^2], plus the AC-GAN cross-entropy of the critic's
 10 class logits on real and fake images (critic) and on fake images (generator). Adam (lr 1e-3, betas (0, 0.99),
 eps 1e-8) with fresh state at each new resolution, one critic step per generator step. The returned generator is
@@ -295,6 +299,12 @@ class Trainer:
                  generator_net: PgganGenerator, critic: PgganCritic, ema: PgganGenerator, generator: torch.Generator):
         self.config, self.reals_N1HW, self.labels_N = config, reals_N1HW, labels_N
         self.G, self.D, self.ema, self.rng = generator_net, critic, ema, generator
+        self.by_class_N = torch.argsort(labels_N, stable=True)  # image indices sorted by digit
+        self.class_counts_K = torch.bincount(labels_N, minlength=config.num_classes)
+        self.class_starts_K = torch.cumsum(self.class_counts_K, 0) - self.class_counts_K
+        if (self.class_counts_K == 0).any():
+            missing = (self.class_counts_K == 0).nonzero().flatten().tolist()
+            raise ValueError(f"PGGAN training needs images of every class; none of class(es) {missing}")
         self.reset_optimisers()
 
     def reset_optimisers(self) -> None:
@@ -307,16 +317,26 @@ class Trainer:
         """[B] integers in [0, high) from the training generator, on the data's device."""
         return torch.randint(high, (batch,), generator=self.rng, device=self.rng.device).to(self.labels_N.device)
 
+    def grouped_labels(self, batch: int) -> torch.Tensor:
+        """[B] random digits, equal within each minibatch-stddev group (sample n is in group n % (B / group))."""
+        return self.randint(self.config.num_classes, batch // self.config.mbstd_group).repeat(self.config.mbstd_group)
+
+    def real_index(self, labels_B: torch.Tensor) -> torch.Tensor:
+        """[B] indices of real images drawn uniformly among those of each requested digit."""
+        u_B = torch.rand(len(labels_B), generator=self.rng, device=self.rng.device).to(labels_B.device)
+        offset_B = (u_B * self.class_counts_K[labels_B]).long().clamp(max=self.class_counts_K[labels_B] - 1)
+        return self.by_class_N[self.class_starts_K[labels_B] + offset_B]
+
     def fakes(self, batch: int, level: int, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Generated images [B,1,R,R] and their labels [B]."""
-        labels_B = self.randint(self.config.num_classes, batch)
+        """Generated images [B,1,R,R] and their (label-grouped) labels [B]."""
+        labels_B = self.grouped_labels(batch)
         z_BZ = torch.randn(batch, self.config.latent_dim, generator=self.rng, device=self.rng.device)
         return self.G.synthesize(z_BZ.to(labels_B.device), labels_B, level, alpha), labels_B
 
     def critic_step(self, batch: int, level: int, alpha: float) -> float:
         """One Adam step of D on a real and a fake batch; returns its loss."""
         c = self.config
-        index_B = self.randint(len(self.labels_N), batch)
+        index_B = self.real_index(self.grouped_labels(batch))
         real = reals_at(self.reals_N1HW[index_B], level, c.final_level, alpha)
         with torch.no_grad():
             fake, fake_labels = self.fakes(batch, level, alpha)

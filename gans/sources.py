@@ -8,7 +8,7 @@ import torch
 
 from acquire.data import ImageSet
 from acquire.seeding import derive_seed
-from gans.checkpoint import load_checkpoint
+from gans.checkpoint import load_checkpoint, read_sidecar
 from gans.quality import balanced_labels
 
 DEFAULT_GAN_DIR = Path("runs/gans")
@@ -25,13 +25,23 @@ def checkpoint_path(gan_dir: Path, family: str) -> Path:
     return Path(gan_dir) / f"{family}.pt"
 
 
-def generated_source(family: str, gan_dir: Path, per_class: int, seed: int, device) -> ImageSet:
-    """per_class samples of every digit from the trained `family` generator: uint8 [10·per_class,1,28,28]."""
+def trained_checkpoint(gan_dir: Path, family: str) -> Path:
+    """The checkpoint of `family` in gan_dir; refuses an untrained GAN with the command that trains it."""
     path = checkpoint_path(gan_dir, family)
     if not path.exists():
-        raise GanNotTrainedError(f"GAN source {family!r} has no checkpoint at {path}; train it first with: "
+        raise GanNotTrainedError(f"GAN source {family!r} is not trained yet (no {path}). Train it first with: "
                                  f"python -m runners.train_gans --gans {family} --out {gan_dir}")
-    generator, _ = load_checkpoint(path, family, device)
+    return path
+
+
+def gan_weights_digest(gan_dir: Path, family: str) -> str:
+    """The sha256 of a trained GAN's weights, from its sidecar (record it so a resume cannot mix generators)."""
+    return read_sidecar(trained_checkpoint(gan_dir, family))["weights_sha256"]
+
+
+def generated_source(family: str, gan_dir: Path, per_class: int, seed: int, device) -> ImageSet:
+    """per_class samples of every digit from the trained `family` generator: uint8 [10·per_class,1,28,28]."""
+    generator, _ = load_checkpoint(trained_checkpoint(gan_dir, family), family, device)
     labels_N = balanced_labels(per_class, device)
     images_NCHW = generator.sample(labels_N, torch.Generator(device).manual_seed(derive_seed(seed, family, "pool")))
     return ImageSet(images_NCHW, labels_N)

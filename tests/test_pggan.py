@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from gans.checkpoint import load_checkpoint, save_checkpoint
-from gans.pggan import (EqualConv2d, EqualLinear, PgganConfig, PgganCritic, PgganGenerator, build, gradient_penalty,
-                        minibatch_stddev, padded_reals, pixel_norm, reals_at, schedule, seeded_init, upsample)
+from gans.pggan import (EqualConv2d, EqualLinear, PgganConfig, PgganCritic, PgganGenerator, Trainer, build,
+                        gradient_penalty, minibatch_stddev, padded_reals, pixel_norm, reals_at, schedule, seeded_init, upsample)
 from gans.registry import ConditionalGenerator, get_family
 
 TINY = PgganConfig(latent_dim=8, label_dim=4, channels=(8, 8, 4, 4), images_per_stage=16, batch_sizes=(8, 8, 8, 8))
@@ -152,3 +152,19 @@ def test_checkpoint_round_trip_gives_identical_samples(tiny_train, tmp_path):
     labels = torch.arange(10).repeat(3)
     assert torch.equal(loaded.sample(labels, torch.Generator().manual_seed(5)),
                        trained.sample(labels, torch.Generator().manual_seed(5)))
+
+
+def test_minibatch_stddev_groups_share_a_digit_for_reals_and_fakes(tiny_train):
+    """Label-grouped batches let the stddev channel see within-class diversity (a z-ignoring G is caught)."""
+    reals, labels = padded_reals(tiny_train, "cpu")
+    G, D = PgganGenerator(TINY), PgganCritic(TINY)
+    trainer = Trainer(TINY, reals, labels, G, D, G, torch.Generator().manual_seed(0))
+    groups = TINY.mbstd_group
+    labels_B = trainer.grouped_labels(16)
+    assert torch.equal(labels_B.view(groups, 16 // groups), labels_B[:16 // groups].repeat(groups, 1))
+    index_B = trainer.real_index(labels_B)
+    assert torch.equal(labels[index_B], labels_B)
+    drawn = trainer.real_index(torch.full((2000,), 3))
+    assert set(drawn.tolist()) == set((labels == 3).nonzero().flatten().tolist())  # uniform over all the 3s
+    with pytest.raises(ValueError, match="every class"):
+        Trainer(TINY, reals[labels != 7], labels[labels != 7], G, D, G, torch.Generator())

@@ -18,6 +18,13 @@ def test_overrides_are_typed_and_unknown_fields_refused():
         train_gans.family_config("small_dcgan", [("small_dcgan", "nope", "1")])
 
 
+def test_quick_preset_shortens_every_family_and_set_still_wins():
+    for name in train_gans.ALL_GANS:
+        full, quick = train_gans.family_config(name, []), train_gans.family_config(name, [], "quick")
+        assert quick != full, f"the quick preset leaves {name} at its full budget"
+    assert train_gans.family_config("dada", [("dada", "epochs", "0.05")], "quick").epochs == 0.05
+
+
 @pytest.mark.parametrize("name", ["pggan", "small_dcgan"])
 def test_a_checkpoint_with_the_same_config_seed_and_data_is_up_to_date(tmp_path, name):
     family = get_family(name)

@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="column to plot (default: %(default)s)")
     parser.add_argument("--last-rounds", type=int, default=20,
                         help="training-set sizes shown in the zoomed right panel (default: %(default)s)")
+    parser.add_argument("--max-train-size", type=int, default=None,
+                        help="drop rows above this training-set size, to compare runs of different lengths at a "
+                             "common size (default: keep all)")
     parser.add_argument("--title", default=None, help="figure title (default: none)")
     return parser
 
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         df = read_curves(args.csv, metric=args.metric)
+        if args.max_train_size is not None:
+            df = df[df["train_size"] <= args.max_train_size]
+            if df.empty:
+                raise ValueError(f"no rows with train_size <= {args.max_train_size}")
         out = plot_curves(df, args.out, metric=args.metric, last_rounds=args.last_rounds, title=args.title)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -84,6 +84,15 @@ def test_runner_main_writes_file(csv_path, tmp_path, capsys):
     assert "±" in stdout and f"wrote {out}" in stdout
 
 
+def test_runner_can_cut_runs_to_a_common_size(csv_path, tmp_path, capsys):
+    out = tmp_path / "fig.png"
+    assert plot_runner.main([str(csv_path), "--out", str(out), "--max-train-size", "100"]) == 0
+    final_sizes = [line.split()[2] for line in capsys.readouterr().out.splitlines()[1:3]]
+    assert final_sizes == ["100", "100"]
+    assert plot_runner.main([str(csv_path), "--out", str(out), "--max-train-size", "5"]) == 2
+    assert "no rows with train_size <= 5" in capsys.readouterr().err
+
+
 def test_runner_reports_missing_column(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     _write_csv(bad, drop=["train_size"])

@@ -13,10 +13,9 @@ from acquire.loop import ActiveLearningRun, ExperimentConfig, RunDirectoryError
 from acquire.model import TrainConfig
 from acquire.plotting import final_table, format_final_table, plot_curves, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
-from gans.checkpoint import CheckpointError, read_sidecar
+from gans.checkpoint import CheckpointError
 from gans.registry import get_family
-from gans.sources import (DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, GanNotTrainedError, checkpoint_path,
-                          generated_source)
+from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, GanNotTrainedError, gan_weights_digest, generated_source
 
 DESCRIPTION = """\
 Nielsen & Okoniewski's protocol (Algorithm 1): each round an MC-dropout CNN scores the candidate
@@ -110,15 +109,6 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         values["gan_checkpoints"] = {name: gan_weights_digest(args.gan_dir, name) for name in gans}
     train = TrainConfig(**{k: values.pop(k) for k in TRAIN_FLAGS if k in values})
     return ExperimentConfig(train=train, **values)
-
-
-def gan_weights_digest(gan_dir: Path, name: str) -> str:
-    """The sha256 of a trained GAN's weights, from its sidecar; refuses untrained GANs with the fix."""
-    path = checkpoint_path(gan_dir, name)
-    if not path.exists():
-        raise GanNotTrainedError(f"GAN source {name!r} is not trained yet (no {path}). Train it first with: "
-                                 f"python -m runners.train_gans --gans {name} --out {gan_dir}")
-    return read_sidecar(path)["weights_sha256"]
 
 
 def build_pools(config: ExperimentConfig, gan_dir: Path, data_dir: Path | None, device) -> dict[str, CandidatePool]:

@@ -72,7 +72,7 @@ def class_loss(logits_N2K: torch.Tensor, labels_N: torch.Tensor) -> torch.Tensor
 
 def phase_two_loss(logits_real_N2K: torch.Tensor, labels_real_N: torch.Tensor,
                    logits_gen_M2K: torch.Tensor, labels_gen_M: torch.Tensor) -> torch.Tensor:
-    """Eq. 5: L_data (real logits [N, 2k], labels [N]) + L_gen (generated logits [M, 2k], class labels [M] in 0..k-1)."""
+    """Eq. 5: L_data (real logits [N, 2k], labels [N]) + L_gen (generated logits [M, 2k], labels [M]), labels 0..k-1."""
     return class_loss(logits_real_N2K, labels_real_N) + class_loss(logits_gen_M2K, labels_gen_M)
 
 

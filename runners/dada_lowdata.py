@@ -1,0 +1,337 @@
+"""DADA in the extremely low data regime on MNIST (`python -m runners.dada_lowdata --help`).
+
+Zhang et al.'s section 4 protocol: n real training images per class (class-balanced, a different subset per
+repeat), the training options below, accuracy on the full real test set. One sweep cell = (method, n, repeat),
+one row of OUT/results.csv; the figure OUT/accuracy.png is accuracy against n, one line per method (their Fig. 2).
+
+Methods (all train the same network, `gans.dada.DadaDiscriminator`, with the phase-II loss and decision rule of
+`gans.dada_phase_two`, for the same number of steps):
+  C                      a fresh classifier on the real images alone (L_data only)
+  C_augmented            the same, each real batch randomly rotated, shifted and zoomed (acquire.augment)
+  DADA                   phase I (gans.dada) on the real images, then phase II: the phase-I classifier trained
+                         on real + frozen-G samples (L_data + L_gen)
+  DADA_augmented         DADA with the real images of phase II augmented as in C_augmented
+  GAN_samples            a fresh classifier on real + the same frozen phase-I G's samples: a conditional GAN's
+                         samples as plain extra labelled data (the paper's GAN baselines, sec. 4)
+  GAN_samples_augmented  the same with C_augmented's augmentation of the real images (as the paper's baselines)
+The paper's other baselines (per-class vanilla GANs, Improved GAN's k+1 loss) are not in this package; the
+GAN_samples pair keeps DADA's generator and removes its adversarially trained classifier, so the difference to
+DADA is what phase I's classifier adds beyond its samples.
+
+Why DADA's discriminator for every method: DADA's phase II fine-tunes it, so it must be DADA's classifier, and
+for a fair table every option gets the same network. Its class probability p_real(y|x) + p_fake(y|x) is a
+softmax over k folded logits, so without generated samples it is an ordinary k-way classifier (with the same
+Gaussian input noise as regulariser).
+
+Sharing and resuming: phase I depends only on (seed, n, repeat), so DADA, DADA_augmented and the GAN_samples
+methods on a subset share one phase-I run, cached as OUT/phase_one/n{n}_r{repeat}.pt (the state_dicts of G and
+C, loaded with weights_only=True; always read back from that file, so a resumed sweep, which skips the cached
+phase I, gives the same rows as an uninterrupted one). Every cell draws its randomness from generators keyed by
+(seed, purpose, n, repeat): the subset and phase I do not depend on the method or on the order of cells;
+phase II (a fresh classifier's init, the generated set, batches, augmentation) is keyed by the method too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from acquire.augment import AugmentConfig
+from acquire.data import DataError, ImageSet, class_balanced_indices, load_split
+from acquire.device import resolve_device
+from acquire.files import write_atomic
+from acquire.metrics import accuracy, balanced_accuracy
+from acquire.plotting import METRIC_LABELS, plot_sweep, summarise_sweep
+from acquire.rundir import RunDirectoryError
+from acquire.seeding import make_generator
+from acquire.sweep import Sweep
+from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one
+from gans.dada_phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training option: C starts from phase I or fresh; G's samples enter (eq. 7) or not; reals augmented or not."""
+
+    from_phase_one: bool
+    generated: bool
+    augment: bool
+
+    @property
+    def needs_phase_one(self) -> bool:
+        return self.from_phase_one or self.generated
+
+
+METHODS = {
+    "C": Method(from_phase_one=False, generated=False, augment=False),
+    "C_augmented": Method(from_phase_one=False, generated=False, augment=True),
+    "DADA": Method(from_phase_one=True, generated=True, augment=False),
+    "DADA_augmented": Method(from_phase_one=True, generated=True, augment=True),
+    "GAN_samples": Method(from_phase_one=False, generated=True, augment=False),
+    "GAN_samples_augmented": Method(from_phase_one=False, generated=True, augment=True),
+}
+DEFAULT_METHODS = ["C", "C_augmented", "DADA", "DADA_augmented", "GAN_samples_augmented"]
+COLUMNS = ["method", "n", "repeat", "accuracy", "balanced_accuracy", "train_images", "seconds"]
+KEY_COLUMNS = ["method", "n", "repeat"]
+RESUMABLE = ("sizes", "repeats", "methods")
+
+
+@dataclass
+class LowDataConfig:
+    """The whole sweep. Defaults (the paper preset) take ~21 min of one CPU core.
+
+    Measured as CPU time of one thread (OMP_NUM_THREADS=1; wall-clock time was up to twice that while other jobs
+    shared the 2 cores): a phase-I iteration (one C step on 32 real + 32 generated images, two G steps) takes
+    0.097 s whatever n, plus 1.6 s of set-up; a phase-II step 0.018 s on 32 real images (augmented or not) and
+    0.028 s on 32 real + 32 generated; scoring the 10,000 test images 1.1 s. So both budgets are counts, not
+    epochs (with 50-500 images an epoch is 2-16 iterations). Phase I: after 100 iterations on 100 images
+    the samples are blobs, after 300 recognisable digits. Phase II: the same steps for every method and n
+    (400 steps of 32 = 256 passes over 50 images, 26 over 500). Per (n, repeat) with the default 5 methods:
+    phase I 300 x 0.097 + 1.6 = 31 s, phase II 2 x 7 s + 3 x 11 s = 48 s, scoring 6 s; a timing run of one
+    n=10 pair took 106 s of CPU in all (3:14 wall under load), so 4 sizes x 3 repeats take ~21 min of CPU.
+    """
+
+    sizes: list[int] = dataclasses.field(default_factory=lambda: [5, 10, 20, 50])
+    repeats: int = 3
+    methods: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_METHODS))
+    phase_one_iterations: int = 300
+    phase_two_steps: int = 400
+    batch_size: int = 32
+    lr: float = 1e-3
+    generated_per_real: int = 9
+    seed: int = 0
+
+    def __post_init__(self):
+        self.sizes, self.methods = list(dict.fromkeys(self.sizes)), list(dict.fromkeys(self.methods))
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {', '.join(map(repr, unknown))}; available: {', '.join(METHODS)}")
+        if not self.methods or not self.sizes:
+            raise ValueError("need at least one method and one size")
+        for name, value in [("sizes", min(self.sizes)), ("repeats", self.repeats),
+                            ("phase_one_iterations", self.phase_one_iterations)]:
+            if value <= 0:
+                raise ValueError(f"{name} must be positive integers, got {value}")
+        self.phase_two()  # validates the phase-II settings
+
+    def phase_two(self, augment: bool = False) -> PhaseTwoConfig:
+        return PhaseTwoConfig(steps=self.phase_two_steps, batch_size=self.batch_size, lr=self.lr,
+                              generated_per_real=self.generated_per_real,
+                              augment=AugmentConfig() if augment else None)
+
+    def phase_one(self, train_images: int) -> DadaConfig:
+        """gans.dada's defaults with `epochs` set so that phase I makes exactly phase_one_iterations iterations."""
+        batch = DadaConfig.batch_size
+        return DadaConfig(epochs=(self.phase_one_iterations - 0.5) * batch / train_images)  # ceil() -> iterations
+
+    def to_json(self) -> dict:
+        """What config.json records: the sweep's settings, the phase-I architecture and the augmentation ranges."""
+        phase_one = dataclasses.asdict(DadaConfig())
+        del phase_one["epochs"]
+        return {**dataclasses.asdict(self), "phase_one_network": phase_one,
+                "augment": dataclasses.asdict(AugmentConfig())}
+
+
+DESCRIPTION = """\
+DADA (Zhang et al.) in the extremely low data regime on MNIST: for each n real images per class and
+repeat, trains C, C_augmented, DADA, DADA_augmented and a GAN-samples baseline (the frozen DADA
+generator's samples as extra labelled data), and scores each on the full 10,000-image real test set.
+Writes OUT/config.json, OUT/results.csv (one row per method, n and repeat, flushed as it goes),
+OUT/phase_one/ (the cached phase-I networks per n and repeat) and OUT/accuracy.png, then prints
+mean +/- std tables. A killed sweep continues with the same command plus --resume and gives the same rows.
+"""
+
+EPILOG = """\
+methods:
+  C                      the classifier alone on the n*10 real images
+  C_augmented            C with random rotation (+/-10 deg), shift (+/-2 px) and zoom (+/-10%) of real images
+  DADA                   phase I on the real images, then phase II (the phase-I classifier, real + generated)
+  DADA_augmented         DADA with the real images of phase II augmented as in C_augmented
+  GAN_samples            a fresh classifier on real + the frozen phase-I generator's samples
+  GAN_samples_augmented  GAN_samples with the augmentation (the paper's GAN baselines use it)
+  All use the same network (DADA's 2k-way classifier) and phase-II steps.
+
+presets (explicit flags override them):
+  paper  sizes 5,10,20,50, 3 repeats, 5 methods, 300 phase-I iterations, 400 phase-II steps:
+         ~21 min of one CPU core (the default)
+  quick  sizes 5,20, 1 repeat, 150 phase-I iterations, 200 phase-II steps: ~2 min of one CPU core
+
+examples:
+  python -m runners.dada_lowdata --preset quick --out runs/dada_quick
+  python -m runners.dada_lowdata --sizes 10,50 --methods C,DADA --repeats 5
+  python -m runners.dada_lowdata --out runs/dada_lowdata --resume --repeats 5   # add repeats to a sweep
+"""
+
+PRESETS = {
+    "paper": {},
+    "quick": {"sizes": [5, 20], "repeats": 1, "phase_one_iterations": 150, "phase_two_steps": 200},
+}
+FLAGS = ("sizes", "repeats", "methods", "phase_one_iterations", "phase_two_steps", "batch_size", "lr",
+         "generated_per_real", "seed")
+
+
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(item) for item in comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = LowDataConfig()
+    p = argparse.ArgumentParser(prog="python -m runners.dada_lowdata", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="starting values (default: paper)")
+    p.add_argument("--sizes", type=int_list,
+                   help=f"comma-separated real images per class n (default: {','.join(map(str, defaults.sizes))})")
+    p.add_argument("--methods", type=comma_list,
+                   help=f"comma-separated methods, of {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)})")
+    p.add_argument("--repeats", type=int,
+                   help=f"repeats per (method, n), each on its own real subset (default: {defaults.repeats})")
+    p.add_argument("--phase-one-iterations", type=int,
+                   help=f"DADA phase-I iterations of 32 real images (default: {defaults.phase_one_iterations})")
+    p.add_argument("--phase-two-steps", type=int,
+                   help=f"classifier training steps, the same for every method (default: {defaults.phase_two_steps})")
+    p.add_argument("--batch-size", type=int,
+                   help=f"real images per classifier step, plus as many generated (default: {defaults.batch_size})")
+    p.add_argument("--lr", type=float, help=f"classifier Adam learning rate (default: {defaults.lr})")
+    p.add_argument("--generated-per-real", type=int,
+                   help=f"generated images per real one (default: {defaults.generated_per_real}: the augmented "
+                        "set is 10x the real one, as in the paper)")
+    p.add_argument("--seed", type=int, help=f"base seed; every cell's draws derive from it (default: {defaults.seed})")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)")
+    p.add_argument("--data-dir", type=Path,
+                   help="directory with the four MNIST IDX .gz files (default: $GAN_ACQUIRE_DATA, else a "
+                        "per-user cache filled from the public mirrors)")
+    p.add_argument("--out", type=Path, default=Path("runs/dada_lowdata"),
+                   help="output directory (default: %(default)s)")
+    p.add_argument("--resume", action="store_true",
+                   help=f"continue the sweep saved in --out, skipping finished cells (only {', '.join(RESUMABLE)} "
+                        "may change)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> LowDataConfig:
+    """Preset values, overridden by every flag given explicitly."""
+    values = dict(PRESETS[args.preset])
+    values.update({name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None})
+    return LowDataConfig(**values)
+
+
+# ----------------------------------------------------------------------------------------- cells
+
+def real_subset(train: ImageSet, config: LowDataConfig, n: int, repeat: int) -> ImageSet:
+    """The class-balanced n-per-class real training subset of this (n, repeat), the same for every method."""
+    generator = make_generator(config.seed, "subset", n, repeat)
+    return train.subset(class_balanced_indices(train.labels_N, NUM_CLASSES * n, generator, NUM_CLASSES))
+
+
+def phase_one_networks(out_dir: Path, config: LowDataConfig, subset: ImageSet, n: int, repeat: int,
+                       device) -> tuple[DadaGenerator, DadaDiscriminator]:
+    """DADA phase I on this (n, repeat)'s subset, trained once and cached in out_dir/phase_one; (G, C) in eval mode."""
+    path = out_dir / "phase_one" / f"n{n}_r{repeat}.pt"
+    dada_config = config.phase_one(len(subset))
+    if not path.exists():
+        gen, disc = train_phase_one(subset, dada_config, device, make_generator(config.seed, "phase_one", n, repeat),
+                                    progress=False)
+        state = {"generator": gen.state_dict(), "classifier": disc.state_dict()}
+        write_atomic(path, lambda tmp: torch.save(state, tmp))
+    state = torch.load(path, map_location=device, weights_only=True)
+    gen = DadaGenerator(dada_config).to(device)
+    disc = DadaDiscriminator(dada_config).to(device, memory_format=torch.channels_last)
+    gen.load_state_dict(state["generator"])
+    disc.load_state_dict(state["classifier"])
+    return gen.eval(), disc.eval()
+
+
+def measure_cell(cell: dict, config: LowDataConfig, train: ImageSet, test: ImageSet, out_dir: Path, device) -> dict:
+    """Train one method on one (n, repeat) subset and score it on the test set."""
+    start = time.perf_counter()
+    name, n, repeat = cell["method"], cell["n"], cell["repeat"]
+    method = METHODS[name]
+    subset = real_subset(train, config, n, repeat)
+    generator = make_generator(config.seed, "phase_two", name, n, repeat)
+    augmenter = None
+    if method.needs_phase_one:
+        gen, disc = phase_one_networks(out_dir, config, subset, n, repeat, device)
+        augmenter = gen if method.generated else None
+    if method.from_phase_one:
+        classifier = disc
+    else:
+        classifier = new_classifier(config.phase_one(len(subset)), subset, generator, device)
+    train_phase_two(classifier, subset, augmenter, config.phase_two(method.augment), generator, progress=False)
+    predicted = predict(classifier, test.images_NCHW.to(device)).cpu()
+    return {"accuracy": accuracy(predicted, test.labels_N),
+            "balanced_accuracy": balanced_accuracy(predicted, test.labels_N),
+            "train_images": len(subset), "seconds": round(time.perf_counter() - start, 2)}
+
+
+# ----------------------------------------------------------------------------------------- report
+
+def format_table(df: pd.DataFrame, metric: str) -> str:
+    """mean ± std (percent, over repeats) of `metric`: one row per method, one column per n."""
+    summary = summarise_sweep(df, x="n", line="method", metric=metric)
+    summary["cell"] = [f"{100 * m:.2f} ± {100 * s:.2f}" for m, s in zip(summary["mean"], summary["std"])]
+    table = summary.pivot(index="method", columns="n", values="cell").fillna("")
+    order = [m for m in METHODS if m in table.index]
+    table = table.loc[order]
+    table.columns = [f"n={n}" for n in table.columns]
+    repeats = summary.groupby("method")["n_repeats"].max().loc[order]
+    return f"{METRIC_LABELS[metric]} (%), mean ± std over repeats\n" + table.assign(runs=repeats).to_string()
+
+
+def interrupt_on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt_on_sigterm)  # `kill` stops as cleanly as Ctrl-C
+    sweep = None
+    try:
+        config = config_from_args(args)
+        device = resolve_device(args.device)
+        train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
+        sweep = Sweep(args.out, config.to_json(), COLUMNS, KEY_COLUMNS, args.resume, resumable=RESUMABLE)
+        cells = [{"method": method, "n": n, "repeat": repeat}
+                 for n in config.sizes for repeat in range(config.repeats) for method in config.methods]
+        print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
+              file=sys.stderr)
+        csv_path = sweep.run(cells, lambda cell: measure_cell(cell, config, train, test, args.out, device),
+                             progress=not args.no_progress)
+    except (ValueError, DataError, RunDirectoryError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished cells are saved in {args.out}. Continue with the same command plus --resume",
+              file=sys.stderr)
+        return 130
+    finally:
+        if sweep is not None:
+            sweep.close()
+    df = pd.read_csv(csv_path)
+    plot_path = plot_sweep(df, args.out / "accuracy.png", x="n", line="method", metric="accuracy", log_x=True,
+                           xlabel="real training images per class (n)",
+                           title="MNIST, low data: DADA vs. baselines (full test set)")
+    print(format_table(df, "accuracy"))
+    print(format_table(df, "balanced_accuracy"))
+    print(f"wrote {csv_path} and {plot_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

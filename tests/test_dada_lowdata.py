@@ -1,0 +1,121 @@
+"""`python -m runners.dada_lowdata` on a tiny slice of real MNIST: rows, plot, phase-I cache, resume, errors."""
+
+import gzip
+import struct
+
+import pandas as pd
+import pytest
+import torch
+
+from acquire.data import load_split
+from runners import dada_lowdata
+
+ALL_METHODS = ",".join(dada_lowdata.METHODS)
+TINY = ["--sizes", "2", "--repeats", "1", "--phase-one-iterations", "2", "--phase-two-steps", "3",
+        "--methods", ALL_METHODS, "--no-progress"]
+RESULT_COLUMNS = ["method", "n", "repeat", "accuracy", "balanced_accuracy", "train_images"]
+
+
+def write_idx_gz(path, tensor):
+    header = struct.pack(">BBBB", 0, 0, 0x08, tensor.dim()) + b"".join(struct.pack(">I", d) for d in tensor.shape)
+    path.write_bytes(gzip.compress(header + tensor.to(torch.uint8).contiguous().numpy().tobytes()))
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(tmp_path_factory, mnist_dir):
+    """The first 600 real training and 500 real test images, as an MNIST directory (keeps scoring cheap)."""
+    directory = tmp_path_factory.mktemp("mnist")
+    for split, count in (("train", 600), ("test", 500)):
+        images = load_split(split, mnist_dir).subset(torch.arange(count))
+        image_name, label_name = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+                                  "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}[split]
+        write_idx_gz(directory / image_name, images.images_NCHW.squeeze(1))
+        write_idx_gz(directory / label_name, images.labels_N)
+    return directory
+
+
+def run(out, data_dir, *flags):
+    return dada_lowdata.main([*TINY, "--data-dir", str(data_dir), "--out", str(out), *flags])
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_mnist):
+    out = tmp_path_factory.mktemp("sweep")
+    assert run(out, tiny_mnist) == 0
+    return out
+
+
+def test_help_lists_flags_methods_and_presets():
+    text = dada_lowdata.build_parser().format_help()
+    for word in ("--preset", "--sizes", "--methods", "--repeats", "--phase-one-iterations", "--phase-two-steps",
+                 "--seed", "--device", "--data-dir", "--out", "--resume", "--no-progress", "quick", "examples",
+                 *dada_lowdata.METHODS):
+        assert word in text
+
+
+def test_presets_and_explicit_flags():
+    parse = dada_lowdata.build_parser().parse_args
+    paper = dada_lowdata.config_from_args(parse([]))
+    assert (paper.sizes, paper.repeats, paper.methods) == ([5, 10, 20, 50], 3, dada_lowdata.DEFAULT_METHODS)
+    quick = dada_lowdata.config_from_args(parse(["--preset", "quick", "--repeats", "2"]))
+    assert (quick.sizes, quick.repeats, quick.phase_one_iterations, quick.phase_two_steps) == ([5, 20], 2, 150, 200)
+
+
+def test_phase_one_runs_exactly_the_asked_iterations():
+    config = dada_lowdata.LowDataConfig(phase_one_iterations=300)
+    for images in (20, 50, 100, 200, 300, 500, 1000):
+        dada_config = config.phase_one(images)
+        assert torch.tensor(dada_config.epochs * images / dada_config.batch_size).ceil() == 300
+
+
+def test_sweep_writes_one_row_per_cell_a_plot_and_the_phase_one_cache(finished):
+    df = pd.read_csv(finished / "results.csv")
+    assert sorted(df["method"]) == sorted(dada_lowdata.METHODS)
+    assert (df["n"] == 2).all() and (df["repeat"] == 0).all() and (df["train_images"] == 20).all()
+    assert df["accuracy"].between(0, 1).all() and df["balanced_accuracy"].between(0, 1).all()
+    assert (finished / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (finished / "phase_one" / "n2_r0.pt").exists() and (finished / "config.json").exists()
+
+
+def test_resume_of_a_finished_sweep_adds_nothing(finished, tiny_mnist):
+    before = (finished / "results.csv").read_text()
+    cache = finished / "phase_one" / "n2_r0.pt"
+    stamp = cache.stat().st_mtime_ns
+    assert run(finished, tiny_mnist, "--resume") == 0
+    assert (finished / "results.csv").read_text() == before and cache.stat().st_mtime_ns == stamp
+
+
+def test_killed_sweep_resumes_to_the_same_rows(finished, tiny_mnist, tmp_path, monkeypatch):
+    measure, calls = dada_lowdata.measure_cell, []
+
+    def dies_on_fourth(*args, **kwargs):
+        if len(calls) == 3:  # after C, C_augmented and DADA (which trained and cached phase I)
+            raise KeyboardInterrupt
+        calls.append(args[0])
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(dada_lowdata, "measure_cell", dies_on_fourth)
+    assert run(tmp_path, tiny_mnist) == 130
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 3
+    monkeypatch.setattr(dada_lowdata, "measure_cell", measure)
+    assert run(tmp_path, tiny_mnist, "--resume") == 0
+    resumed, whole = pd.read_csv(tmp_path / "results.csv"), pd.read_csv(finished / "results.csv")
+    assert resumed[RESULT_COLUMNS].equals(whole[RESULT_COLUMNS])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--methods", "C,nope"], "unknown method(s) 'nope'"),
+    (["--sizes", "0"], "sizes must be positive"),
+    (["--phase-two-steps", "0"], "steps must be a positive integer"),
+    (["--sizes", "70"], "need 70 of class"),
+])
+def test_bad_input_is_a_clear_error(tiny_mnist, tmp_path, capsys, flags, message):
+    assert run(tmp_path, tiny_mnist, *flags) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_resume_with_another_budget_is_refused_and_loses_nothing(finished, tiny_mnist, capsys):
+    before = (finished / "results.csv").read_text()
+    assert run(finished, tiny_mnist, "--phase-two-steps", "4", "--resume") == 2
+    assert "different configuration" in capsys.readouterr().err
+    assert (finished / "results.csv").read_text() == before

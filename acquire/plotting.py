@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from acquire.files import write_atomic
 
@@ -218,6 +219,7 @@ def plot_sweep(df: pd.DataFrame, out_path: PathLike, x: str, line: str, metric: 
         if log_x:
             ax.set_xscale("log")
             ax.set_xticks(sorted(part[x].unique()), [str(v) for v in sorted(part[x].unique())])
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel or x)
         ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (%)")
         ax.grid(True, alpha=0.3)

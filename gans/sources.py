@@ -34,9 +34,18 @@ def trained_checkpoint(gan_dir: Path, family: str) -> Path:
     return path
 
 
-def gan_weights_digest(gan_dir: Path, family: str) -> str:
-    """The sha256 of a trained GAN's weights, from its sidecar (record it so a resume cannot mix generators)."""
-    return read_sidecar(trained_checkpoint(gan_dir, family))["weights_sha256"]
+def gan_weights_digests(gan_dir: Path, families: list[str]) -> dict[str, str]:
+    """family -> sha256 of its trained weights, from the sidecars (recorded so a resume cannot mix generators).
+
+    If any family is untrained, one error names them all with the single command that trains them.
+    """
+    missing = [f for f in families if not checkpoint_path(gan_dir, f).exists()]
+    if missing:
+        raise GanNotTrainedError(
+            f"GAN source(s) {', '.join(missing)} not trained yet (no checkpoint in {gan_dir}). Train them first with: "
+            f"python -m runners.train_gans --gans {','.join(missing)} --out {gan_dir}   "
+            "(add --preset quick for a ~10 min CPU zoo to try the pipeline)")
+    return {f: read_sidecar(checkpoint_path(gan_dir, f))["weights_sha256"] for f in families}
 
 
 def generated_source(family: str, gan_dir: Path, per_class: int, seed: int, device) -> ImageSet:

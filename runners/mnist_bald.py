@@ -15,7 +15,7 @@ from acquire.plotting import final_table, format_final_table, plot_curves, read_
 from acquire.pool import REAL_SOURCE, CandidatePool
 from gans.checkpoint import CheckpointError
 from gans.registry import get_family
-from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, GanNotTrainedError, gan_weights_digest, generated_source
+from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, GanNotTrainedError, gan_weights_digests, generated_source
 
 DESCRIPTION = """\
 Nielsen & Okoniewski's protocol (Algorithm 1): each round an MC-dropout CNN scores the candidate
@@ -106,7 +106,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     values["sources"] = [s if s == REAL_SOURCE else f"{REAL_SOURCE}+{s}" for s in values["sources"]]
     if gans:
         values.setdefault("generated_per_class", DEFAULT_PER_CLASS)
-        values["gan_checkpoints"] = {name: gan_weights_digest(args.gan_dir, name) for name in gans}
+        values["gan_checkpoints"] = gan_weights_digests(args.gan_dir, gans)
     train = TrainConfig(**{k: values.pop(k) for k in TRAIN_FLAGS if k in values})
     return ExperimentConfig(train=train, **values)
 

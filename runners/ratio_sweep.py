@@ -23,7 +23,7 @@ from acquire.seeding import derive_seed, make_generator
 from acquire.sweep import Sweep
 from gans.checkpoint import CheckpointError
 from gans.registry import get_family
-from gans.sources import DEFAULT_GAN_DIR, GanNotTrainedError, gan_weights_digest, generated_source
+from gans.sources import DEFAULT_GAN_DIR, GanNotTrainedError, gan_weights_digests, generated_source
 
 DESCRIPTION = """\
 Liu's naive GAN augmentation (section 3.4 of "Data augmentation with GAN") on MNIST. Each cell trains a fresh
@@ -184,7 +184,7 @@ def config_from_args(args: argparse.Namespace) -> RatioSweepConfig:
             values[name] = getattr(args, name)
     values["ratios"] = [float(r) for r in values["ratios"]]
     config = RatioSweepConfig(**values)
-    return replace(config, gan_checkpoints={gan: gan_weights_digest(args.gan_dir, gan) for gan in config.gans})
+    return replace(config, gan_checkpoints=gan_weights_digests(args.gan_dir, config.gans))
 
 
 class CellRunner:

@@ -62,3 +62,12 @@ def test_missing_data_names_where_it_looked(tmp_path, capsys):
     assert mnist_bald.main([*TINY, "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "nowhere" in err and "GAN_ACQUIRE_DATA" in err
+
+
+def test_untrained_gans_are_all_named_with_the_one_command_that_trains_them(tmp_path, capsys):
+    out = tmp_path / "o"
+    args = [*TINY, "--sources", "raw,small_dcgan,dada", "--gan-dir", str(tmp_path / "gans"), "--out", str(out)]
+    assert mnist_bald.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"python -m runners.train_gans --gans small_dcgan,dada --out {tmp_path / 'gans'}" in err
+    assert not out.exists()  # refused before any work

@@ -100,3 +100,9 @@ class Sweep:
 
     def close(self) -> None:
         self._lock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -45,16 +44,16 @@ import pandas as pd
 import torch
 
 from acquire.augment import AugmentConfig
-from acquire.data import DataError, ImageSet, class_balanced_indices, load_split
+from acquire.data import ImageSet, class_balanced_indices, load_split
 from acquire.device import resolve_device
 from acquire.files import write_atomic
 from acquire.metrics import accuracy, balanced_accuracy
 from acquire.plotting import METRIC_LABELS, plot_sweep, summarise_sweep
-from acquire.rundir import RunDirectoryError
 from acquire.seeding import make_generator
 from acquire.sweep import Sweep
 from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one
 from gans.dada_phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two
+from runners.cli import resume_hint, run_guarded
 
 
 @dataclass(frozen=True)
@@ -293,36 +292,22 @@ def format_table(df: pd.DataFrame, metric: str) -> str:
     return f"{METRIC_LABELS[metric]} (%), mean ± std over repeats\n" + table.assign(runs=repeats).to_string()
 
 
-def interrupt_on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt_on_sigterm)  # `kill` stops as cleanly as Ctrl-C
-    sweep = None
-    try:
-        config = config_from_args(args)
-        device = resolve_device(args.device)
-        train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
-        sweep = Sweep(args.out, config.to_json(), COLUMNS, KEY_COLUMNS, args.resume, resumable=RESUMABLE)
-        cells = [{"method": method, "n": n, "repeat": repeat}
-                 for n in config.sizes for repeat in range(config.repeats) for method in config.methods]
+    args = build_parser().parse_args(argv)
+    return run_guarded(lambda: run(args), resume_hint("finished cells", args.out))
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    device = resolve_device(args.device)
+    train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
+    cells = [{"method": method, "n": n, "repeat": repeat}
+             for n in config.sizes for repeat in range(config.repeats) for method in config.methods]
+    with Sweep(args.out, config.to_json(), COLUMNS, KEY_COLUMNS, args.resume, resumable=RESUMABLE) as sweep:
         print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
               file=sys.stderr)
         csv_path = sweep.run(cells, lambda cell: measure_cell(cell, config, train, test, args.out, device),
                              progress=not args.no_progress)
-    except (ValueError, DataError, RunDirectoryError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; finished cells are saved in {args.out}. Continue with the same command plus --resume",
-              file=sys.stderr)
-        return 130
-    finally:
-        if sweep is not None:
-            sweep.close()
     df = pd.read_csv(csv_path)
     plot_path = plot_sweep(df, args.out / "accuracy.png", x="n", line="method", metric="accuracy", log_x=True,
                            xlabel="real training images per class (n)",

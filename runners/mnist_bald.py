@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
-from acquire.data import DataError, load_split
+from acquire.data import load_split
 from acquire.device import resolve_device
-from acquire.loop import ActiveLearningRun, ExperimentConfig, RunDirectoryError
+from acquire.loop import ActiveLearningRun, ExperimentConfig
 from acquire.model import TrainConfig
 from acquire.plotting import final_table, format_final_table, plot_curves, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
-from gans.checkpoint import CheckpointError
 from gans.registry import get_family
-from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, GanNotTrainedError, gan_weights_digests, generated_source
+from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source
+from runners.cli import resume_hint, run_guarded
 
 DESCRIPTION = """\
 Nielsen & Okoniewski's protocol (Algorithm 1): each round an MC-dropout CNN scores the candidate
@@ -123,28 +122,19 @@ def build_pools(config: ExperimentConfig, gan_dir: Path, data_dir: Path | None, 
     return pools
 
 
-def interrupt_on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt_on_sigterm)  # `kill` stops as cleanly as Ctrl-C
-    try:
-        config = config_from_args(args)
-        device = resolve_device(args.device)
-        pools = build_pools(config, args.gan_dir, args.data_dir, device)
-        run = ActiveLearningRun(config, pools, load_split("test", args.data_dir), args.out, device, args.resume)
-        print(f"{len(run.arms)} arms x {config.rounds} rounds on {device}; writing {run.csv_path}", file=sys.stderr)
-        csv_path = run.run(progress=not args.no_progress)
-    except (ValueError, DataError, RunDirectoryError, GanNotTrainedError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; completed rounds are saved in {args.out}. Continue with the same command plus "
-              "--resume", file=sys.stderr)
-        return 130
+    args = build_parser().parse_args(argv)
+    return run_guarded(lambda: run(args), resume_hint("completed rounds", args.out))
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    device = resolve_device(args.device)
+    pools = build_pools(config, args.gan_dir, args.data_dir, device)
+    active_run = ActiveLearningRun(config, pools, load_split("test", args.data_dir), args.out, device, args.resume)
+    print(f"{len(active_run.arms)} arms x {config.rounds} rounds on {device}; writing {active_run.csv_path}",
+          file=sys.stderr)
+    csv_path = active_run.run(progress=not args.no_progress)
     curves = read_curves([csv_path])
     plot_path = plot_curves(curves, args.out / "curves.png", title="MNIST, " + ", ".join(config.sources))
     print(format_final_table(final_table(curves)))

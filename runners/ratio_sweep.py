@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -12,18 +11,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from acquire.data import DataError, ImageSet, class_balanced_indices, load_split
+from acquire.data import ImageSet, class_balanced_indices, load_split
 from acquire.device import resolve_device
 from acquire.metrics import accuracy, balanced_accuracy
 from acquire.mixing import MODES, generated_per_class, mix
 from acquire.model import TrainConfig, new_model, predict, train_classifier
 from acquire.plotting import plot_sweep
-from acquire.rundir import RunDirectoryError
 from acquire.seeding import derive_seed, make_generator
 from acquire.sweep import Sweep
-from gans.checkpoint import CheckpointError
 from gans.registry import get_family
-from gans.sources import DEFAULT_GAN_DIR, GanNotTrainedError, gan_weights_digests, generated_source
+from gans.sources import DEFAULT_GAN_DIR, gan_weights_digests, generated_source
+from runners.cli import resume_hint, run_guarded
 
 DESCRIPTION = """\
 Liu's naive GAN augmentation (section 3.4 of "Data augmentation with GAN") on MNIST. Each cell trains a fresh
@@ -270,39 +268,26 @@ def report(csv_path: Path, out_dir: Path, modes: list[str]) -> list[Path]:
     return figures
 
 
-def interrupt_on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt_on_sigterm)  # `kill` stops as cleanly as Ctrl-C
-    sweep = None
-    try:
-        config = config_from_args(args)
-        device = resolve_device(args.device)
-        train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
-        smallest_class, largest = int(train.labels_N.bincount(minlength=NUM_CLASSES).min()), max(config.sizes)
-        if largest > NUM_CLASSES * smallest_class:
-            raise ValueError(f"--sizes: {largest} class-balanced images need {largest // NUM_CLASSES} of every class; "
-                             f"the training split has only {smallest_class} of its rarest class")
-        sweep = Sweep(args.out, asdict(config), COLUMNS, KEY_COLUMNS, args.resume, resumable={"repeats"})
-        cells = config.cells()
+    return run_guarded(lambda: run(args), resume_hint("finished cells", args.out))
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    device = resolve_device(args.device)
+    train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
+    smallest_class, largest = int(train.labels_N.bincount(minlength=NUM_CLASSES).min()), max(config.sizes)
+    if largest > NUM_CLASSES * smallest_class:
+        raise ValueError(f"--sizes: {largest} class-balanced images need {largest // NUM_CLASSES} of every class; "
+                         f"the training split has only {smallest_class} of its rarest class")
+    cells = config.cells()
+    with Sweep(args.out, asdict(config), COLUMNS, KEY_COLUMNS, args.resume, resumable={"repeats"}) as sweep:
         print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
               file=sys.stderr)
         csv_path = sweep.run(cells, CellRunner(config, train, test, args.gan_dir, device),
                              progress=not args.no_progress,
                              describe=lambda c: f"n={c['size']} {c['gan']} {c['mode']} r={c['ratio']:g} #{c['repeat']}")
-    except (ValueError, DataError, RunDirectoryError, GanNotTrainedError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; finished cells are saved in {args.out}. Continue with the same command plus --resume",
-              file=sys.stderr)
-        return 130
-    finally:
-        if sweep is not None:
-            sweep.close()
     figures = report(csv_path, args.out, config.modes)
     print(f"\nwrote {', '.join(str(path) for path in [csv_path, *figures])}")
     return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from acquire.data import DataError, ImageSet, class_balanced_indices, load_split
+from acquire.data import ImageSet, class_balanced_indices, load_split
 from acquire.device import resolve_device
 from acquire.files import write_csv
 from acquire.seeding import derive_seed
@@ -20,6 +20,7 @@ from gans.grid import save_sample_grid
 from gans.quality import QualityConfig, balanced_labels, measure, train_reference_classifier
 from gans.registry import get_family
 from gans.sources import DEFAULT_GAN_DIR, checkpoint_path
+from runners.cli import run_guarded
 
 ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]
 QUALITY_COLUMNS = ["gan", "generator_parameters", "train_images", "train_seconds", "label_agreement",
@@ -164,24 +165,21 @@ def quality_report(names: list[str], train: ImageSet, test: ImageSet, args, devi
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        device = resolve_device(args.device)
-        if args.quality_samples is None:
-            args.quality_samples = QUICK_QUALITY_SAMPLES if args.preset == "quick" else QualityConfig.samples_per_class
-        configs = {name: family_config(name, args.overrides, args.preset) for name in args.gans}
-        train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
-        data = training_subset(train, args.train_size, args.seed)
-        if not args.quality_only:
-            for name, config in configs.items():
-                train_one(name, config, data, args, device)
-        if not args.no_quality:
-            print(f"wrote {quality_report(args.gans, train, test, args, device)}")
-    except (ValueError, DataError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; GANs finished so far are saved and will be skipped next time", file=sys.stderr)
-        return 130
+    return run_guarded(lambda: run(args), "GANs finished so far are saved and will be skipped next time")
+
+
+def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    if args.quality_samples is None:
+        args.quality_samples = QUICK_QUALITY_SAMPLES if args.preset == "quick" else QualityConfig.samples_per_class
+    configs = {name: family_config(name, args.overrides, args.preset) for name in args.gans}
+    train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
+    data = training_subset(train, args.train_size, args.seed)
+    if not args.quality_only:
+        for name, config in configs.items():
+            train_one(name, config, data, args, device)
+    if not args.no_quality:
+        print(f"wrote {quality_report(args.gans, train, test, args, device)}")
     return 0
 
 

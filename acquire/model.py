@@ -7,6 +7,7 @@ holds both dropout layers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -134,11 +135,15 @@ def default_chunk_size(device: torch.device | str) -> int:
 
 
 @torch.no_grad()
+def map_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], images_NCHW: torch.Tensor,
+                  chunk_size: int | None = None) -> torch.Tensor:
+    """fn applied to consecutive chunks of images [N,1,28,28] (no grad), its outputs concatenated on dim 0."""
+    chunk_size = chunk_size or default_chunk_size(images_NCHW.device)
+    starts = range(0, max(1, len(images_NCHW)), chunk_size)  # an empty input still gives fn's empty output
+    return torch.cat([fn(images_NCHW[start:start + chunk_size]) for start in starts])
+
+
 def predict(model: GalCNN, images_NCHW: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Deterministic (dropout off) predicted labels [N] for uint8 images [N,1,28,28]."""
     model.eval()
-    batch_size = batch_size or default_chunk_size(images_NCHW.device)
-    out = torch.empty(len(images_NCHW), dtype=torch.long, device=images_NCHW.device)
-    for start in range(0, len(images_NCHW), batch_size):
-        out[start:start + batch_size] = model(to_float(images_NCHW[start:start + batch_size])).argmax(1)
-    return out
+    return map_in_chunks(lambda chunk: model(to_float(chunk)).argmax(1), images_NCHW, batch_size)

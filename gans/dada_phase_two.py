@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from acquire.augment import AugmentConfig, random_augment
 from acquire.data import ImageSet
-from acquire.model import default_chunk_size
+from acquire.model import map_in_chunks
 from gans.dada import (INIT_BATCH, OUTPUT_INIT_STD, DadaConfig, DadaDiscriminator, data_dependent_init,
                        weight_normed_layers)
 from gans.registry import ConditionalGenerator, batch_indices, train_images_to_float
@@ -92,16 +92,11 @@ def new_classifier(config: DadaConfig, images: ImageSet, generator: torch.Genera
     return classifier
 
 
-@torch.no_grad()
 def predict(classifier: DadaDiscriminator, images_NCHW: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Predicted classes [N] (argmax of p_real + p_fake) for uint8 images [N,1,28,28]; C is left in eval mode."""
     classifier.eval()
-    batch_size = batch_size or default_chunk_size(images_NCHW.device)
-    out = torch.empty(len(images_NCHW), dtype=torch.long, device=images_NCHW.device)
-    for start in range(0, len(images_NCHW), batch_size):
-        x = images_NCHW[start:start + batch_size].float().div(127.5).sub(1)
-        out[start:start + batch_size] = folded_logits(classifier(x)).argmax(1)
-    return out
+    return map_in_chunks(lambda chunk: folded_logits(classifier(chunk.float().div(127.5).sub(1))).argmax(1),
+                         images_NCHW, batch_size)
 
 
 # ----------------------------------------------------------------------------------------- training

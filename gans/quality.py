@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from acquire.data import ImageSet
 from acquire.metrics import accuracy, balanced_accuracy
-from acquire.model import GalCNN, TrainConfig, default_chunk_size, new_model, predict, to_float, train_classifier
+from acquire.model import GalCNN, TrainConfig, map_in_chunks, new_model, predict, to_float, train_classifier
 
 
 @dataclass
@@ -32,15 +32,10 @@ class QualityConfig:
     seed: int = 0
 
 
-@torch.no_grad()
 def hidden_features(model: GalCNN, images_NCHW: torch.Tensor) -> torch.Tensor:
     """The CNN's 128-d hidden layer (after relu, dropout off) for uint8 images: [N, 128] float64."""
     model.eval()
-    chunks = []
-    for start in range(0, len(images_NCHW), default_chunk_size(images_NCHW.device)):
-        x = to_float(images_NCHW[start:start + default_chunk_size(images_NCHW.device)])
-        chunks.append(F.relu(model.fc1(model.trunk(x))).double().cpu())
-    return torch.cat(chunks)
+    return map_in_chunks(lambda chunk: F.relu(model.fc1(model.trunk(to_float(chunk)))).double().cpu(), images_NCHW)
 
 
 def frechet_distance(features_a_ND: torch.Tensor, features_b_MD: torch.Tensor) -> float:

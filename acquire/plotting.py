@@ -90,6 +90,11 @@ def final_table(df: pd.DataFrame, metric: str = "balanced_accuracy") -> pd.DataF
     return summary[last].reset_index(drop=True)
 
 
+def format_mean_std(mean: float, std: float, n_repeats: int) -> str:
+    """A fraction's mean ± std over repeats as percent text; one repeat has no spread, so it shows the mean alone."""
+    return f"{100 * mean:.2f} ± {100 * std:.2f}" if n_repeats > 1 else f"{100 * mean:.2f}"
+
+
 def format_final_table(table: pd.DataFrame, metric: str = "balanced_accuracy") -> str:
     """`final_table`'s output as text, with the metric as "mean ± std" in percent."""
     label = f"{METRIC_LABELS.get(metric, metric)} (%)"
@@ -98,7 +103,7 @@ def format_final_table(table: pd.DataFrame, metric: str = "balanced_accuracy") -
         "sources": table["sources"],
         "acquisition": table["acquisition"],
         "train_size": table["train_size"],
-        label: [f"{100 * m:.2f} ± {100 * s:.2f}" for m, s in zip(table["mean"], table["std"])],
+        label: [format_mean_std(*cell) for cell in zip(table["mean"], table["std"], table["n_repeats"])],
         "runs": table["n_repeats"],
     })
     return shown.to_string(index=False)

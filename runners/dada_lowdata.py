@@ -48,7 +48,7 @@ from acquire.data import ImageSet, class_balanced_indices, load_split
 from acquire.device import resolve_device
 from acquire.files import write_atomic
 from acquire.metrics import accuracy, balanced_accuracy
-from acquire.plotting import METRIC_LABELS, plot_sweep, summarise_sweep
+from acquire.plotting import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
 from acquire.seeding import make_generator
 from acquire.sweep import Sweep
 from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one
@@ -283,7 +283,7 @@ def measure_cell(cell: dict, config: LowDataConfig, train: ImageSet, test: Image
 def format_table(df: pd.DataFrame, metric: str) -> str:
     """mean ± std (percent, over repeats) of `metric`: one row per method, one column per n."""
     summary = summarise_sweep(df, x="n", line="method", metric=metric)
-    summary["cell"] = [f"{100 * m:.2f} ± {100 * s:.2f}" for m, s in zip(summary["mean"], summary["std"])]
+    summary["cell"] = [format_mean_std(*cell) for cell in zip(summary["mean"], summary["std"], summary["n_repeats"])]
     table = summary.pivot(index="method", columns="n", values="cell").fillna("")
     order = [m for m in METHODS if m in table.index]
     table = table.loc[order]

@@ -16,7 +16,7 @@ from acquire.device import resolve_device
 from acquire.metrics import accuracy, balanced_accuracy
 from acquire.mixing import MODES, generated_per_class, mix
 from acquire.model import TrainConfig, new_model, predict, train_classifier
-from acquire.plotting import plot_sweep
+from acquire.plotting import format_mean_std, plot_sweep, summarise_sweep
 from acquire.seeding import derive_seed, make_generator
 from acquire.sweep import Sweep
 from gans.registry import get_family
@@ -242,10 +242,9 @@ def with_baseline(df: pd.DataFrame, mode: str) -> pd.DataFrame:
 
 def format_table(df: pd.DataFrame, metric: str) -> str:
     """mean ± std (percent, population std over repeats) per (size, gan) row and ratio column."""
-    grouped = df.groupby(["size", "gan", "ratio"])[metric]
-    cells = pd.DataFrame({"mean": 100 * grouped.mean(), "std": 100 * grouped.std(ddof=0)})
-    text = cells.apply(lambda row: f"{row['mean']:.2f} ± {row['std']:.2f}", axis=1).rename(metric)
-    table = text.unstack("ratio")
+    summary = summarise_sweep(df, x="ratio", line="gan", metric=metric, facet="size")
+    text = [format_mean_std(*cell) for cell in zip(summary["mean"], summary["std"], summary["n_repeats"])]
+    table = summary.assign(cell=text).set_index(["size", "gan", "ratio"])["cell"].unstack("ratio")
     table.columns = [f"r={ratio:g}" for ratio in table.columns]
     repeats = df.groupby(["size", "gan"])["repeat"].nunique().rename("runs")
     return table.join(repeats).to_string()

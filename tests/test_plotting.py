@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acquire.plotting import build_figure, final_table, plot_curves, read_curves, summarise
+from acquire.plotting import build_figure, final_table, format_mean_std, plot_curves, read_curves, summarise
 from runners import plot as plot_runner
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -125,3 +125,8 @@ def test_separate_runs_with_the_same_arms_are_not_merged(tmp_path):
     assert sorted(summary.groupby("run")["mean"].first().round(3).tolist()) == [0.5, 0.6]
     labels = [line.get_label() for line in build_figure(df).axes[0].get_lines()]
     assert any("[initial20]" in label for label in labels) and any("[empty_start]" in label for label in labels)
+
+
+def test_mean_std_text_shows_no_spread_for_a_single_repeat():
+    assert format_mean_std(0.91234, 0.004, 3) == "91.23 ± 0.40"
+    assert format_mean_std(0.91234, 0.0, 1) == "91.23"  # one run: a "± 0.00" would claim a spread never measured

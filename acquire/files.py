@@ -1,54 +1,125 @@
-"""Writing the files that matter so that a killed run never leaves them half-written."""
+"""Writing the files that matter so that a killed run never leaves them half-written, nor leaves litter.
+
+Every atomic write goes through a temp file named ``.<name>.<pid>.partial<suffix>`` beside its target
+(the suffix kept, for writers that infer a format from it), then a rename. A process killed with SIGKILL mid-write leaves that file behind; the next atomic write into the same
+directory (and every run directory opened by `acquire.rundir`) deletes the partial files of processes that
+no longer exist. Files are created with the user's umask, like every other file.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-import tempfile
+import re
 from pathlib import Path
 from typing import Callable, Iterable
+
+PARTIAL_MARK = ".partial"
+_PARTIAL_NAME = re.compile(r"^\..+\.(\d+)\.partial(\.[^.]*)?$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(directory: Path, recursive: bool = False) -> list[Path]:
+    """Delete the temp files of atomic writes in `directory` whose writing process is gone; returns them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for path in (directory.rglob if recursive else directory.glob)(f".*{PARTIAL_MARK}*"):
+        match = _PARTIAL_NAME.match(path.name)
+        if match and int(match[1]) != os.getpid() and not _pid_alive(int(match[1])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
     """Call write(tmp) on a temp file beside `path`, fsync it, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
+    remove_stale_partials(path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}{PARTIAL_MARK}{path.suffix}"
     try:
-        write(Path(tmp))
+        write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
 
+def write_text(path: Path, text: str) -> Path:
+    """Atomically write `text`."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
 def write_json(path: Path, obj: object) -> Path:
     """Atomically write `obj` as indented JSON."""
-    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def csv_text(columns: list[str], rows: Iterable[dict]) -> str:
+    """A whole CSV (header, then one line per row) as text."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def write_csv(path: Path, columns: list[str], rows: Iterable[dict]) -> Path:
     """Atomically (re)write a whole CSV with a header."""
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-    return write_atomic(path, write)
+    return write_text(path, csv_text(columns, rows))
 
 
 def append_csv_row(path: Path, columns: list[str], row: dict) -> None:
     """Append one row (header first if the file is new) and flush it to disk."""
-    new = not Path(path).exists()
+    path = Path(path)
+    new = not path.exists()
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
+        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
         if new:
             writer.writeheader()
         writer.writerow(row)
         f.flush()
         os.fsync(f.fileno())
+
+
+class CsvError(ValueError):
+    """A CSV that is not what the reader expects; the message names the file."""
+
+
+def read_csv_rows(path: Path, columns: list[str]) -> list[dict[str, str]]:
+    """The complete rows of a CSV written by `append_csv_row` (values as strings), [] if it does not exist.
+
+    A last line without its newline is a write cut short by a kill and is dropped (its last field may be
+    truncated); a header other than `columns` is an error.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text))
+    if text and reader.fieldnames != columns:
+        raise CsvError(f"{path} has columns {reader.fieldnames}, expected {columns}: it was written by another "
+                       "version or program; choose another --out")
+    rows = list(reader)
+    if any(None in row or None in row.values() for row in rows):
+        raise CsvError(f"{path} has a row with the wrong number of fields; it was edited or damaged. Restore it "
+                       "from version control, or choose another --out")
+    return rows

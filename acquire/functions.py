@@ -41,22 +41,46 @@ class Acquisition:
     needs_mc: bool = True
 
     def choose(self, probs_NTK: torch.Tensor | None, pool_size: int, k: int,
-               generator: torch.Generator) -> torch.Tensor:
-        """Positions [k] (int64, distinct, in 0..pool_size-1) of the candidates to acquire."""
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Positions index_k [k] (int64, distinct, in 0..pool_size-1) of the candidates to acquire, and their
+        scores score_k [k] (float64) for a score function (None for a selecting one), both on the CPU.
+
+        Whatever the function returns is checked: an exception, None, NaN or infinite scores, scores of
+        the wrong shape, or positions that are not k distinct integers in range are a ValueError naming it.
+        """
         if k > pool_size:
             raise ValueError(f"cannot acquire {k} candidates from a pool of {pool_size}")
+        try:
+            if self.selects:
+                result = self.fn(probs_NTK if self.needs_mc else None, k, generator, pool_size)
+            else:
+                result = self.fn(probs_NTK)
+        except Exception as error:
+            raise ValueError(f"acquisition function {self.name!r} raised {type(error).__name__}: {error}") from error
+        if result is None:
+            raise ValueError(f"acquisition function {self.name!r} returned None; it must return "
+                             + ("k positions [k]" if self.selects else "one score per candidate [N]"))
+        result = torch.as_tensor(result).cpu()
         if self.selects:
-            index_k = torch.as_tensor(self.fn(probs_NTK if self.needs_mc else None, k, generator, pool_size)).long().cpu()
+            if result.is_floating_point() or result.is_complex() or result.dtype == torch.bool:
+                raise ValueError(f"acquisition function {self.name!r} returned positions of dtype {result.dtype}; "
+                                 "it must return integer positions [k]")
+            index_k, score_k = result.long(), None
         else:
-            scores_N = torch.as_tensor(self.fn(probs_NTK)).float().cpu()
+            scores_N = result.double()
             if scores_N.shape != (pool_size,):
-                raise ValueError(f"acquisition {self.name!r} returned scores of shape {tuple(scores_N.shape)}, "
-                                 f"expected ({pool_size},): one score per candidate")
+                raise ValueError(f"acquisition function {self.name!r} returned scores of shape "
+                                 f"{tuple(scores_N.shape)}, expected ({pool_size},): one score per candidate")
+            bad = int((~torch.isfinite(scores_N)).sum())
+            if bad:
+                raise ValueError(f"acquisition function {self.name!r} returned {bad} NaN or infinite score(s) of "
+                                 f"{pool_size}; scores must be finite")
             index_k = top_k_random_ties(scores_N, k, generator)
+            score_k = scores_N[index_k]
         if index_k.shape != (k,) or len(index_k.unique()) != k or index_k.min() < 0 or index_k.max() >= pool_size:
-            raise ValueError(f"acquisition {self.name!r} must return {k} distinct positions in [0, {pool_size}), "
-                             f"got {index_k.tolist()}")
-        return index_k
+            raise ValueError(f"acquisition function {self.name!r} must return {k} distinct positions in "
+                             f"[0, {pool_size}), got {index_k.tolist()}")
+        return index_k, score_k
 
 
 REGISTRY: dict[str, Acquisition] = {}
@@ -89,12 +113,15 @@ def get_acquisition(spec: str) -> Acquisition:
         fn = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as error:
         raise ValueError(f"cannot load acquisition function {spec!r}: {error}") from error
+    if not callable(fn):
+        raise ValueError(f"acquisition function {spec!r} is a {type(fn).__name__}, not a function; give "
+                         "package.module:function naming a function fn(probs_NTK) -> scores_N")
     registered = next((a for a in REGISTRY.values() if a.fn is fn), None)
     return Acquisition(spec, fn) if registered is None else Acquisition(spec, fn, registered.selects, registered.needs_mc)
 
 
 def entropy(probs_NK: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy in nats over the last axis, with 0·log 0 = 0."""
+    """Shannon entropy in nats over the last axis, with 0·log 0 = 0 (in the input's precision)."""
     return -torch.special.xlogy(probs_NK, probs_NK).sum(-1)
 
 
@@ -110,29 +137,33 @@ def select_random(probs_NTK: None, k: int, generator: torch.Generator, pool_size
     return torch.randperm(pool_size, generator=generator, device=generator.device)[:k]
 
 
+# The score functions below compute in float64: BALD and mean_std are small differences of large terms, and
+# in float32 they lose up to three orders of magnitude on confident candidates.
+
 @acquisition("max_entropy")
 def max_entropy(probs_NTK: torch.Tensor) -> torch.Tensor:
-    """Predictive entropy H[mean_t p_t(y|x)]."""
-    return entropy(probs_NTK.mean(1))
+    """Predictive entropy H[mean_t p_t(y|x)] [N], float64."""
+    return entropy(probs_NTK.double().mean(1))
 
 
 @acquisition("bald")
 def bald(probs_NTK: torch.Tensor) -> torch.Tensor:
-    """Mutual information between label and weights: H[mean_t p_t] - mean_t H[p_t]."""
+    """Mutual information between label and weights, H[mean_t p_t] - mean_t H[p_t] [N], float64."""
+    probs_NTK = probs_NTK.double()
     return entropy(probs_NTK.mean(1)) - entropy(probs_NTK).mean(1)
 
 
 @acquisition("variation_ratios")
 def variation_ratios(probs_NTK: torch.Tensor) -> torch.Tensor:
-    """1 - max_y p(y|x), with p(y|x) the MC-dropout mean (Gal et al. 2017, eq. in sec. 3)."""
-    return 1.0 - probs_NTK.mean(1).max(-1).values
+    """1 - max_y p(y|x) [N], with p(y|x) the MC-dropout mean (Gal et al. 2017, eq. in sec. 3), float64."""
+    return 1.0 - probs_NTK.double().mean(1).max(-1).values
 
 
 @acquisition("mean_std")
 def mean_std(probs_NTK: torch.Tensor) -> torch.Tensor:
-    """Mean over classes of the std over MC samples of p_t(y|x) (population std, as E[p²] - E[p]²)."""
-    variance_NK = (probs_NTK.square().mean(1) - probs_NTK.mean(1).square()).clamp_min(0)
-    return variance_NK.sqrt().mean(-1)
+    """Mean over classes of the std over MC samples of p_t(y|x) [N] (population std, two-pass, float64)."""
+    probs_NTK = probs_NTK.double()
+    return (probs_NTK - probs_NTK.mean(1, keepdim=True)).square().mean(1).sqrt().mean(-1)
 
 
 @acquisition("power_bald", selects=True)

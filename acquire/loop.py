@@ -7,17 +7,26 @@ An arm is (source set, acquisition function, repeat). Each round every arm
   4. measures balanced accuracy and accuracy on the full test set: one CSV row.
 Arms advance round by round together, so a run stopped early still has comparable curves.
 
-Files in the output directory: config.json, rounds.csv (one row per arm and round, appended and
-flushed), state/<arm>.pt (the arm's acquisitions, rows and current classifier, written atomically
-after every round). A resumed run rebuilds rounds.csv from the states and carries on; since
-every random draw is derived from (seed, arm, round), it produces the rows an uninterrupted run would.
+Files in the output directory, all small enough to commit, so that a clone anywhere continues the run:
+  config.json        every setting, the seeding scheme and the pool's fingerprint (see `acquire.pool`)
+  rounds.csv         one row per arm and round, appended and flushed (a view of the states, rebuilt on resume)
+  state/<arm>.json   the arm's record, written atomically after every round: per round the acquired
+                     candidates (pool index, label, source, score) and the row; the digest of the classifier
+                     it holds
+  state/models/      the classifiers themselves (float32, git-ignored): a cache. Without it a resume
+                     re-derives each arm's classifier by retraining its last round, which gives the same
+                     weights on the same hardware and thread count (it warns where it does not).
+Every random draw is derived from (seed, arm, round), so a resumed run produces the rows an uninterrupted
+run would. A resume checks config.json, every state and rounds.csv before it writes anything, and never
+drops a row: it continues, or refuses saying why.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import hashlib
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,20 +35,27 @@ import torch
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet, class_balanced_indices
-from acquire.files import append_csv_row, write_atomic, write_csv, write_json
+from acquire.files import append_csv_row, read_csv_rows, write_atomic, write_csv, write_json, write_text
 from acquire.functions import Acquisition, get_acquisition
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs
 from acquire.metrics import accuracy, balanced_accuracy
 from acquire.model import GalCNN, TrainConfig, new_model, predict, train_classifier
 from acquire.pool import REAL_SOURCE, CandidatePool
-from acquire.rundir import RunDirectoryError, lock_run_dir
+from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, config_changes, read_json
 from acquire.seeding import derive_seed, make_generator
 
 CSV_COLUMNS = ["sources", "acquisition", "repeat", "seed", "round", "train_size", "n_real", "n_generated",
                "acquired_by_source", "balanced_accuracy", "accuracy", "train_seconds", "score_seconds",
                "eval_seconds"]
 TIMING_COLUMNS = ["train_seconds", "score_seconds", "eval_seconds"]
-RESUMABLE_CHANGES = {"rounds"}  # config fields a resumed run may change
+RESUMABLE_CHANGES = {"rounds", "gan_dir"}  # config fields a resumed run may change
+STATE_FORMAT = 2
+NUM_CLASSES = 10            # the Gal CNN's output classes
+IMAGE_SHAPE = (1, 28, 28)   # what the Gal CNN takes, [C,H,W]
+# Seeding schemes. "paired": a repeat's model initialisations, training draws and initial images are shared by
+# every source set and acquisition function, so arms compare pairwise. "per_source": they were keyed by the
+# source set too (runs saved before the scheme was recorded).
+SEEDING_SCHEMES = ("paired", "per_source")
 
 
 @dataclass
@@ -48,8 +64,10 @@ class ExperimentConfig:
 
     pool_subset: score a random subset of this many candidates per round (0: the whole pool).
     score_chunk: images per MC-dropout chunk (0: 256 on CPU, 8192 on GPU).
-    generated_per_class, gan_checkpoints: how GAN source sets were built (samples per digit, and each
-    checkpoint's sha256), recorded so that a resume cannot silently mix generators.
+    generated_per_class, gan_checkpoints, gan_dir: how GAN source sets were built (samples per digit, each
+    checkpoint's weights sha256, and the directory they were read from, which a resume may change).
+    seeding: how arms share random draws (SEEDING_SCHEMES).
+    pool_fingerprint: source set -> source -> {images, sha256}, filled in by the run from its pools.
     """
 
     sources: list[str] = field(default_factory=lambda: ["raw"])
@@ -65,19 +83,24 @@ class ExperimentConfig:
     score_chunk: int = 0
     generated_per_class: int = 0
     gan_checkpoints: dict[str, str] = field(default_factory=dict)
+    gan_dir: str = ""
+    seeding: str = "paired"
+    pool_fingerprint: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.train, dict):
             self.train = TrainConfig(**self.train)
         for name in ("rounds", "per_round", "repeats", "mc_samples"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("initial", "pool_subset", "score_chunk"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.initial % 10:
-            raise ValueError(f"initial must be a multiple of the 10 classes (class-balanced), got {self.initial}")
+        for name in ("initial", "pool_subset", "score_chunk", "generated_per_class", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.initial % NUM_CLASSES:
+            raise ValueError(f"initial must be a multiple of the {NUM_CLASSES} classes (class-balanced), "
+                             f"got {self.initial}")
         if self.pool_subset and self.pool_subset < self.per_round:
             raise ValueError(f"pool_subset ({self.pool_subset}) must be 0 (whole pool) or >= per_round ({self.per_round})")
         if not self.sources or not self.acquisitions:
@@ -86,9 +109,30 @@ class ExperimentConfig:
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ValueError(f"{name} lists a name twice: {values}")
+        if any(s != REAL_SOURCE for s in self.sources) and self.generated_per_class <= 0:
+            raise ValueError(f"GAN source sets need generated_per_class > 0, got {self.generated_per_class}")
+        if self.seeding not in SEEDING_SCHEMES:
+            raise ValueError(f"seeding must be one of {SEEDING_SCHEMES}, got {self.seeding!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def load(cls, path: Path) -> "ExperimentConfig":
+        """The config saved at `path` (config.json); a damaged file or unknown setting is a RunDirectoryError."""
+        values = read_json(path)
+        values.setdefault("seeding", "per_source")  # saved before the scheme was recorded
+        known = {f.name for f in dataclasses.fields(cls)}
+        train_known = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(values) - known) + sorted(f"train.{k}" for k in set(values.get("train") or {}) - train_known)
+        if unknown:
+            raise RunDirectoryError(f"{path} has unknown setting(s) {unknown}: it was written by another version "
+                                    "or edited; fix or restore it, or start a new run with another --out")
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as error:
+            raise RunDirectoryError(f"{path} holds an invalid configuration ({error}); fix or restore it, or start "
+                                    "a new run with another --out") from None
 
 
 @dataclass(frozen=True)
@@ -102,38 +146,34 @@ class Arm:
         """A file-name-safe identifier."""
         return re.sub(r"[^A-Za-z0-9_.+-]", "_", f"{self.sources}__{self.acquisition}__{self.repeat}")
 
+    def __str__(self) -> str:
+        return f"{self.sources}/{self.acquisition}/{self.repeat}"
+
 
 @dataclass
 class ArmState:
+    """An arm's pool (with its acquisitions), the classifier it holds, its rows and its acquisition record."""
+
     arm: Arm
     acquisition: Acquisition
     pool: CandidatePool
-    model: GalCNN
+    model: GalCNN | None = None
     rows: list[dict] = field(default_factory=list)
+    record: list[dict] = field(default_factory=list)  # per round: index, label, source, score lists
+    model_sha256: str = ""  # digest of the classifier a saved state holds (checked when it is restored)
 
     @property
     def rounds_done(self) -> int:
         return self.rows[-1]["round"] if self.rows else 0
 
 
-def prepare_run_dir(out_dir: Path, config: ExperimentConfig, resume: bool) -> None:
-    """Create out_dir with config.json, or check a resumed run's config against the saved one."""
-    out_dir = Path(out_dir)
-    config_path = out_dir / "config.json"
-    if config_path.exists():
-        if not resume:
-            raise RunDirectoryError(f"{out_dir} already holds a run (config.json); pass --resume to continue it, "
-                                    "or choose another --out")
-        saved = ExperimentConfig(**json.loads(config_path.read_text())).to_dict()  # fills fields added since
-        changed = {k for k in set(saved) | set(config.to_dict()) if saved.get(k) != config.to_dict().get(k)}
-        if changed - RESUMABLE_CHANGES:
-            details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {config.to_dict().get(k)!r}"
-                                for k in sorted(changed - RESUMABLE_CHANGES))
-            raise RunDirectoryError(f"cannot resume {out_dir} with a different configuration ({details}). "
-                                    f"Use the saved settings (only {sorted(RESUMABLE_CHANGES)} may change) or another --out")
-    elif resume and (out_dir / "rounds.csv").exists():
-        raise RunDirectoryError(f"{out_dir} has rounds.csv but no config.json: not a gan-acquire run directory")
-    write_json(config_path, config.to_dict())
+def model_digest(model: GalCNN) -> str:
+    """sha256 over the classifier's parameters and buffers (names, shapes, float32 bytes)."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(f"{name}{tuple(tensor.shape)}".encode())
+        h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def initial_indices(pool: CandidatePool, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -142,110 +182,266 @@ def initial_indices(pool: CandidatePool, n: int, generator: torch.Generator) -> 
     return real_M[class_balanced_indices(pool.labels_N.cpu()[real_M], n, generator)]
 
 
+def check_images(name: str, images: ImageSet) -> None:
+    """Refuse data the Gal CNN cannot take: images other than [N,1,28,28] or labels outside 0..9."""
+    shape = tuple(images.images_NCHW.shape[1:])
+    if shape != IMAGE_SHAPE:
+        raise ValueError(f"{name} has images of shape [C,H,W] = {list(shape)}, but the Gal CNN takes "
+                         f"{list(IMAGE_SHAPE)}; give MNIST-format 28x28 grey-scale data (--data-dir)")
+    if images.images_NCHW.device.type != "meta" and len(images):
+        low, high = int(images.labels_N.min()), int(images.labels_N.max())
+        if low < 0 or high >= NUM_CLASSES:
+            raise ValueError(f"{name} has labels from {low} to {high}, but the Gal CNN has {NUM_CLASSES} classes: "
+                             f"labels must lie in 0..{NUM_CLASSES - 1}; check the label files in --data-dir")
+
+
 class ActiveLearningRun:
     """Runs (or resumes) every arm of `config` on the given pools, writing into `out_dir`.
 
-    pools: source-set name -> CandidatePool (shared candidates; each arm gets `fresh()` state).
+    pools: source-set name -> CandidatePool on `device` (shared candidates; each arm gets `fresh()` state).
     test_set: the full test set (uint8 images [N,1,28,28], labels [N]).
+    Everything is checked before a file is written. Use as a context manager, or call close(), to release
+    the directory's lock.
     """
 
     def __init__(self, config: ExperimentConfig, pools: dict[str, CandidatePool], test_set: ImageSet,
                  out_dir: Path, device: torch.device | str = "cpu", resume: bool = False):
-        missing = [s for s in config.sources if s not in pools]
-        if missing:
-            raise ValueError(f"no pool built for source set(s) {missing}")
+        self.device = torch.device(device)
+        self.config = self._with_fingerprint(config, pools)
         acquisitions = {name: get_acquisition(name) for name in config.acquisitions}
-        for name, pool in pools.items():
-            needed = config.initial + config.rounds * config.per_round
-            if name in config.sources and needed > len(pool):
-                raise ValueError(f"{config.rounds} rounds of {config.per_round} (+{config.initial} initial) need "
-                                 f"{needed} candidates but source set {name!r} holds {len(pool)}")
-        self.config, self.device = config, torch.device(device)
+        check_images("the test set", test_set)
         self.out_dir = Path(out_dir)
         self.csv_path = self.out_dir / "rounds.csv"
         self.test_set = test_set.to(self.device)
-        self._lock = lock_run_dir(self.out_dir)
+        self.arms = [ArmState(Arm(src, acq, r), acquisitions[acq], pools[src].fresh())
+                     for src in config.sources for acq in config.acquisitions for r in range(config.repeats)]
+        self._run_dir = RunDir(self.out_dir)
         try:
-            prepare_run_dir(self.out_dir, config, resume)
-            self.arms = [ArmState(arm, acquisitions[acq], pools[src].fresh(), model=None)
-                         for src in config.sources for acq in config.acquisitions
-                         for arm in [Arm(src, acq, r) for r in range(config.repeats)]]
-            for state in self.arms:
-                self._load_or_start(state, resume)
-            write_csv(self.csv_path, CSV_COLUMNS, self._rows_in_order())
+            if resume:
+                self._load_saved()
+            elif (self.out_dir / CONFIG_FILE).exists():
+                raise RunDirectoryError(f"{self.out_dir} already holds a run ({CONFIG_FILE}); pass --resume to "
+                                        "continue it, or choose another --out")
+            self._write_start()
         except BaseException:
-            self._lock.close()
+            self.close()
             raise
 
-    # ---- state ---------------------------------------------------------------------------
-    def _state_path(self, arm: Arm) -> Path:
-        return self.out_dir / "state" / f"{arm.slug}.pt"
+    def close(self) -> None:
+        """Release the run directory's lock."""
+        self._run_dir.close()
 
-    def _load_or_start(self, state: ArmState, resume: bool) -> None:
+    def __enter__(self) -> "ActiveLearningRun":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # ---- checks --------------------------------------------------------------------------
+    def _with_fingerprint(self, config: ExperimentConfig, pools: dict[str, CandidatePool]) -> ExperimentConfig:
+        """The config with its pools' fingerprint, after checking every pool the arms need."""
+        missing = [s for s in config.sources if s not in pools]
+        if missing:
+            raise ValueError(f"no pool built for source set(s) {missing}")
+        needed = config.initial + config.rounds * config.per_round
+        for name in config.sources:
+            pool = pools[name]
+            if pool.device != self.device:
+                raise ValueError(f"the pool of {name!r} lives on {pool.device} but the run on {self.device}; build "
+                                 f"it with CandidatePool(..., device={str(self.device)!r})")
+            check_images(f"the pool of {name!r}", ImageSet(pool.images_NCHW, pool.labels_N))
+            if needed > len(pool):
+                raise ValueError(f"{config.rounds} rounds of {config.per_round} (+{config.initial} initial) need "
+                                 f"{needed} candidates but source set {name!r} holds {len(pool)}")
+        fingerprint = {name: pools[name].fingerprint for name in config.sources}
+        return dataclasses.replace(config, pool_fingerprint=fingerprint)
+
+    def _load_saved(self) -> None:
+        """Read and check config.json, every arm's state and rounds.csv; adopt the states. Writes nothing."""
+        config_path = self.out_dir / CONFIG_FILE
+        saved = ExperimentConfig.load(config_path)
+        now = self.config.to_dict()
+        saved_dict = saved.to_dict()
+        if saved.pool_fingerprint != self.config.pool_fingerprint:
+            raise RunDirectoryError(f"cannot resume {self.out_dir}: the candidate pool differs from the one it ran "
+                                    f"on ({pool_differences(saved.pool_fingerprint, self.config.pool_fingerprint)}). "
+                                    "Use the same data, GAN checkpoints and --generated-per-class, or another --out")
+        changes = config_changes(saved_dict, now, RESUMABLE_CHANGES | {"pool_fingerprint"})
+        if changes:
+            raise RunDirectoryError(f"cannot resume {self.out_dir} with a different configuration ({changes}). Use "
+                                    f"the saved settings (only {sorted(RESUMABLE_CHANGES)} may change) or another --out")
+        csv_rows = self._read_csv_rows()
+        for state in self.arms:
+            self._load_state(state, csv_rows.pop(str(state.arm), []))
+        if csv_rows:
+            raise RunDirectoryError(f"{self.csv_path} holds rows of arms that config.json does not list "
+                                    f"({', '.join(sorted(csv_rows))}); restore the matching config.json, or use another --out")
+        done = max(state.rounds_done for state in self.arms)
+        if self.config.rounds < done:
+            raise RunDirectoryError(f"--rounds {self.config.rounds} is below the {done} rounds already done in "
+                                    f"{self.out_dir}; rows are never deleted: give --rounds {done} or more "
+                                    "(plot a shorter curve with runners.plot --max-train-size)")
+
+    def _read_csv_rows(self) -> dict[str, list[dict]]:
+        """rounds.csv's complete rows by arm name ('sources/acquisition/repeat')."""
+        try:
+            rows = read_csv_rows(self.csv_path, CSV_COLUMNS)
+        except ValueError as error:
+            raise RunDirectoryError(str(error)) from None
+        by_arm: dict[str, list[dict]] = {}
+        for row in rows:
+            by_arm.setdefault(f"{row['sources']}/{row['acquisition']}/{row['repeat']}", []).append(row)
+        return by_arm
+
+    def _load_state(self, state: ArmState, csv_rows: list[dict]) -> None:
+        """Adopt the arm's saved state after checking it against the pool and rounds.csv's rows of the arm."""
         path = self._state_path(state.arm)
-        if resume and path.exists():
-            saved = torch.load(path, map_location=self.device, weights_only=True)
-            for index_k in saved["acquired"]:
-                state.pool.acquire(index_k)
-            state.rows = saved["rows"]
-            state.model = new_model(0, self.device)
-            state.model.load_state_dict(saved["model"])
+        if not path.exists():
+            if csv_rows:
+                legacy = not (self.out_dir / "state").exists()
+                raise RunDirectoryError(
+                    f"cannot resume {self.out_dir}: rounds.csv holds {len(csv_rows)} row(s) of arm {state.arm} but "
+                    f"{path} is missing" + (
+                        " (the run was saved before run state was kept in its directory, so it cannot be "
+                        "continued; its rows are untouched). Start a new run with another --out"
+                        if legacy else "; restore it (e.g. git checkout), or start a new run with another --out"))
             return
-        state.model = new_model(self._seed_for("init", state.arm, 0), self.device)
-        if self.config.initial:
-            state.pool.acquire(initial_indices(state.pool, self.config.initial, make_generator(
-                self.config.seed, state.arm.sources, state.arm.repeat, "initial")))
-            self._train_and_record(state, 0, score_seconds=0.0)
+        saved = read_json(path)
+        try:
+            rows, record = parse_state(saved, state.arm, len(state.pool))
+            for entry in record:
+                state.pool.acquire(torch.tensor(entry["index"], dtype=torch.long))
+        except (KeyError, TypeError, ValueError) as error:
+            raise RunDirectoryError(f"{path} is damaged or belongs to another run ({error}); restore it (e.g. git "
+                                    "checkout), or start a new run with another --out") from None
+        labels_N = state.pool.labels_N.cpu()
+        if any(entry["label"] != labels_N[entry["index"]].tolist() for entry in record):
+            raise RunDirectoryError(f"{path} records labels that the pool's candidates do not have: the pool differs "
+                                    "from the run's; resume with the same data, or use another --out")
+        if len(csv_rows) > len(rows) or any(not same_row(a, b) for a, b in zip(csv_rows, rows)):
+            raise RunDirectoryError(f"{self.csv_path} and {path} disagree about arm {state.arm} (the CSV has rows the "
+                                    "state lacks, or other values); restore both from the same commit, or use another --out")
+        state.rows, state.record, state.model = rows, record, None
+        state.model_sha256 = saved["model_sha256"]
+
+    # ---- files ---------------------------------------------------------------------------
+    def _state_path(self, arm: Arm) -> Path:
+        return self.out_dir / "state" / f"{arm.slug}.json"
+
+    def _model_path(self, arm: Arm) -> Path:
+        return self.out_dir / "state" / "models" / f"{arm.slug}.pt"
+
+    def _write_start(self) -> None:
+        """config.json (every setting; a resume may only have raised rounds) and rounds.csv rebuilt from the states."""
+        write_json(self.out_dir / CONFIG_FILE, self.config.to_dict())
+        write_csv(self.csv_path, CSV_COLUMNS, self._rows_in_order())
+        models = self.out_dir / "state" / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        if not (models / ".gitignore").exists():
+            write_text(models / ".gitignore", "# a local cache: runs re-derive these classifiers when absent\n*\n")
 
     def _save(self, state: ArmState) -> None:
-        payload = {"acquired": state.pool.rounds, "rows": state.rows,
-                   "model": {k: v.cpu() for k, v in state.model.state_dict().items()}}
-        write_atomic(self._state_path(state.arm), lambda tmp: torch.save(payload, tmp))
+        """The classifier (local cache), then the arm's state; rounds.csv gets the row last."""
+        weights = {k: v.detach().cpu() for k, v in state.model.state_dict().items()}
+        write_atomic(self._model_path(state.arm), lambda tmp: torch.save(weights, tmp))
+        write_json(self._state_path(state.arm), {
+            "format": STATE_FORMAT, "arm": dataclasses.asdict(state.arm), "rounds": state.record,
+            "rows": state.rows, "model_sha256": model_digest(state.model)})
+        append_csv_row(self.csv_path, CSV_COLUMNS, state.rows[-1])
 
     def _rows_in_order(self) -> list[dict]:
         return sorted((row for s in self.arms for row in s.rows), key=lambda row: row["round"])
 
-    def _seed_for(self, purpose: str, arm: Arm, round_index: int) -> int:
-        """Model initialisation and training draws are shared by the arms of one repeat (paired design)."""
-        return derive_seed(self.config.seed, arm.sources, arm.repeat, round_index, purpose)
+    # ---- classifiers -------------------------------------------------------------------
+    def _seed_keys(self, arm: Arm) -> tuple:
+        """What a repeat's shared draws (model init, training, initial images) are keyed by."""
+        if self.config.seeding == "paired":
+            return (self.config.seed, arm.repeat)
+        return (self.config.seed, arm.sources, arm.repeat)
+
+    def _train(self, state: ArmState, round_index: int) -> None:
+        """A fresh classifier, initialised and trained from draws keyed by (seed, repeat, round), on the
+        arm's training set."""
+        training = state.pool.training_set()
+        state.model = new_model(self._init_seed(state.arm, round_index), self.device)
+        train_classifier(state.model, training.images_NCHW, training.labels_N, self.config.train,
+                         make_generator(*self._seed_keys(state.arm), round_index, "train", device=self.device))
+
+    def _restore_model(self, state: ArmState) -> None:
+        """The classifier the arm held when saved: from the local cache if its digest matches, else re-derived
+        by retraining its last round (a warning says if the weights differ from the saved digest)."""
+        path, expected = self._model_path(state.arm), state.model_sha256
+        if path.exists():
+            try:
+                model = new_model(0, self.device)
+                model.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+                if model_digest(model) == expected:
+                    state.model = model
+                    return
+            except Exception:  # a damaged cache is only a cache: re-derive below
+                pass
+        self._train(state, state.rounds_done)
+        if model_digest(state.model) != expected:
+            print(f"warning: the re-derived classifier of arm {state.arm} differs from the saved one (other "
+                  "hardware, torch version or thread count); the rounds that follow may differ from an "
+                  "uninterrupted run", file=sys.stderr)
+
+    def _init_seed(self, arm: Arm, round_index: int) -> int:
+        return derive_seed(*self._seed_keys(arm), round_index, "init")
+
+    def _start(self, state: ArmState) -> None:
+        """A new arm: its untrained classifier, and with config.initial, the class-balanced initial images
+        trained on and recorded as round 0."""
+        state.model = new_model(self._init_seed(state.arm, 0), self.device)
+        if self.config.initial:
+            chosen = initial_indices(state.pool, self.config.initial,
+                                     make_generator(*self._seed_keys(state.arm), "initial"))
+            self._record(state, chosen, None)
+            self._train_and_record(state, 0, score_seconds=0.0)
 
     # ---- one round -----------------------------------------------------------------------
+    def _record(self, state: ArmState, index_k: torch.Tensor, score_k: torch.Tensor | None) -> None:
+        """Acquire global indices [k] and remember what they were (label, source, score)."""
+        state.pool.acquire(index_k)
+        index_k = index_k.cpu()
+        state.record.append({"index": index_k.tolist(), "label": state.pool.labels_N.cpu()[index_k].tolist(),
+                             "source": [state.pool.source_names[i] for i in state.pool.source_N.cpu()[index_k]],
+                             "score": None if score_k is None else score_k.tolist()})
+
     def _acquire(self, state: ArmState, round_index: int) -> float:
         """Score the pool and move the chosen candidates to the training set; returns seconds spent."""
         start = time.perf_counter()
         config, arm = self.config, state.arm
-        generator = make_generator(config.seed, arm.sources, arm.acquisition, arm.repeat, round_index, "acquire")
+        keys = (config.seed, arm.sources, arm.acquisition, arm.repeat, round_index)
+        generator = make_generator(*keys, "acquire")
         candidates_M = state.pool.available_index().cpu()
         probs_MTK = None
         if state.acquisition.needs_mc:
             if config.pool_subset and len(candidates_M) > config.pool_subset:
                 candidates_M = candidates_M[torch.randperm(len(candidates_M), generator=generator)[:config.pool_subset]]
-            masks = draw_head_masks(state.model, config.mc_samples,
-                                    make_generator(config.seed, arm.sources, arm.acquisition, arm.repeat,
-                                                   round_index, "masks", device=self.device))
+            masks = draw_head_masks(state.model, config.mc_samples, make_generator(*keys, "masks", device=self.device))
             probs_MTK = mc_dropout_probs(state.model, state.pool.images_NCHW[candidates_M.to(self.device)], masks,
                                          chunk_size=config.score_chunk or None)
-        chosen_k = state.acquisition.choose(probs_MTK, len(candidates_M), config.per_round, generator)
-        state.pool.acquire(candidates_M[chosen_k])
+        chosen_k, score_k = state.acquisition.choose(probs_MTK, len(candidates_M), config.per_round, generator)
+        self._record(state, candidates_M[chosen_k], score_k)
+        self._synchronize()
+        return time.perf_counter() - start
+
+    def _synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return time.perf_counter() - start
 
     def _train_and_record(self, state: ArmState, round_index: int, score_seconds: float) -> None:
         arm, train_start = state.arm, time.perf_counter()
-        training = state.pool.training_set()
-        state.model = new_model(self._seed_for("init", arm, round_index), self.device)
-        train_classifier(state.model, training.images_NCHW, training.labels_N, self.config.train,
-                         make_generator(self.config.seed, arm.sources, arm.repeat, round_index, "train",
-                                        device=self.device))
+        self._train(state, round_index)
+        self._synchronize()
         eval_start = time.perf_counter()
         predicted_N = predict(state.model, self.test_set.images_NCHW)
         counts = state.pool.counts_by_source()
-        n_real = counts.get(REAL_SOURCE, 0)
+        n_real, train_size = counts.get(REAL_SOURCE, 0), sum(counts.values())
         state.rows.append({
             "sources": arm.sources, "acquisition": arm.acquisition, "repeat": arm.repeat, "seed": self.config.seed,
-            "round": round_index, "train_size": len(training), "n_real": n_real,
-            "n_generated": len(training) - n_real,
+            "round": round_index, "train_size": train_size, "n_real": n_real, "n_generated": train_size - n_real,
             "acquired_by_source": ";".join(f"{k}={v}" for k, v in counts.items()),
             "balanced_accuracy": balanced_accuracy(predicted_N, self.test_set.labels_N),
             "accuracy": accuracy(predicted_N, self.test_set.labels_N),
@@ -253,7 +449,6 @@ class ActiveLearningRun:
             "eval_seconds": round(time.perf_counter() - eval_start, 4),
         })
         self._save(state)
-        append_csv_row(self.csv_path, CSV_COLUMNS, state.rows[-1])
 
     def _round_cost(self, round_index: int) -> int:
         """Rough relative cost of one arm-round (training grows with the training set), for an honest ETA."""
@@ -262,14 +457,69 @@ class ActiveLearningRun:
 
     def run(self, progress: bool = True) -> Path:
         """Advance every arm to config.rounds, with a progress bar; returns the CSV path."""
+        for state in self.arms:
+            if state.model is None and state.rows:
+                self._restore_model(state)
+            elif state.model is None:
+                self._start(state)
         todo = [(r, s) for r in range(1, self.config.rounds + 1) for s in self.arms if s.rounds_done < r]
         with tqdm(total=sum(self._round_cost(r) for r, _ in todo), disable=not progress, dynamic_ncols=True,
                   bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}") as bar:
             for round_index, state in todo:
-                bar.set_description(f"round {round_index}/{self.config.rounds} "
-                                    f"{state.arm.sources}/{state.arm.acquisition}/{state.arm.repeat}")
+                bar.set_description(f"round {round_index}/{self.config.rounds} {state.arm}")
                 score_seconds = self._acquire(state, round_index)
                 self._train_and_record(state, round_index, score_seconds)
                 bar.set_postfix(bal_acc=f"{state.rows[-1]['balanced_accuracy']:.3f}", n=state.rows[-1]["train_size"])
                 bar.update(self._round_cost(round_index))
         return self.csv_path
+
+
+def parse_state(saved: dict, arm: Arm, pool_size: int) -> tuple[list[dict], list[dict]]:
+    """(rows, record) of a state file's dict, after checking its format, arm and consistency (ValueError)."""
+    if saved.get("format") != STATE_FORMAT:
+        raise ValueError(f"state format {saved.get('format')!r}, expected {STATE_FORMAT}")
+    if saved["arm"] != dataclasses.asdict(arm):
+        raise ValueError(f"it is the state of arm {saved['arm']}, not {dataclasses.asdict(arm)}")
+    rows, record = saved["rows"], saved["rounds"]
+    if not isinstance(saved["model_sha256"], str) or not isinstance(rows, list) or not isinstance(record, list):
+        raise ValueError("rows, rounds and model_sha256 have the wrong types")
+    first_round = rows[0]["round"] if rows else 1
+    if [row["round"] for row in rows] != list(range(first_round, first_round + len(rows))) or first_round not in (0, 1):
+        raise ValueError("its rows are not consecutive rounds")
+    if len(record) != len(rows) or any(set(row) != set(CSV_COLUMNS) for row in rows):
+        raise ValueError("its rows and acquisition rounds do not match")
+    for entry in record:
+        index = entry["index"]
+        if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < pool_size for i in index):
+            raise ValueError(f"acquired indices must be integers in [0, {pool_size})")
+        if len(entry["label"]) != len(index) or len(entry["source"]) != len(index):
+            raise ValueError("a round's labels or sources do not match its indices")
+    return rows, record
+
+
+def same_row(csv_row: dict[str, str], row: dict) -> bool:
+    """Whether a row read back from rounds.csv (strings) is the state's row (the timings may differ in rounding)."""
+    for column in set(CSV_COLUMNS) - set(TIMING_COLUMNS):
+        value = row[column]
+        same = float(csv_row[column]) == value if isinstance(value, float) else csv_row[column] == str(value)
+        if not same:
+            return False
+    return True
+
+
+def pool_differences(saved: dict, now: dict) -> str:
+    """What differs between two pool fingerprints, in words."""
+    parts = []
+    for pool_name in sorted(set(saved) | set(now)):
+        old, new = saved.get(pool_name, {}), now.get(pool_name, {})
+        for source in sorted(set(old) | set(new)):
+            if old.get(source) != new.get(source):
+                if source not in old or source not in new:
+                    parts.append(f"{pool_name}: source {source!r} {'added' if source not in old else 'missing'}")
+                elif old[source]["images"] != new[source]["images"]:
+                    parts.append(f"{pool_name}: source {source!r} has {new[source]['images']} images, "
+                                 f"saved {old[source]['images']}")
+                else:
+                    parts.append(f"{pool_name}: source {source!r} has other images or labels (sha256 "
+                                 f"{new[source]['sha256'][:12]}, saved {old[source]['sha256'][:12]})")
+    return "; ".join(parts) or "the fingerprints differ"

@@ -16,15 +16,17 @@ from torch import nn
 
 
 def to_float(images_NCHW: torch.Tensor) -> torch.Tensor:
-    """uint8 images [N,C,H,W] -> float32 in [0, 1] on the same device."""
-    return images_NCHW.to(torch.float32).div_(255.0)
+    """uint8 images [N,C,H,W] -> a new float32 tensor in [0, 1] on the same device (the input is untouched)."""
+    return images_NCHW.to(torch.float32) / 255.0
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, generator: torch.Generator | None,
                  device: torch.device | str) -> torch.Tensor:
-    """Inverted-dropout mask of `shape`: 0 with probability p, else 1/(1-p)."""
-    keep = torch.empty(shape, device=device).bernoulli_(1.0 - p, generator=generator)
-    return keep.mul_(1.0 / (1.0 - p))
+    """Inverted-dropout mask of `shape` on `device`: 0 with probability p, else 1/(1-p), drawn on the
+    generator's own device (so a CPU generator serves a CUDA model and vice versa)."""
+    draw_device = generator.device if generator is not None else device
+    keep = torch.empty(shape, device=draw_device).bernoulli_(1.0 - p, generator=generator)
+    return keep.mul_(1.0 / (1.0 - p)).to(device)
 
 
 class GalCNN(nn.Module):
@@ -95,9 +97,10 @@ class TrainConfig:
 
 
 def new_model(seed: int, device: torch.device | str, num_classes: int = 10) -> GalCNN:
-    """A freshly initialised GalCNN whose weights depend only on `seed`."""
+    """A freshly initialised GalCNN whose weights depend only on `seed`: drawn on the CPU (from the CPU RNG
+    alone, restored afterwards; no CUDA RNG is touched), then moved to `device`."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         model = GalCNN(num_classes=num_classes)
     return model.to(device)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from acquire.data import ImageSet
@@ -9,12 +11,21 @@ from acquire.data import ImageSet
 REAL_SOURCE = "raw"
 
 
+def image_set_digest(images: ImageSet) -> str:
+    """sha256 over the uint8 images [N,C,H,W] (with their shape) and int64 labels [N], on any device."""
+    h = hashlib.sha256(repr(tuple(images.images_NCHW.shape)).encode())
+    h.update(images.images_NCHW.cpu().contiguous().numpy().tobytes())
+    h.update(images.labels_N.cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 class CandidatePool:
     """Candidates concatenated in source order, plus this arm's acquisition history.
 
-    images_NCHW uint8 [N,1,28,28], labels_N int64 [N] and source_N int64 [N] (index into
-    `source_names`) are shared, read-only, by every pool made with `fresh()`; each pool owns its
-    availability mask and the per-round lists of acquired global indices.
+    images_NCHW uint8 [N,C,H,W], labels_N int64 [N] and source_N int64 [N] (index into `source_names`)
+    live on `device` and are shared, read-only, by every pool made with `fresh()`; each pool owns its
+    availability mask and the per-round lists of acquired global indices. Sources may arrive on any
+    device: they are joined on the CPU, fingerprinted, then moved.
     """
 
     def __init__(self, sources: dict[str, ImageSet], device: torch.device | str = "cpu"):
@@ -23,9 +34,13 @@ class CandidatePool:
         empty = [name for name, images in sources.items() if len(images) == 0]
         if empty:
             raise ValueError(f"source(s) {empty} hold no images")
+        shapes = {name: tuple(s.images_NCHW.shape[1:]) for name, s in sources.items()}
+        if len(set(shapes.values())) > 1:
+            raise ValueError(f"every source of a pool needs the same image shape [C,H,W]; got {shapes}")
         self.source_names = list(sources)
-        self.images_NCHW = torch.cat([s.images_NCHW for s in sources.values()]).to(device)
-        self.labels_N = torch.cat([s.labels_N for s in sources.values()]).to(device)
+        self.fingerprint = {name: {"images": len(s), "sha256": image_set_digest(s)} for name, s in sources.items()}
+        self.images_NCHW = torch.cat([s.images_NCHW.cpu() for s in sources.values()]).to(device)
+        self.labels_N = torch.cat([s.labels_N.cpu() for s in sources.values()]).to(device)
         self.source_N = torch.cat([torch.full((len(s),), i, dtype=torch.long)
                                    for i, s in enumerate(sources.values())]).to(device)
         self._available_N = torch.ones(len(self.labels_N), dtype=torch.bool, device=device)
@@ -34,11 +49,15 @@ class CandidatePool:
     def fresh(self) -> "CandidatePool":
         """A pool over the same candidates with nothing acquired (no image copies)."""
         pool = object.__new__(CandidatePool)
-        pool.source_names, pool.images_NCHW, pool.labels_N, pool.source_N = (
-            self.source_names, self.images_NCHW, self.labels_N, self.source_N)
+        pool.source_names, pool.fingerprint, pool.images_NCHW, pool.labels_N, pool.source_N = (
+            self.source_names, self.fingerprint, self.images_NCHW, self.labels_N, self.source_N)
         pool._available_N = torch.ones_like(self._available_N)
         pool.rounds = []
         return pool
+
+    @property
+    def device(self) -> torch.device:
+        return self.images_NCHW.device
 
     def __len__(self) -> int:
         return len(self.labels_N)
@@ -53,10 +72,12 @@ class CandidatePool:
 
     def acquire(self, index_k: torch.Tensor) -> None:
         """Move candidates (global indices [k]) from the pool to the training set, as one round."""
-        index_k = torch.as_tensor(index_k, dtype=torch.long, device=self._available_N.device)
+        index_k = torch.as_tensor(index_k, dtype=torch.long).to(self._available_N.device)
         if len(index_k) > self.num_available:
             raise ValueError(f"asked to acquire {len(index_k)} candidates but the pool holds only "
                              f"{self.num_available}; lower --per-round or --rounds, or add sources")
+        if len(index_k) and (int(index_k.min()) < 0 or int(index_k.max()) >= len(self)):
+            raise ValueError(f"indices {index_k.tolist()} lie outside the pool of {len(self)} candidates")
         if len(index_k.unique()) != len(index_k) or not bool(self._available_N[index_k].all()):
             raise ValueError(f"indices {index_k.tolist()} repeat or name candidates already acquired")
         self._available_N[index_k] = False
@@ -69,11 +90,10 @@ class CandidatePool:
 
     def training_set(self) -> ImageSet:
         """The acquired candidates as an ImageSet (on the pool's device)."""
-        index_n = self.acquired_index.to(self.labels_N.device)
+        index_n = self.acquired_index.to(self.device)
         return ImageSet(self.images_NCHW[index_n], self.labels_N[index_n])
 
     def counts_by_source(self) -> dict[str, int]:
         """How many acquired candidates came from each source."""
-        counts = torch.bincount(self.source_N[self.acquired_index.to(self.source_N.device)],
-                                minlength=len(self.source_names))
+        counts = torch.bincount(self.source_N[self.acquired_index.to(self.device)], minlength=len(self.source_names))
         return dict(zip(self.source_names, counts.tolist()))

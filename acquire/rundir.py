@@ -1,24 +1,97 @@
-"""Output-directory ownership shared by the active loop and the sweeps: one process per directory."""
+"""Output directories shared by the active loop, the sweeps and GAN training: checked before any work,
+owned by one process at a time, and never silently reset.
+
+`check_out_dir` runs before data is loaded: --out must be (or become) a directory, --resume needs a saved
+run there and a fresh run needs none. `RunDir` then holds an exclusive lock for the process's work
+and sweeps the temp files of killed writers. `read_json` and `config_changes` give every runner the same
+clear errors for a damaged config.json and for a resume with other settings.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import json
 from pathlib import Path
+
+from acquire.files import remove_stale_partials
+
+CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"
 
 
 class RunDirectoryError(RuntimeError):
-    """The output directory holds a different or unfinished run; the message says what to do."""
+    """The output directory holds a different, damaged or unfinished run; the message says what to do."""
 
 
-def lock_run_dir(out_dir: Path):
-    """Hold an exclusive lock on out_dir/.lock for this process's lifetime; a second run on the same
-    directory is refused instead of interleaving rows. Returns the open lock file (keep a reference)."""
+def check_out_dir(out_dir: Path, resume: bool, kind: str = "run") -> None:
+    """Refuse, before any work or file write, an --out that cannot hold this run.
+
+    It must not be a regular file or lie under one; with resume it must hold a saved `kind`
+    (config.json), without resume it must not.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(out_dir / ".lock", "w")
+    for place in [out_dir, *out_dir.parents]:
+        if place.exists() and not place.is_dir():
+            where = "is" if place == out_dir else f"lies under {place}, which is"
+            raise RunDirectoryError(f"--out {out_dir} {where} a regular file, not a directory; choose another --out")
+    saved = (out_dir / CONFIG_FILE).exists()
+    if resume and not saved:
+        raise RunDirectoryError(f"--resume: {out_dir} holds no {kind} to continue (no {CONFIG_FILE}); "
+                                f"drop --resume to start one there, or give the --out of the {kind} to continue")
+    if not resume and saved:
+        raise RunDirectoryError(f"{out_dir} already holds a {kind} ({CONFIG_FILE}); pass --resume to continue it, "
+                                "or choose another --out")
+    if not resume and out_dir.is_dir() and any(p.name != LOCK_FILE for p in out_dir.iterdir()):
+        raise RunDirectoryError(f"{out_dir} is not empty but holds no {kind} ({CONFIG_FILE} is missing); "
+                                "choose another --out, or restore its config.json and pass --resume")
+
+
+class RunDir:
+    """An exclusive lock on out_dir/.lock for as long as it is open (a second process is refused instead of
+    interleaving rows), with the temp files of killed writers removed. Use as a context manager or close()."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path / LOCK_FILE, "a")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            raise RunDirectoryError(f"another process is running in {self.path}; wait for it or stop it "
+                                    "first") from None
+        remove_stale_partials(self.path, recursive=True)
+
+    def close(self) -> None:
+        """Release the lock (idempotent)."""
+        if not self._handle.closed:
+            self._handle.close()
+
+    def __enter__(self) -> "RunDir":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from `path`; a missing, unreadable or damaged file is a RunDirectoryError naming it."""
+    path = Path(path)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise RunDirectoryError(f"another process is running in {out_dir}; wait for it or stop it first") from None
-    return handle
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunDirectoryError(f"{path} is missing; restore it (e.g. git checkout {path}) or start a new run "
+                                "with another --out") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunDirectoryError(f"{path} is damaged ({error}); restore it from version control or a backup, or "
+                                "start a new run with another --out") from None
+    if not isinstance(value, dict):
+        raise RunDirectoryError(f"{path} must hold a JSON object, found {type(value).__name__}; restore it or "
+                                "start a new run with another --out")
+    return value
+
+
+def config_changes(saved: dict, now: dict, resumable: set[str] | frozenset[str] = frozenset()) -> str:
+    """'' when `now` may resume `saved`; else 'field: saved X, now Y; ...' for every non-resumable change."""
+    changed = sorted(k for k in set(saved) | set(now) if k not in resumable and saved.get(k) != now.get(k))
+    return "; ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in changed)

@@ -6,26 +6,26 @@ import argparse
 import sys
 from pathlib import Path
 
-from acquire.data import DataError, load_split
 from acquire.diagnostics import acquired_class_counts
 from acquire.files import write_csv
+from runners.cli import int_list, run_guarded
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m runners.class_balance", description=(
-        "How many images of each digit every arm of a raw-pool run had acquired at the given training-set "
-        "sizes (read from RUN_DIR/state). Greedy acquisition can starve a class; this shows it."))
-    p.add_argument("run_dir", type=Path, help="output directory of runners.mnist_bald (raw pool)")
-    p.add_argument("--sizes", default="50,100,200,300", help="comma-separated training-set sizes (default: %(default)s)")
-    p.add_argument("--data-dir", type=Path, help="MNIST directory (default: $GAN_ACQUIRE_DATA or the cache)")
+        "How many images of each class every arm of a runners.mnist_bald run had acquired at the given "
+        "training-set sizes (read from RUN_DIR/state, any source set). Greedy acquisition can starve a class; "
+        "this shows it."))
+    p.add_argument("run_dir", type=Path, help="output directory of runners.mnist_bald")
+    p.add_argument("--sizes", type=int_list, default=[50, 100, 200, 300],
+                   help="comma-separated training-set sizes (default: 50,100,200,300)")
     p.add_argument("--out", type=Path, help="also write the table as CSV here")
     args = p.parse_args(argv)
-    try:
-        table = acquired_class_counts(args.run_dir, load_split("train", args.data_dir).labels_N,
-                                      [int(s) for s in args.sizes.split(",")])
-    except (ValueError, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_guarded(lambda: report(args), "nothing was written")
+
+
+def report(args: argparse.Namespace) -> int:
+    table = acquired_class_counts(args.run_dir, args.sizes)
     print(table.to_string(index=False))
     if args.out:
         write_csv(args.out, list(table.columns), table.to_dict("records"))

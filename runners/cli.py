@@ -1,39 +1,93 @@
 """What every runner's main() shares: `kill` stops a run as cleanly as Ctrl-C, a user error prints one line
-(the problem and the fix) and exits 2, and an interrupted run says what was kept and how to continue (130)."""
+(the problem and the fix) and exits 2, and an interrupted run says what was kept and how to continue (130).
+
+This module imports nothing slow, so that a runner run as a script installs `stop_before_work` first,
+before torch and its data load: a SIGTERM or Ctrl-C that early exits 130 at once, having written nothing.
+"""
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from acquire.data import DataError
-from acquire.rundir import RunDirectoryError
-from gans.checkpoint import CheckpointError
-from gans.sources import GanNotTrainedError
+INTERRUPTED = 130
+USER_ERROR = 2
 
-USER_ERRORS = (ValueError, DataError, RunDirectoryError, GanNotTrainedError, CheckpointError)
+
+def _exit_before_work(signum, frame):
+    print("\nstopped before any work started; nothing was written", file=sys.stderr)
+    raise SystemExit(INTERRUPTED)
+
+
+def stop_before_work(module_name: str) -> None:
+    """Called at the top of a runner module, before its slow imports: when it runs as the program
+    (`module_name == "__main__"`), SIGTERM and SIGINT end it at once with exit code 130."""
+    if module_name == "__main__":
+        signal.signal(signal.SIGTERM, _exit_before_work)
+        signal.signal(signal.SIGINT, _exit_before_work)
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_guarded(body: Callable[[], int], interrupted_message: str) -> int:
-    """body() -> exit code, with SIGTERM turned into KeyboardInterrupt; user errors -> 2, interrupts -> 130."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from acquire.data import DataError
+    from acquire.rundir import RunDirectoryError
+    from gans.checkpoint import CheckpointError
+    from gans.sources import GanNotTrainedError
+    return ValueError, DataError, RunDirectoryError, GanNotTrainedError, CheckpointError
+
+
+def run_guarded(body: Callable[[], int], interrupted: str | Callable[[], str]) -> int:
+    """body() -> exit code, with SIGTERM and SIGINT turned into KeyboardInterrupt; user errors -> 2 (one line),
+    interrupts -> 130 with the message `interrupted` (or what `interrupted()` gives at that moment: what was
+    kept, how to go on)."""
+    user_errors = _user_errors()
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return body()
-    except USER_ERRORS as error:
+    except user_errors as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return USER_ERROR
     except KeyboardInterrupt:
-        print(f"\ninterrupted; {interrupted_message}", file=sys.stderr)
-        return 130
+        message = interrupted() if callable(interrupted) else interrupted
+        print(f"\ninterrupted; {message}", file=sys.stderr)
+        return INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def resume_hint(kept: str, out) -> str:
-    """The interrupted message of a resumable runner writing to `out`."""
-    return f"{kept} are saved in {out}. Continue with the same command plus --resume"
+def resume_hint(kept: str, program: str, out: Path) -> Callable[[], str]:
+    """The interrupted message of a resumable runner writing to `out`: the resume command if a run was saved
+    there, else that nothing was written."""
+    def message() -> str:
+        if (Path(out) / "config.json").exists():
+            return f"{kept} are saved in {out}. Continue with: python -m {program} --resume --out {out}"
+        return f"stopped before the run started; nothing was saved in {out}"
+    return message
+
+
+def comma_list(text: str) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c'] (an argparse type); an empty list is an error."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+def _typed_list(kind: type, name: str) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        try:
+            return [kind(item) for item in comma_list(text)]
+        except ValueError:
+                raise argparse.ArgumentTypeError(f"expected comma-separated {name}, got {text!r}") from None
+    return parse
+
+
+int_list = _typed_list(int, "integers")
+float_list = _typed_list(float, "numbers")

@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
+from runners.cli import stop_before_work
 
-from acquire.data import load_split
-from acquire.device import resolve_device
-from acquire.loop import ActiveLearningRun, ExperimentConfig
-from acquire.model import TrainConfig
-from acquire.plotting import final_table, format_final_table, plot_curves, read_curves
-from acquire.pool import REAL_SOURCE, CandidatePool
-from gans.registry import get_family
-from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source
-from runners.cli import resume_hint, run_guarded
+stop_before_work(__name__)  # before the slow imports below
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from acquire.data import load_split  # noqa: E402
+from acquire.functions import get_acquisition  # noqa: E402
+from acquire.device import resolve_device  # noqa: E402
+from acquire.loop import ActiveLearningRun, ExperimentConfig  # noqa: E402
+from acquire.model import TrainConfig  # noqa: E402
+from acquire.plotting import final_table, format_final_table, plot_curves, read_curves  # noqa: E402
+from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
+from acquire.rundir import CONFIG_FILE, check_out_dir  # noqa: E402
+from gans.registry import get_family  # noqa: E402
+from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source  # noqa: E402
+from runners.cli import comma_list, resume_hint, run_guarded  # noqa: E402
 
 DESCRIPTION = """\
 Nielsen & Okoniewski's protocol (Algorithm 1): each round an MC-dropout CNN scores the candidate
 pool, the top --per-round candidates join the training set, a fresh CNN (Gal et al. 2017) is
 trained on it for --epochs epochs and its balanced accuracy on the full 10,000-image test set is
 logged. Every (source, acquisition, repeat) arm runs in lockstep. Writes OUT/config.json,
-OUT/rounds.csv (one row per arm and round, flushed as it goes) and OUT/curves.png.
-A killed run continues with the same command plus --resume and gives the same rows.
+OUT/rounds.csv (one row per arm and round, flushed as it goes), OUT/state/ (each arm's acquisitions,
+small enough to commit) and OUT/curves.png. A killed run, or a finished one given more rounds, continues
+with `--resume --out OUT [--rounds N]`, here or on a clone of OUT on another machine, and gives the rows
+an uninterrupted run gives (exactly so on the same hardware, torch version and thread count).
 """
 
 EPILOG = """\
@@ -35,6 +43,7 @@ examples:
   python -m runners.mnist_bald --preset quick --out runs/quick
   python -m runners.mnist_bald --acquisitions random,bald,power_bald --repeats 2 --out runs/mine
   python -m runners.mnist_bald --acquisitions bald,my_pkg.my_mod:my_fn   # a custom function
+  python -m runners.mnist_bald --resume --out runs/quick --rounds 12     # continue a run, 4 more rounds
 """
 
 PRESETS = {
@@ -42,23 +51,23 @@ PRESETS = {
     "quick": {"rounds": 8, "epochs": 20, "repeats": 2, "pool_subset": 2000},
 }
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "dense_l2_c")
-
-
-def comma_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
+CONFIG_FLAGS = ("sources", "acquisitions", "rounds", "per_round", "initial", "repeats", "mc_samples", "pool_subset",
+                "seed", "generated_per_class")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runners.mnist_bald", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="starting values (default: paper)")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="starting values (default: paper; with --resume the saved settings)")
     p.add_argument("--sources", type=comma_list,
                    help="comma-separated source sets, one candidate pool each: 'raw' = the 60,000 real MNIST "
                         "training images; a GAN name (small_dcgan, large_dcgan, pggan, dada) = the raw pool joined "
                         "by that GAN's samples, logged as raw+NAME. A GAN not yet trained is refused with the "
                         "command that trains it (python -m runners.train_gans) (default: raw)")
-    p.add_argument("--gan-dir", type=Path, default=DEFAULT_GAN_DIR,
-                   help="where runners.train_gans saved the GAN checkpoints (default: %(default)s)")
+    p.add_argument("--gan-dir", type=Path,
+                   help=f"where runners.train_gans saved the GAN checkpoints (default: {DEFAULT_GAN_DIR}; with "
+                        "--resume the saved one)")
     p.add_argument("--generated-per-class", type=int,
                    help=f"GAN samples per digit added to the pool (default: {DEFAULT_PER_CLASS}, i.e. 60,000 "
                         "generated beside 60,000 real, so random acquisition draws both equally)")
@@ -88,54 +97,70 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory with the four MNIST IDX .gz files (default: $GAN_ACQUIRE_DATA, else a "
                         "per-user cache filled from the public mirrors)")
     p.add_argument("--out", type=Path, default=Path("runs/mnist_bald"), help="output directory (default: %(default)s)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out (only --rounds may change)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --out with its saved settings; only --rounds (and where data, "
+                        "GANs and device are found) may be given")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    """Preset values, overridden by every flag given explicitly."""
-    values = {"sources": ["raw"], "acquisitions": ["random", "bald"], **PRESETS[args.preset]}
-    for name in ("sources", "acquisitions", "rounds", "per_round", "initial", "repeats", "mc_samples",
-                 "pool_subset", "seed", "generated_per_class", *TRAIN_FLAGS):
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
+def config_from_args(args: argparse.Namespace, saved: ExperimentConfig | None = None) -> ExperimentConfig:
+    """The run's config: the preset's values (or, resuming, the saved config), overridden by every flag given
+    explicitly. GAN sources record their checkpoints' digests; a resume then refuses any change but --rounds."""
+    if saved is None:
+        values = {"sources": ["raw"], "acquisitions": ["random", "bald"]}
+        gan_dir = args.gan_dir or DEFAULT_GAN_DIR
+    else:
+        values = {k: v for k, v in saved.to_dict().items() if k not in ("train", "pool_fingerprint")}
+        values.update(saved.to_dict()["train"])
+        values["sources"] = [s.removeprefix(f"{REAL_SOURCE}+") for s in saved.sources]
+        gan_dir = args.gan_dir or Path(saved.gan_dir or DEFAULT_GAN_DIR)
+    values.update(PRESETS[args.preset or "paper"] if saved is None or args.preset else {})
+    values.update({name: getattr(args, name) for name in CONFIG_FLAGS + TRAIN_FLAGS if getattr(args, name) is not None})
+    for name in values["acquisitions"]:
+        get_acquisition(name)  # unknown or broken names fail here, before any work
     gans = [s for s in values["sources"] if s != REAL_SOURCE]
     for name in gans:
         get_family(name)  # unknown names fail here, with the list of families
     values["sources"] = [s if s == REAL_SOURCE else f"{REAL_SOURCE}+{s}" for s in values["sources"]]
     if gans:
         values.setdefault("generated_per_class", DEFAULT_PER_CLASS)
-        values["gan_checkpoints"] = gan_weights_digests(args.gan_dir, gans)
+        values["gan_checkpoints"] = gan_weights_digests(gan_dir, gans)
+        values["gan_dir"] = str(gan_dir)
     train = TrainConfig(**{k: values.pop(k) for k in TRAIN_FLAGS if k in values})
     return ExperimentConfig(train=train, **values)
 
 
-def build_pools(config: ExperimentConfig, gan_dir: Path, data_dir: Path | None, device) -> dict[str, CandidatePool]:
-    """One candidate pool per source set: 'raw', or 'raw+GAN' (real images joined by the GAN's samples)."""
+def build_pools(config: ExperimentConfig, data_dir: Path | None, device) -> dict[str, CandidatePool]:
+    """One candidate pool per source set on `device`: 'raw', or 'raw+GAN' (real images joined by the GAN's samples)."""
     raw = load_split("train", data_dir)
     pools = {}
     for source_set in config.sources:
         parts = {REAL_SOURCE: raw}
         for gan in source_set.split("+")[1:]:
-            parts[gan] = generated_source(gan, gan_dir, config.generated_per_class, config.seed, device)
+            parts[gan] = generated_source(gan, Path(config.gan_dir), config.generated_per_class, config.seed, device)
         pools[source_set] = CandidatePool(parts, device)
     return pools
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_guarded(lambda: run(args), resume_hint("completed rounds", args.out))
+    return run_guarded(lambda: run(args), resume_hint("completed rounds", "runners.mnist_bald", args.out))
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    if args.resume:  # the saved settings first, then the flags given
+        check_out_dir(args.out, resume=True)
+        config = config_from_args(args, ExperimentConfig.load(args.out / CONFIG_FILE))
+    else:  # the flags first (their errors are the more specific), then the directory
+        config = config_from_args(args)
+        check_out_dir(args.out, resume=False)
     device = resolve_device(args.device)
-    pools = build_pools(config, args.gan_dir, args.data_dir, device)
-    active_run = ActiveLearningRun(config, pools, load_split("test", args.data_dir), args.out, device, args.resume)
-    print(f"{len(active_run.arms)} arms x {config.rounds} rounds on {device}; writing {active_run.csv_path}",
-          file=sys.stderr)
-    csv_path = active_run.run(progress=not args.no_progress)
+    pools = build_pools(config, args.data_dir, device)
+    with ActiveLearningRun(config, pools, load_split("test", args.data_dir), args.out, device, args.resume) as active_run:
+        print(f"{len(active_run.arms)} arms x {config.rounds} rounds on {device}; writing {active_run.csv_path}",
+              file=sys.stderr)
+        csv_path = active_run.run(progress=not args.no_progress)
     curves = read_curves([csv_path])
     plot_path = plot_curves(curves, args.out / "curves.png", title="MNIST, " + ", ".join(config.sources))
     print(format_final_table(final_table(curves)))

@@ -57,7 +57,7 @@ def test_top_k_takes_the_largest_and_breaks_ties_at_random():
 def test_random_needs_no_inference_and_returns_distinct_positions():
     random = REGISTRY["random"]
     assert not random.needs_mc
-    chosen = random.choose(None, pool_size=30, k=30, generator=torch.Generator().manual_seed(0))
+    chosen, _ = random.choose(None, pool_size=30, k=30, generator=torch.Generator().manual_seed(0))
     assert sorted(chosen.tolist()) == list(range(30))
 
 
@@ -87,7 +87,7 @@ def test_decorator_registers_a_custom_function(probs_NTK):
         return top2[:, 1] - top2[:, 0]
     try:
         assert get_acquisition("test_margin").fn is margin
-        assert get_acquisition("test_margin").choose(probs_NTK, 50, 4, torch.Generator()).shape == (4,)
+        assert get_acquisition("test_margin").choose(probs_NTK, 50, 4, torch.Generator())[0].shape == (4,)
     finally:
         REGISTRY.pop("test_margin")
 

@@ -92,8 +92,9 @@ def test_initial_set_is_class_balanced_real_data(tiny_train, tiny_test, tmp_path
     run(tiny_train, tiny_test, tmp_path, tiny_config(initial=20, rounds=1, repeats=1)).run(progress=False)
     df = pd.read_csv(tmp_path / "rounds.csv")
     assert df.groupby("acquisition")["train_size"].apply(list).to_dict() == {"bald": [20, 25], "random": [20, 25]}
-    state = torch.load(tmp_path / "state" / "raw__bald__0.pt", weights_only=True)
-    assert torch.bincount(tiny_train.labels_N[state["acquired"][0]], minlength=10).tolist() == [2] * 10
+    initial = json.loads((tmp_path / "state" / "raw__bald__0.json").read_text())["rounds"][0]
+    assert torch.bincount(tiny_train.labels_N[initial["index"]], minlength=10).tolist() == [2] * 10
+    assert initial["label"] == tiny_train.labels_N[initial["index"]].tolist() and initial["score"] is None
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -121,18 +122,18 @@ def test_a_second_process_on_the_same_directory_is_refused(tiny_train, tiny_test
     del first
 
 
-def test_resume_accepts_a_config_saved_before_newer_fields_existed(tiny_train, tiny_test, tmp_path):
+def test_a_config_saved_before_newer_fields_existed_loads_with_the_old_seeding(tiny_train, tiny_test, tmp_path):
     run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1)).run(progress=False)
     saved = json.loads((tmp_path / "config.json").read_text())
-    del saved["gan_checkpoints"], saved["generated_per_class"]
+    del saved["gan_checkpoints"], saved["generated_per_class"], saved["seeding"], saved["gan_dir"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
-    run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=2), resume=True).run(progress=False)
-    assert pd.read_csv(tmp_path / "rounds.csv")["round"].max() == 2
+    config = ExperimentConfig.load(tmp_path / "config.json")
+    assert (config.seeding, config.generated_per_class, config.gan_checkpoints) == ("per_source", 0, {})
 
 
 def test_class_counts_of_acquisitions_add_up(tiny_train, tiny_test, tmp_path):
     from acquire.diagnostics import acquired_class_counts
     run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=2, repeats=1)).run(progress=False)
-    table = acquired_class_counts(tmp_path, tiny_train.labels_N, [5, 10, 99])
+    table = acquired_class_counts(tmp_path, [5, 10, 99])
     assert sorted(table["train_size"].unique()) == [5, 10]  # 99 was never reached
     assert (table[[str(c) for c in range(10)]].sum(axis=1) == table["train_size"]).all()

@@ -48,7 +48,7 @@ def test_a_run_writes_config_csv_and_plot(finished_run):
     (["--rounds", "3"], "already holds a run"),
     (["--per-round", "6", "--resume"], "different configuration"),
     (["--sources", "raw,nogan"], "unknown GAN family 'nogan'"),
-    (["--per-round", "40000", "--pool-subset", "0"], "need 80000 candidates"),
+    (["--per-round", "40000", "--pool-subset", "0", "--resume"], "need 80000 candidates"),
 ])
 def test_bad_input_is_a_clear_error_and_loses_nothing(finished_run, mnist_dir, capsys, flags, message):
     before = (finished_run / "rounds.csv").read_text()

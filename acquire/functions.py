@@ -83,6 +83,14 @@ class Acquisition:
         return index_k, score_k
 
 
+    def probe(self, k: int, num_samples: int, num_classes: int) -> None:
+        """Run the function once on random MC probabilities [2k, T, K], so that one that fails (raises, returns
+        None, NaN or the wrong shape) is refused before a run writes anything."""
+        generator = torch.Generator().manual_seed(0)
+        logits_NTK = torch.randn(2 * k, num_samples, num_classes, generator=generator)
+        self.choose(logits_NTK.softmax(-1) if self.needs_mc else None, 2 * k, k, generator)
+
+
 REGISTRY: dict[str, Acquisition] = {}
 
 

@@ -209,6 +209,8 @@ class ActiveLearningRun:
         self.device = torch.device(device)
         self.config = self._with_fingerprint(config, pools)
         acquisitions = {name: get_acquisition(name) for name in config.acquisitions}
+        for acquisition in acquisitions.values():
+            acquisition.probe(config.per_round, config.mc_samples, NUM_CLASSES)
         check_images("the test set", test_set)
         self.out_dir = Path(out_dir)
         self.csv_path = self.out_dir / "rounds.csv"

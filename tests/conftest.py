@@ -33,3 +33,10 @@ def tiny_train(mnist_dir) -> ImageSet:
 def tiny_test(mnist_test) -> ImageSet:
     """The first 300 real test images."""
     return mnist_test.subset(torch.arange(300))
+
+
+@pytest.fixture(scope="session")
+def mnist_slice_dir(tmp_path_factory, mnist_dir) -> Path:
+    """An MNIST directory of the first 1,000 real training and 300 real test images (fast runner tests)."""
+    from tests.mnist_slices import write_mnist_slice
+    return write_mnist_slice(tmp_path_factory.mktemp("mnist_slice"), mnist_dir, train=1000, test=300)

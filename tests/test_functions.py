@@ -99,3 +99,21 @@ def test_module_path_and_unknown_names():
         get_acquisition("nope")
     with pytest.raises(ValueError, match="cannot load"):
         get_acquisition("tests.plugins.custom_acquisition:missing")
+
+
+def test_scores_of_confident_candidates_keep_their_precision():
+    """Near-certain predictions whose MC samples differ by ~1e-4: E[p²] - E[p]² in float32 loses the spread."""
+    import numpy as np
+    generator = torch.Generator().manual_seed(0)
+    spread_NT = 1e-4 * torch.rand(50, 20, generator=generator)
+    probs_NTK = torch.zeros(50, 20, 10)
+    probs_NTK[..., 0] = 1 - spread_NT
+    probs_NTK[..., 1] = spread_NT
+    p = probs_NTK.numpy().astype(np.float64)
+    expected_std = np.sqrt(((p - p.mean(1, keepdims=True)) ** 2).mean(1)).mean(-1)
+    np.testing.assert_allclose(REGISTRY["mean_std"].fn(probs_NTK).numpy(), expected_std, rtol=1e-9)
+    xlogy = np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)
+    mean = p.mean(1)
+    expected_bald = -(np.where(mean > 0, mean * np.log(np.where(mean > 0, mean, 1)), 0)).sum(-1) + xlogy.sum(-1).mean(1)
+    np.testing.assert_allclose(REGISTRY["bald"].fn(probs_NTK).numpy(), expected_bald, rtol=1e-6, atol=1e-15)
+    assert REGISTRY["bald"].fn(probs_NTK).dtype == torch.float64

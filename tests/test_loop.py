@@ -84,7 +84,7 @@ def test_random_skips_mc_inference_and_custom_functions_run(tiny_train, tiny_tes
     custom_acquisition.CALLS.clear()
     name = "tests.plugins.custom_acquisition:least_confident"
     run(tiny_train, tiny_test, tmp_path / "custom", tiny_config(acquisitions=[name], repeats=1)).run(progress=False)
-    assert custom_acquisition.CALLS == [(120, 4, 10)] * 3
+    assert custom_acquisition.CALLS == [(10, 4, 10)] + [(120, 4, 10)] * 3  # the probe, then 3 rounds
     assert set(pd.read_csv(tmp_path / "custom" / "rounds.csv")["acquisition"]) == {name}
 
 

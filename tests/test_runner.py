@@ -1,5 +1,6 @@
 """`python -m runners.mnist_bald` as a user meets it: help, a tiny real run, and clear errors that lose nothing."""
 
+import re
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 
 from runners import mnist_bald
+from tests.mnist_slices import write_mnist_slice
 
 TINY = ["--rounds", "2", "--per-round", "5", "--epochs", "1", "--repeats", "1", "--mc-samples", "3",
         "--pool-subset", "200", "--acquisitions", "random,bald", "--no-progress"]
@@ -28,9 +30,9 @@ def test_quick_preset_values():
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, mnist_dir):
+def finished_run(tmp_path_factory, mnist_slice_dir):
     out = tmp_path_factory.mktemp("run")
-    assert mnist_bald.main([*TINY, "--data-dir", str(mnist_dir), "--out", str(out)]) == 0
+    assert mnist_bald.main([*TINY, "--data-dir", str(mnist_slice_dir), "--out", str(out)]) == 0
     return out
 
 
@@ -50,9 +52,9 @@ def test_a_run_writes_config_csv_and_plot(finished_run):
     (["--sources", "raw,nogan"], "unknown GAN family 'nogan'"),
     (["--per-round", "40000", "--pool-subset", "0", "--resume"], "need 80000 candidates"),
 ])
-def test_bad_input_is_a_clear_error_and_loses_nothing(finished_run, mnist_dir, capsys, flags, message):
+def test_bad_input_is_a_clear_error_and_loses_nothing(finished_run, mnist_slice_dir, capsys, flags, message):
     before = (finished_run / "rounds.csv").read_text()
-    args = [*TINY, "--data-dir", str(mnist_dir), "--out", str(finished_run), *flags]
+    args = [*TINY, "--data-dir", str(mnist_slice_dir), "--out", str(finished_run), *flags]
     assert mnist_bald.main(args) == 2
     assert message in capsys.readouterr().err
     assert (finished_run / "rounds.csv").read_text() == before
@@ -71,3 +73,58 @@ def test_untrained_gans_are_all_named_with_the_one_command_that_trains_them(tmp_
     err = capsys.readouterr().err
     assert f"python -m runners.train_gans --gans small_dcgan,dada --out {tmp_path / 'gans'}" in err
     assert not out.exists()  # refused before any work
+
+
+SMALL = ["--rounds", "1", "--per-round", "5", "--epochs", "1", "--repeats", "1", "--mc-samples", "2", "--no-progress"]
+
+
+@pytest.mark.parametrize("data, message", [
+    (dict(test_labels=lambda y: y * 0 + 200), "the test set has labels from 200 to 200"),
+    (dict(train_labels=lambda y: y + 5), "labels must lie in 0..9"),
+    (dict(side=32), r"shape \[C,H,W\] = \[1, 32, 32\]"),
+])
+def test_data_the_cnn_cannot_take_is_refused_before_a_run_directory_exists(tmp_path, mnist_dir, capsys, data, message):
+    out = tmp_path / "out"
+    data_dir = write_mnist_slice(tmp_path / "data", mnist_dir, **data)
+    assert mnist_bald.main([*SMALL, "--data-dir", str(data_dir), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--generated-per-class", "-1"], "generated_per_class must be an integer >= 0"),
+    (["--acquisitions", "tests.plugins.broken_acquisition:NOT_A_FUNCTION"], "is a int, not a function"),
+    (["--acquisitions", "tests.plugins.broken_acquisition:returns_none"], "returned None"),
+    (["--acquisitions", "tests.plugins.broken_acquisition:raises"], "raised RuntimeError: shapes do not line up"),
+    (["--acquisitions", "tests.plugins.broken_acquisition:nan_scores"], "NaN or infinite score"),
+    (["--acquisitions", "tests.plugins.broken_acquisition:float_positions"], "positions of dtype torch.float32"),
+    (["--resume"], "holds no run to continue"),
+])
+def test_bad_flags_are_one_line_errors_that_write_nothing(tmp_path, mnist_slice_dir, capsys, flags, message):
+    out = tmp_path / "out"
+    assert mnist_bald.main([*SMALL, "--data-dir", str(mnist_slice_dir), "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("out_of", [lambda f: f, lambda f: f / "below"])
+def test_an_out_that_is_or_lies_under_a_file_is_refused_before_loading_data(tmp_path, capsys, out_of):
+    regular = tmp_path / "a_file"
+    regular.write_text("keep me")
+    assert mnist_bald.main([*SMALL, "--data-dir", str(tmp_path / "no_data"), "--out", str(out_of(regular))]) == 2
+    assert "regular file" in capsys.readouterr().err and regular.read_text() == "keep me"
+
+
+def test_resume_needs_only_out_and_rounds(tmp_path, mnist_slice_dir):
+    once, stepwise = tmp_path / "once", tmp_path / "stepwise"
+    flags = [*TINY, "--data-dir", str(mnist_slice_dir)]
+    assert mnist_bald.main([*flags, "--rounds", "3", "--out", str(once)]) == 0
+    assert mnist_bald.main([*flags, "--out", str(stepwise)]) == 0
+    assert mnist_bald.main(["--resume", "--out", str(stepwise), "--rounds", "3", "--data-dir", str(mnist_slice_dir),
+                            "--no-progress"]) == 0
+    timing = ["train_seconds", "score_seconds", "eval_seconds"]
+    pd.testing.assert_frame_equal(pd.read_csv(stepwise / "rounds.csv").drop(columns=timing),
+                                  pd.read_csv(once / "rounds.csv").drop(columns=timing))

@@ -48,7 +48,7 @@ CSV_COLUMNS = ["sources", "acquisition", "repeat", "seed", "round", "train_size"
                "acquired_by_source", "balanced_accuracy", "accuracy", "train_seconds", "score_seconds",
                "eval_seconds"]
 TIMING_COLUMNS = ["train_seconds", "score_seconds", "eval_seconds"]
-RESUMABLE_CHANGES = {"rounds", "gan_dir"}  # config fields a resumed run may change
+RESUMABLE_CHANGES = {"rounds", "gan_dir", "dataset"}  # config fields a resumed run may change
 STATE_FORMAT = 2
 NUM_CLASSES = 10            # the Gal CNN's output classes
 IMAGE_SHAPE = (1, 28, 28)   # what the Gal CNN takes, [C,H,W]
@@ -67,6 +67,7 @@ class ExperimentConfig:
     generated_per_class, gan_checkpoints, gan_dir: how GAN source sets were built (samples per digit, each
     checkpoint's weights sha256, and the directory they were read from, which a resume may change).
     seeding: how arms share random draws (SEEDING_SCHEMES).
+    dataset: the data set's name for figures (the data directory's name; the pool fingerprint identifies it).
     pool_fingerprint: source set -> source -> {images, sha256}, filled in by the run from its pools.
     """
 
@@ -85,6 +86,7 @@ class ExperimentConfig:
     gan_checkpoints: dict[str, str] = field(default_factory=dict)
     gan_dir: str = ""
     seeding: str = "paired"
+    dataset: str = ""
     pool_fingerprint: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -264,7 +266,7 @@ class ActiveLearningRun:
         saved = ExperimentConfig.load(config_path)
         now = self.config.to_dict()
         saved_dict = saved.to_dict()
-        if saved.pool_fingerprint != self.config.pool_fingerprint:
+        if saved.pool_fingerprint and saved.pool_fingerprint != self.config.pool_fingerprint:  # {}: saved before
             raise RunDirectoryError(f"cannot resume {self.out_dir}: the candidate pool differs from the one it ran "
                                     f"on ({pool_differences(saved.pool_fingerprint, self.config.pool_fingerprint)}). "
                                     "Use the same data, GAN checkpoints and --generated-per-class, or another --out")

@@ -1,37 +1,51 @@
 """Learning curves from the active loop's CSVs: read, summarise over repeats, plot, tabulate.
 
-The figure mirrors Figure 2 of Nielsen & Okoniewski: the metric (in percent) against the
-training-set size, the mean over repeats with a shaded ±1 std band, one line per
-(data source, acquisition function) arm; the left panel shows every round, the right one
-zooms on the last rounds.
+The figure follows Figure 2 of Nielsen & Okoniewski: the metric (in percent) against the training-set
+size, the mean over repeats with a shaded band, one line per (data source, acquisition function) arm. Each
+source set keeps one colour and each acquisition function one line style in every figure; the band's
+meaning and the number of repeats are written in the legend. A right-hand panel zooming on the last rounds
+is drawn only when there are more rounds than it shows.
 
-Figures are drawn on Agg canvases created explicitly (no pyplot), so plotting never needs a
-display and never touches matplotlib's global backend.
+Figures are drawn on Agg canvases created explicitly (no pyplot), so plotting never needs a display and
+never touches matplotlib's global backend.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from acquire.files import write_atomic
+from acquire.stats import t_halfwidth
 
 KEY_COLUMNS = ["sources", "acquisition", "repeat", "train_size"]
 ARM = ["run", "sources", "acquisition"]  # run: the CSV's directory, so separate runs never merge
 METRIC_LABELS = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy"}
+BANDS = {"std": "± 1 std over repeats (ddof = 0)", "ci95": "95% t-interval of the mean (none from 1 repeat)"}
+
+# The same source set is the same colour, the same acquisition function the same line style, in every figure.
+SOURCE_COLOURS = {"raw": "C0", "raw+small_dcgan": "C1", "raw+dada": "C2", "raw+pggan": "C3", "raw+large_dcgan": "C4"}
+SPARE_COLOURS = ["C5", "C6", "C7", "C8", "C9", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
+ACQUISITION_STYLES = {"bald": "-", "random": "--", "max_entropy": ":", "variation_ratios": "-."}
+SPARE_STYLES = [(0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2, 2, 2)), (0, (3, 3)), (0, (5, 2, 1, 2, 1, 2))]
+RUN_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 PathLike = str | os.PathLike
 
 
 def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balanced_accuracy") -> pd.DataFrame:
-    """Read and concatenate the active loop's CSVs.
+    """Read and concatenate the active loop's CSVs, with a `run` column naming each file's directory.
 
     Raises ValueError naming the file when one is missing, unreadable or lacks any of
     `sources, acquisition, repeat, train_size` and `metric`; and when there are no rows at all.
@@ -61,25 +75,84 @@ def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balance
     return df
 
 
+def read_configs(csv_paths: PathLike | Iterable[PathLike]) -> dict[str, dict]:
+    """The config.json beside each CSV that has one, keyed by run (the directory's name, as in `read_curves`).
+
+    A config.json that is not a readable JSON object is a ValueError naming it.
+    """
+    paths = [csv_paths] if isinstance(csv_paths, (str, os.PathLike)) else list(csv_paths)
+    configs = {}
+    for path in paths:
+        config_path = Path(path).resolve().parent / "config.json"
+        if not config_path.is_file():
+            continue
+        try:
+            config = json.loads(config_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{config_path}: not readable JSON ({exc}); fix it, or move it away to go without "
+                             "it") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{config_path}: expected a JSON object, found {type(config).__name__}")
+        configs[config_path.parent.name] = config
+    return configs
+
+
+def protocol_text(config: dict) -> str:
+    """A run's protocol in one line, from its config.json: initial size, pool scored, T, epochs, rounds, repeats.
+
+    Settings the config lacks are left out.
+    """
+    parts = []
+    if "initial" in config:
+        parts.append(f"initial {config['initial']}")
+    if "pool_subset" in config:
+        parts.append(f"pool subset {config['pool_subset']:,}" if config["pool_subset"] else "whole pool")
+    if "mc_samples" in config:
+        parts.append(f"T = {config['mc_samples']}")
+    if "epochs" in (config.get("train") or {}):
+        parts.append(f"{config['train']['epochs']} epochs")
+    if "rounds" in config:
+        parts.append(f"{config['rounds']} rounds" + (f" of {config['per_round']}" if "per_round" in config else ""))
+    if "repeats" in config:
+        parts.append(f"{config['repeats']} repeats")
+    return ", ".join(parts)
+
+
+def dataset_name(config: dict) -> str | None:
+    """The data set a run used: its config's "dataset", else the basename of a recorded "data_dir", else None."""
+    if config.get("dataset"):
+        return str(config["dataset"])
+    if config.get("data_dir"):
+        return Path(str(config["data_dir"])).name or None
+    return None
+
+
 def _check_metric(df: pd.DataFrame, metric: str) -> None:
     missing = [c for c in ARM[1:] + ["train_size", metric] if c not in df.columns]
     if missing:
         raise ValueError(f"missing column(s) {', '.join(missing)}")
 
 
-def summarise(df: pd.DataFrame, metric: str = "balanced_accuracy") -> pd.DataFrame:
-    """Mean and std of `metric` over repeats, per arm and training-set size.
+def _spread(grouped) -> pd.DataFrame:
+    """mean, population std (ddof=0), n_repeats and the 95% t-interval's half-width (ci95) per group."""
+    count = grouped.count()
+    return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0), "n_repeats": count,
+                         "ci95": t_halfwidth(grouped.std(ddof=1), count)})
 
-    Returns columns run, sources, acquisition, train_size, mean, std, n_repeats sorted by those
-    keys. `std` is the population std (ddof=0), so a single repeat gives 0; `n_repeats`
-    counts the non-missing values averaged. Values stay in the metric's own unit (fractions).
+
+def summarise(df: pd.DataFrame, metric: str = "balanced_accuracy") -> pd.DataFrame:
+    """Mean and spread of `metric` over repeats, per arm and training-set size.
+
+    Returns columns run, sources, acquisition, train_size, mean, std, n_repeats, ci95 sorted by the keys.
+    `std` is the population std (ddof=0), so a single repeat gives 0; `ci95` is the half-width of the 95%
+    t-interval of the mean (from the ddof=1 std; NaN for a single repeat); `n_repeats` counts the
+    non-missing values averaged. Values stay in the metric's own unit (fractions).
     """
     _check_metric(df, metric)
     values = df.dropna(subset=[metric])
     if "run" not in values.columns:
         values = values.assign(run="")
-    grouped = values.groupby(ARM + ["train_size"], sort=True)[metric]
-    out = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0), "n_repeats": grouped.count()})
+    out = _spread(values.groupby(ARM + ["train_size"], sort=True)[metric])
     return out.reset_index().sort_values(ARM + ["train_size"], ignore_index=True)
 
 
@@ -109,9 +182,64 @@ def format_final_table(table: pd.DataFrame, metric: str = "balanced_accuracy") -
     return shown.to_string(index=False)
 
 
-def _arm_label(run: str, sources: str, acquisition: str, n_repeats: int, show_run: bool) -> str:
-    runs = "run" if n_repeats == 1 else "runs"
-    return f"{acquisition} · {sources}{f' [{run}]' if show_run else ''} ({n_repeats} {runs})"
+# ---------------------------------------------------------------------------------------- styles
+
+
+def _stable_map(names: Iterable[str], fixed: dict, spare: list) -> dict:
+    """name -> fixed[name], else a spare picked by the name's hash (the next free one if taken in this figure)."""
+    names = sorted(set(names))
+    chosen = {name: fixed[name] for name in names if name in fixed}
+    for name in (n for n in names if n not in fixed):
+        start = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "little")
+        order = [spare[(start + i) % len(spare)] for i in range(len(spare))]
+        chosen[name] = next((s for s in order if s not in chosen.values()), order[0])
+    return chosen
+
+
+def source_colours(sources: Iterable[str]) -> dict[str, str]:
+    """A colour per source set, the same in every figure (unregistered names: by hash, distinct in a figure)."""
+    return _stable_map(sources, SOURCE_COLOURS, SPARE_COLOURS)
+
+
+def acquisition_styles(acquisitions: Iterable[str]) -> dict[str, object]:
+    """A line style per acquisition function, the same in every figure (random dashed, BALD solid)."""
+    return _stable_map(acquisitions, ACQUISITION_STYLES, SPARE_STYLES)
+
+
+def _count_text(counts: pd.Series) -> str:
+    low, high = int(counts.min()), int(counts.max())
+    return f"{low}" if low == high else f"{low}–{high}"
+
+
+def band_text(band: str, n_repeats: pd.Series) -> str:
+    """What the shaded band is and over how many repeats, for a legend title."""
+    if band not in BANDS:
+        raise ValueError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
+    if n_repeats.max() == 1:
+        return "one repeat per point: no band"
+    n = _count_text(n_repeats)
+    return f"shaded: {BANDS[band]}\nn = {n} repeats" + (" (per line in brackets)" if "–" in n else "")
+
+
+def _band(part: pd.DataFrame, band: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, band bottom and band top in percent; the band clipped to 0–100 (NaN: ci95 of one repeat)."""
+    mean = 100 * part["mean"].to_numpy(float)
+    half = 100 * part["std" if band == "std" else "ci95"].to_numpy(float)
+    return mean, np.clip(mean - half, 0, 100), np.clip(mean + half, 0, 100)
+
+
+# ---------------------------------------------------------------------------------------- curves
+
+
+def _arm_label(run: str, sources: str, acquisition: str, n_repeats: pd.Series, show_run: bool) -> str:
+    return f"{acquisition} · {sources}{f' [{run}]' if show_run else ''} ({_count_text(n_repeats)} repeats)"
+
+
+def _draw_arm(ax: Axes, part: pd.DataFrame, band: str, **style) -> None:
+    x = part["train_size"].to_numpy()
+    mean, bottom, top = _band(part, band)
+    ax.plot(x, mean, linewidth=1.6, markevery=max(1, len(x) // 10), markersize=4, **style)
+    ax.fill_between(x, bottom, top, color=style["color"], alpha=0.2, linewidth=0)
 
 
 def build_figure(
@@ -119,56 +247,67 @@ def build_figure(
     metric: str = "balanced_accuracy",
     last_rounds: int = 20,
     title: str | None = None,
+    *,
+    band: str = "std",
+    dataset: str | None = None,
+    protocol: str | None = None,
 ) -> Figure:
-    """Two panels side by side: every training-set size (left), the last `last_rounds` sizes (right).
+    """Every training-set size (left) and, when there are more than `last_rounds` sizes, the last
+    `last_rounds` zoomed (right).
 
-    One line per (sources, acquisition) with a shaded mean ± 1 std band, in percent; each arm
-    keeps its colour in both panels, random acquisition is dashed, the others solid. The right
-    panel's y-limits are fitted to the bands in the zoomed region.
+    One line per arm, the mean in percent with a shaded band (`band`: 'std', ± 1 population std; 'ci95',
+    the 95% t-interval of the mean). Colour by source set, line style by acquisition function, a marker per
+    run when several runs share the figure. The title reads "`dataset`: `title`", then `protocol`.
     """
     if last_rounds < 1:
         raise ValueError(f"last_rounds must be >= 1, got {last_rounds}")
     summary = summarise(df, metric)
     if summary.empty:
         raise ValueError(f"no non-missing {metric} values to plot")
+    legend_title = band_text(band, summary["n_repeats"])
     sizes = np.sort(summary["train_size"].unique())
-    zoom_sizes = sizes[-last_rounds:]
-    zoomed = summary["train_size"] >= zoom_sizes[0]
+    zoom = len(sizes) > last_rounds
 
-    fig = Figure(figsize=(13, 5), layout="constrained")
+    fig = Figure(figsize=(13, 5) if zoom else (9, 5), layout="constrained")
     FigureCanvasAgg(fig)
-    ax_all, ax_zoom = fig.subplots(1, 2)
-    colours = [f"C{i % 10}" for i in range(summary.groupby(ARM).ngroups)]
-    show_run = summary["run"].nunique() > 1
-    for colour, ((run, sources, acquisition), arm) in zip(colours, summary.groupby(ARM, sort=True)):
-        style = "--" if acquisition == "random" else "-"
-        label = _arm_label(run, sources, acquisition, int(arm["n_repeats"].max()), show_run)
-        for ax, part in ((ax_all, arm), (ax_zoom, arm[zoomed[arm.index]])):
-            x = part["train_size"].to_numpy()
-            mean = 100 * part["mean"].to_numpy()
-            std = 100 * part["std"].to_numpy()
-            ax.plot(x, mean, style, color=colour, linewidth=1.6, label=label)
-            ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
-
-    band = summary[zoomed]
-    low = 100 * (band["mean"] - band["std"]).min()
-    high = 100 * (band["mean"] + band["std"]).max()
-    pad = 0.05 * (high - low) if high > low else 0.5
-    ax_zoom.set_ylim(low - pad, high + pad)
-    if len(zoom_sizes) > 1:
-        ax_zoom.set_xlim(zoom_sizes[0], zoom_sizes[-1])
+    axes = list(np.atleast_1d(fig.subplots(1, 2 if zoom else 1)))
+    colours = source_colours(summary["sources"])
+    styles = acquisition_styles(summary["acquisition"])
+    runs = sorted(summary["run"].unique())
+    show_run = len(runs) > 1
+    for (run, sources, acquisition), arm in summary.groupby(ARM, sort=True):
+        style = {"color": colours[sources], "linestyle": styles[acquisition],
+                 "marker": RUN_MARKERS[runs.index(run) % len(RUN_MARKERS)] if show_run else None,
+                 "label": _arm_label(run, sources, acquisition, arm["n_repeats"], show_run)}
+        _draw_arm(axes[0], arm, band, **style)
+        if zoom:
+            _draw_arm(axes[1], arm[arm["train_size"] >= sizes[-last_rounds]], band, **style)
 
     ylabel = f"{METRIC_LABELS.get(metric, metric)} (%)"
-    ax_all.set_title("all rounds")
-    ax_zoom.set_title(f"last {len(zoom_sizes)} rounds")
-    for ax in (ax_all, ax_zoom):
+    for ax in axes:
         ax.set_xlabel("training-set size (images)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-    ax_all.legend(loc="lower right", fontsize="small")
-    if title:
-        fig.suptitle(title)
+    if zoom:
+        _fit_zoom(axes[1], summary[summary["train_size"] >= sizes[-last_rounds]], band)
+        axes[0].set_title("all rounds")
+        axes[1].set_title(f"last {last_rounds} rounds")
+    axes[0].legend(loc="lower right", fontsize="small", title=legend_title, title_fontsize="small")
+    lines = [": ".join(p for p in (dataset, title) if p)] + (protocol or "").splitlines()
+    heading = [wrapped for line in lines if line for wrapped in textwrap.wrap(line, int(11 * fig.get_figwidth()))]
+    if heading:
+        fig.suptitle("\n".join(heading), fontsize="medium")
     return fig
+
+
+def _fit_zoom(ax: Axes, shown: pd.DataFrame, band: str) -> None:
+    """y-limits fitted to the means and bands in the zoomed sizes; x-limits to those sizes."""
+    mean, bottom, top = _band(shown, band)
+    low, high = np.fmin(mean, bottom).min(), np.fmax(mean, top).max()
+    pad = 0.05 * (high - low) if high > low else 0.5
+    ax.set_ylim(low - pad, high + pad)
+    if shown["train_size"].nunique() > 1:
+        ax.set_xlim(shown["train_size"].min(), shown["train_size"].max())
 
 
 def plot_curves(
@@ -177,9 +316,14 @@ def plot_curves(
     metric: str = "balanced_accuracy",
     last_rounds: int = 20,
     title: str | None = None,
+    *,
+    band: str = "std",
+    dataset: str | None = None,
+    protocol: str | None = None,
 ) -> Path:
     """Draw `build_figure` and write it atomically to `out_path` (format from its suffix)."""
-    fig = build_figure(df, metric=metric, last_rounds=last_rounds, title=title)
+    fig = build_figure(df, metric=metric, last_rounds=last_rounds, title=title, band=band, dataset=dataset,
+                       protocol=protocol)
     return write_atomic(Path(out_path), lambda tmp: fig.savefig(tmp, dpi=150))
 
 
@@ -188,7 +332,7 @@ def plot_curves(
 
 def summarise_sweep(df: pd.DataFrame, x: str, line: str, metric: str = "accuracy",
                     facet: str | None = None) -> pd.DataFrame:
-    """Mean, population std and count of `metric` over repeats, per (facet, line, x); sorted by those keys."""
+    """Mean, population std, count and 95% t half-width (ci95) of `metric` over repeats, per (facet, line, x)."""
     keys = ([facet] if facet else []) + [line, x]
     missing = [c for c in keys + [metric] if c not in df.columns]
     if missing:
@@ -196,17 +340,16 @@ def summarise_sweep(df: pd.DataFrame, x: str, line: str, metric: str = "accuracy
     values = df.dropna(subset=[metric])
     if values.empty:
         raise ValueError(f"no non-missing {metric} values to summarise")
-    grouped = values.groupby(keys, sort=True)[metric]
-    out = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0), "n_repeats": grouped.count()})
-    return out.reset_index()
+    return _spread(values.groupby(keys, sort=True)[metric]).reset_index()
 
 
-def plot_sweep(df: pd.DataFrame, out_path: PathLike, x: str, line: str, metric: str = "accuracy",
-               facet: str | None = None, xlabel: str | None = None, title: str | None = None,
-               log_x: bool = False) -> Path:
-    """`metric` (percent) against `x`, one line per value of `line` with a mean ± 1 std band over repeats;
-    one panel per value of `facet` (e.g. the real training-set size). Written atomically to `out_path`."""
+def build_sweep_figure(df: pd.DataFrame, x: str, line: str, metric: str = "accuracy", facet: str | None = None,
+                       xlabel: str | None = None, title: str | None = None, log_x: bool = False,
+                       band: str = "std") -> Figure:
+    """`metric` (percent) against `x`, one line per value of `line` with a shaded band over repeats (as in
+    `build_figure`, its meaning in the legend); one panel per value of `facet` (e.g. the real training-set size)."""
     summary = summarise_sweep(df, x, line, metric, facet)
+    legend_title = band_text(band, summary["n_repeats"])
     panels = list(summary.groupby(facet, sort=True)) if facet else [(None, summary)]
     fig = Figure(figsize=(6.5 * len(panels), 4.8), layout="constrained")
     FigureCanvasAgg(fig)
@@ -216,11 +359,10 @@ def plot_sweep(df: pd.DataFrame, out_path: PathLike, x: str, line: str, metric: 
     for ax, (panel, part) in zip(axes, panels):
         for name, curve in part.groupby(line, sort=True):
             xs = curve[x].to_numpy()
-            mean, std = 100 * curve["mean"].to_numpy(), 100 * curve["std"].to_numpy()
-            repeats = int(curve["n_repeats"].max())
+            mean, bottom, top = _band(curve, band)
             ax.plot(xs, mean, "o-", color=colours[name], linewidth=1.6, markersize=4,
-                    label=f"{name} ({repeats} {'run' if repeats == 1 else 'runs'})")
-            ax.fill_between(xs, mean - std, mean + std, color=colours[name], alpha=0.2, linewidth=0)
+                    label=f"{name} ({_count_text(curve['n_repeats'])} repeats)")
+            ax.fill_between(xs, bottom, top, color=colours[name], alpha=0.2, linewidth=0)
         if log_x:
             ax.set_xscale("log")
             ax.set_xticks(sorted(part[x].unique()), [str(v) for v in sorted(part[x].unique())])
@@ -228,9 +370,17 @@ def plot_sweep(df: pd.DataFrame, out_path: PathLike, x: str, line: str, metric: 
         ax.set_xlabel(xlabel or x)
         ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (%)")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", title=legend_title, title_fontsize="small")
         if facet:
             ax.set_title(f"{facet} = {panel}")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_sweep(df: pd.DataFrame, out_path: PathLike, x: str, line: str, metric: str = "accuracy",
+               facet: str | None = None, xlabel: str | None = None, title: str | None = None,
+               log_x: bool = False, band: str = "std") -> Path:
+    """Draw `build_sweep_figure` and write it atomically to `out_path`."""
+    fig = build_sweep_figure(df, x, line, metric, facet, xlabel, title, log_x, band)
     return write_atomic(Path(out_path), lambda tmp: fig.savefig(tmp, dpi=150))

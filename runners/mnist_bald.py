@@ -10,12 +10,12 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from acquire.data import load_split  # noqa: E402
+from acquire.data import load_split, resolve_data_dir  # noqa: E402
 from acquire.functions import get_acquisition  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
 from acquire.loop import ActiveLearningRun, ExperimentConfig  # noqa: E402
 from acquire.model import TrainConfig  # noqa: E402
-from acquire.plotting import final_table, format_final_table, plot_curves, read_curves  # noqa: E402
+from acquire.plotting import final_table, format_final_table, plot_curves, protocol_text, read_curves  # noqa: E402
 from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
 from acquire.rundir import CONFIG_FILE, check_out_dir  # noqa: E402
 from gans.registry import get_family  # noqa: E402
@@ -156,13 +156,15 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         check_out_dir(args.out, resume=False)
     device = resolve_device(args.device)
+    config.dataset = resolve_data_dir(args.data_dir).name
     pools = build_pools(config, args.data_dir, device)
     with ActiveLearningRun(config, pools, load_split("test", args.data_dir), args.out, device, args.resume) as active_run:
         print(f"{len(active_run.arms)} arms x {config.rounds} rounds on {device}; writing {active_run.csv_path}",
               file=sys.stderr)
         csv_path = active_run.run(progress=not args.no_progress)
     curves = read_curves([csv_path])
-    plot_path = plot_curves(curves, args.out / "curves.png", title="MNIST, " + ", ".join(config.sources))
+    plot_path = plot_curves(curves, args.out / "curves.png", title=", ".join(config.sources), dataset=config.dataset,
+                            protocol=protocol_text(config.to_dict()))
     print(format_final_table(final_table(curves)))
     print(f"wrote {csv_path} and {plot_path}")
     return 0

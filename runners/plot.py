@@ -5,20 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from acquire.plotting import METRIC_LABELS, final_table, format_final_table, plot_curves, read_curves
+from acquire.plotting import (BANDS, METRIC_LABELS, dataset_name, final_table, format_final_table, plot_curves,
+                               protocol_text, read_configs, read_curves)
 
 DESCRIPTION = """\
 Plot the active loop's learning curves, as in Figure 2 of Nielsen & Okoniewski: the metric
 (in percent) against the training-set size, one line per (data source, acquisition function)
-with the mean over repeats and a shaded mean +/- 1 std band. The left panel shows every
-round, the right one the last --last-rounds training-set sizes, zoomed. The CSVs are
-concatenated, so arms run separately can share a figure. Prints each arm's final
-mean +/- std (population std over repeats) at its largest training-set size.
+with the mean over repeats and a shaded band (--band: +/- 1 population std, or the 95%
+t-interval of the mean), its meaning and the number of repeats written in the legend. Colour
+follows the source set and line style the acquisition function, the same in every figure.
+The left panel shows every round; a right panel zooms on the last --last-rounds sizes when
+there are more rounds than that. The CSVs are concatenated, so arms run separately can share
+a figure (a marker per run). The title names the data set (--dataset, else config.json's
+"dataset" or "data_dir") and, from the config.json beside each CSV, the protocol. Prints each
+arm's final mean +/- std (population std over repeats) at its largest training-set size.
 """
 
 EPILOG = """\
 example:
-  python -m runners.plot runs/raw.csv runs/raw+pggan.csv --out figures/mnist.png --title "MNIST"
+  python -m runners.plot runs/raw/rounds.csv runs/pggan/rounds.csv --out figures/curves.png \\
+      --dataset MNIST --title "raw and raw+pggan" --band ci95
 """
 
 
@@ -34,12 +40,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", choices=sorted(METRIC_LABELS), default="balanced_accuracy",
                         help="column to plot (default: %(default)s)")
     parser.add_argument("--last-rounds", type=int, default=20,
-                        help="training-set sizes shown in the zoomed right panel (default: %(default)s)")
+                        help="training-set sizes shown in the zoomed right panel, drawn only when there are more "
+                             "(default: %(default)s)")
     parser.add_argument("--max-train-size", type=int, default=None,
                         help="drop rows above this training-set size, to compare runs of different lengths at a "
                              "common size (default: keep all)")
-    parser.add_argument("--title", default=None, help="figure title (default: none)")
+    parser.add_argument("--title", default=None, help="figure title, after the data set's name (default: none)")
+    parser.add_argument("--dataset", default=None,
+                        help="data set's name for the title (default: config.json's \"dataset\", else the basename "
+                             "of its \"data_dir\", else none)")
+    parser.add_argument("--band", choices=sorted(BANDS), default="std",
+                        help="shaded band: std, mean +/- 1 population std; ci95, the 95%% t-interval of the mean "
+                             "(default: %(default)s)")
     return parser
+
+
+def _dataset(configs: dict[str, dict]) -> str | None:
+    """The data set(s) the runs' configs name, or None."""
+    names = sorted({name for name in map(dataset_name, configs.values()) if name})
+    return " / ".join(names) or None
+
+
+def _protocol(configs: dict[str, dict], runs: list[str], max_train_size: int | None) -> str | None:
+    """One protocol line when every run has the same, else one per run with a config ("run: ..."); the cut."""
+    texts = {run: protocol_text(configs.get(run, {})) for run in sorted(runs)}
+    distinct = set(texts.values())
+    lines = list(distinct - {""}) if len(distinct) == 1 else [f"{run}: {text}" for run, text in texts.items() if text]
+    if max_train_size is not None:
+        lines.append(f"shown up to train_size {max_train_size}")
+    return "\n".join(lines) or None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             df = df[df["train_size"] <= args.max_train_size]
             if df.empty:
                 raise ValueError(f"no rows with train_size <= {args.max_train_size}")
-        out = plot_curves(df, args.out, metric=args.metric, last_rounds=args.last_rounds, title=args.title)
+        configs = read_configs(args.csv)
+        out = plot_curves(df, args.out, metric=args.metric, last_rounds=args.last_rounds, title=args.title,
+                          band=args.band, dataset=args.dataset or _dataset(configs),
+                          protocol=_protocol(configs, list(df["run"].unique()), args.max_train_size))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

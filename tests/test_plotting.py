@@ -1,12 +1,17 @@
-"""Plotting of the active loop's learning curves, on a small synthetic CSV."""
+"""Plotting of the active loop's learning curves, on a small synthetic CSV: numbers, styles, panels, texts."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
+from scipy import stats
 
-from acquire.plotting import build_figure, final_table, format_mean_std, plot_curves, read_curves, summarise
+from acquire.plotting import (build_figure, build_sweep_figure, dataset_name, final_table, format_mean_std,
+                              plot_curves, plot_sweep, protocol_text, read_curves, source_colours, summarise)
 from runners import plot as plot_runner
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -14,12 +19,12 @@ ROUNDS = 25
 ARMS = [("raw", "random"), ("raw+pggan", "bald")]
 
 
-def _write_csv(path, drop=()):
+def _write_csv(path, drop=(), arms=ARMS, rounds=ROUNDS, repeats=2):
     rng = np.random.default_rng(0)
     rows = []
-    for sources, acquisition in ARMS:
-        for repeat in range(2):
-            for rnd in range(1, ROUNDS + 1):
+    for sources, acquisition in arms:
+        for repeat in range(repeats):
+            for rnd in range(1, rounds + 1):
                 size = 20 + 10 * rnd
                 rows.append({
                     "sources": sources, "acquisition": acquisition, "repeat": repeat, "seed": 100 + repeat,
@@ -44,13 +49,15 @@ def csv_path(tmp_path):
 def test_summarise_matches_numpy(csv_path):
     df = read_curves([csv_path])
     summary = summarise(df)
-    assert list(summary.columns) == ["run", "sources", "acquisition", "train_size", "mean", "std", "n_repeats"]
+    assert list(summary.columns) == ["run", "sources", "acquisition", "train_size", "mean", "std", "n_repeats", "ci95"]
     assert len(summary) == len(ARMS) * ROUNDS
     values = df.loc[(df.acquisition == "bald") & (df.train_size == 120), "balanced_accuracy"].to_numpy()
     row = summary[(summary.acquisition == "bald") & (summary.train_size == 120)].iloc[0]
     assert row["mean"] == pytest.approx(np.mean(values))
     assert row["std"] == pytest.approx(np.std(values, ddof=0))
     assert row["n_repeats"] == 2
+    low, high = stats.t.interval(0.95, 1, loc=np.mean(values), scale=stats.sem(values))
+    assert row["ci95"] == pytest.approx((high - low) / 2)
 
     final = final_table(df)
     assert len(final) == len(ARMS)
@@ -66,7 +73,7 @@ def test_plot_curves_writes_png_with_two_panels(csv_path, tmp_path):
     assert all(len(line.get_xdata()) == ROUNDS for line in left.get_lines())
     assert all(len(line.get_xdata()) == 10 for line in right.get_lines())
     styles = {line.get_label(): line.get_linestyle() for line in left.get_lines()}
-    assert styles == {"random · raw (2 runs)": "--", "bald · raw+pggan (2 runs)": "-"}
+    assert styles == {"random · raw (2 repeats)": "--", "bald · raw+pggan (2 repeats)": "-"}
     assert [line.get_color() for line in left.get_lines()] == [line.get_color() for line in right.get_lines()]
     assert right.get_ylim()[0] > left.get_ylim()[0]
 
@@ -123,10 +130,102 @@ def test_separate_runs_with_the_same_arms_are_not_merged(tmp_path):
     df = read_curves([tmp_path / "empty_start" / "rounds.csv", tmp_path / "initial20" / "rounds.csv"])
     summary = summarise(df)
     assert sorted(summary.groupby("run")["mean"].first().round(3).tolist()) == [0.5, 0.6]
-    labels = [line.get_label() for line in build_figure(df).axes[0].get_lines()]
+    lines = build_figure(df).axes[0].get_lines()
+    labels = [line.get_label() for line in lines]
     assert any("[initial20]" in label for label in labels) and any("[empty_start]" in label for label in labels)
+    assert lines[0].get_color() == lines[1].get_color() and lines[0].get_marker() != lines[1].get_marker()
 
 
 def test_mean_std_text_shows_no_spread_for_a_single_repeat():
     assert format_mean_std(0.91234, 0.004, 3) == "91.23 ± 0.40"
     assert format_mean_std(0.91234, 0.0, 1) == "91.23"  # one run: a "± 0.00" would claim a spread never measured
+
+
+FOUR_ARMS = [("raw", "random"), ("raw", "bald"), ("raw+pggan", "random"), ("raw+pggan", "bald")]
+
+
+def _lines(fig, panel=0):
+    return {line.get_label().split(" (")[0]: line for line in fig.axes[panel].get_lines()}
+
+
+def test_colour_follows_the_source_set_and_style_the_acquisition_in_every_figure(tmp_path):
+    _write_csv(tmp_path / "four.csv", arms=FOUR_ARMS)
+    lines = _lines(build_figure(read_curves(tmp_path / "four.csv")))
+    assert to_hex(lines["random · raw"].get_color()) == to_hex(lines["bald · raw"].get_color())
+    assert to_hex(lines["bald · raw"].get_color()) != to_hex(lines["bald · raw+pggan"].get_color())
+    assert lines["random · raw"].get_linestyle() == lines["random · raw+pggan"].get_linestyle() == "--"
+    assert lines["bald · raw"].get_linestyle() == lines["bald · raw+pggan"].get_linestyle() == "-"
+    _write_csv(tmp_path / "pggan_only.csv", arms=[("raw+pggan", "bald")])
+    alone = _lines(build_figure(read_curves(tmp_path / "pggan_only.csv")))
+    assert to_hex(alone["bald · raw+pggan"].get_color()) == to_hex(lines["bald · raw+pggan"].get_color())
+    unknown = source_colours(["raw+mygan", "raw+othergan", "raw"])
+    assert len(set(unknown.values())) == 3 and source_colours(["raw+mygan"]) == {"raw+mygan": unknown["raw+mygan"]}
+
+
+def test_zoom_panel_only_when_it_shows_fewer_rounds_than_the_left(csv_path):
+    df = read_curves(csv_path)
+    assert len(build_figure(df, last_rounds=ROUNDS).axes) == 1
+    assert len(build_figure(df, last_rounds=ROUNDS - 1).axes) == 2
+
+
+def test_band_meaning_and_repeats_are_written_on_the_figure(csv_path):
+    df = read_curves(csv_path)
+    title = build_figure(df, last_rounds=10).axes[0].get_legend().get_title().get_text()
+    assert "± 1 std over repeats (ddof = 0)" in title and "n = 2 repeats" in title
+    fig = build_figure(df, last_rounds=ROUNDS, band="ci95")
+    assert "95% t-interval of the mean" in fig.axes[0].get_legend().get_title().get_text()
+    last = 20 + 10 * ROUNDS
+    arm = summarise(df).query("sources == 'raw' and train_size == @last").iloc[0]
+    vertices = fig.axes[0].collections[0].get_paths()[0].vertices  # raw/random's band: the first arm drawn
+    edges = vertices[vertices[:, 0] == last, 1]
+    expected = np.clip(100 * (arm["mean"] + np.array([-1, 1]) * arm["ci95"]), 0, 100)
+    assert (edges.min(), edges.max()) == pytest.approx(tuple(expected))
+    uneven = df[~((df.repeat == 1) & (df.acquisition == "bald"))]
+    legend = build_figure(uneven, last_rounds=ROUNDS).axes[0].get_legend()
+    assert "n = 1–2 repeats (per line in brackets)" in legend.get_title().get_text()
+    single = build_figure(df[df.repeat == 0], last_rounds=ROUNDS).axes[0].get_legend().get_title().get_text()
+    assert single == "one repeat per point: no band"
+    with pytest.raises(ValueError, match="band must be one of"):
+        build_figure(df, band="sem")
+
+
+def test_title_carries_the_data_set_and_protocol(csv_path):
+    config = {"initial": 20, "pool_subset": 0, "mc_samples": 100, "train": {"epochs": 50}, "rounds": 15,
+              "per_round": 10, "repeats": 4}
+    protocol = protocol_text(config)
+    assert protocol == "initial 20, whole pool, T = 100, 50 epochs, 15 rounds of 10, 4 repeats"
+    assert protocol_text({"pool_subset": 10000}) == "pool subset 10,000"
+    assert dataset_name({"dataset": "FashionMNIST"}) == "FashionMNIST"
+    assert dataset_name({"data_dir": "/data/kmnist/"}) == "kmnist" and dataset_name({}) is None
+    fig = build_figure(read_curves(csv_path), title="raw vs raw+pggan", dataset="KMNIST", protocol=protocol)
+    assert fig.get_suptitle() == f"KMNIST: raw vs raw+pggan\n{protocol}"
+    assert build_figure(read_curves(csv_path)).get_suptitle() == ""
+
+
+def test_runner_reads_dataset_and_protocol_from_config_json(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    run.mkdir()
+    _write_csv(run / "rounds.csv")
+    seen = {}
+    monkeypatch.setattr(plot_runner, "plot_curves", lambda df, out, **kw: seen.update(kw) or out)
+    assert plot_runner.main([str(run / "rounds.csv"), "--out", str(tmp_path / "f.png")]) == 0
+    assert seen["dataset"] is None and seen["protocol"] is None  # nothing recorded: no name invented
+    (run / "config.json").write_text(json.dumps({"dataset": "EMNIST", "initial": 0, "mc_samples": 20}))
+    assert plot_runner.main([str(run / "rounds.csv"), "--out", str(tmp_path / "f.png"), "--band", "ci95"]) == 0
+    assert (seen["dataset"], seen["protocol"], seen["band"]) == ("EMNIST", "initial 0, T = 20", "ci95")
+    assert plot_runner.main([str(run / "rounds.csv"), "--out", str(tmp_path / "f.png"), "--dataset", "MNIST",
+                             "--max-train-size", "100"]) == 0
+    assert seen["dataset"] == "MNIST" and seen["protocol"] == "initial 0, T = 20\nshown up to train_size 100"
+
+
+def test_runner_reports_a_damaged_config_json(csv_path, tmp_path, capsys):
+    (csv_path.parent / "config.json").write_text("{not json")
+    assert plot_runner.main([str(csv_path), "--out", str(tmp_path / "f.png")]) == 2
+    assert "config.json: not readable JSON" in capsys.readouterr().err
+
+
+def test_sweep_legend_says_what_the_band_is(tmp_path):
+    df = pd.DataFrame({"n": [10, 10, 20, 20], "method": "a", "repeat": [0, 1, 0, 1], "accuracy": [.5, .6, .7, .8]})
+    fig = build_sweep_figure(df, x="n", line="method", band="ci95")
+    assert "95% t-interval" in fig.axes[0].get_legend().get_title().get_text()
+    assert plot_sweep(df, tmp_path / "sweep.png", x="n", line="method").read_bytes().startswith(PNG_MAGIC)

@@ -1,0 +1,181 @@
+"""Paired comparisons of arms, by repeat, with t-intervals.
+
+Arms are (sources, acquisition); a repeat index names the draws an arm ran with. In a run with paired
+seeding every arm of repeat r shares its model initialisations and training draws, so the difference
+A − B within each repeat cancels what the draws contribute, and the mean of those differences gets a
+t-interval with n − 1 degrees of freedom (the same numbers as `scipy.stats.ttest_rel`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+Arm = tuple[str, str]  # (sources, acquisition)
+
+
+def t_halfwidth(std, n, confidence: float = 0.95):
+    """Half-width of the t-interval of a mean from the sample std (ddof=1) of n values; NaN where n < 2."""
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        quantile = stats.t.ppf(0.5 + confidence / 2, np.where(n >= 2, n - 1, np.nan))
+        return quantile * np.asarray(std, dtype=float) / np.sqrt(n)
+
+
+def parse_arm(spec: str) -> Arm:
+    """'raw+pggan/bald' -> ('raw+pggan', 'bald')."""
+    sources, _, acquisition = spec.rpartition("/")
+    if not sources or not acquisition:
+        raise ValueError(f"arm {spec!r} must be SOURCES/ACQUISITION, e.g. raw+pggan/bald")
+    return sources, acquisition
+
+
+def arm_name(arm: Arm) -> str:
+    return f"{arm[0]}/{arm[1]}"
+
+
+def _signed(value: float) -> str:
+    return f"{'−' if value < 0 else '+'}{abs(value):.2f}"
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """A − B of a metric, in percentage points, per repeat both arms have at one training-set size.
+
+    std is the sample std of the differences (ddof=1); low/high bound the `confidence` t-interval of their
+    mean. With n < 2 std, low and high are NaN. `unpaired` lists repeats only one arm has there;
+    `shared_draws` says whether paired repeats shared their draws (None: not recorded).
+    """
+
+    a: Arm
+    b: Arm
+    train_size: int
+    repeats: tuple[int, ...]
+    diffs: tuple[float, ...]
+    confidence: float = 0.95
+    unpaired: tuple[int, ...] = ()
+    shared_draws: bool | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.diffs)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.diffs))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.diffs, ddof=1)) if self.n >= 2 else math.nan
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        half = float(t_halfwidth(self.std, self.n, self.confidence))
+        return self.mean - half, self.mean + half
+
+    def verdict(self) -> str:
+        """What the interval supports, and nothing more."""
+        level = f"{self.confidence:.0%} CI"
+        if self.n < 2:
+            return (f"no interval can be given from n = {self.n} paired repeat (a t-interval needs n ≥ 2); "
+                    f"the one difference is {_signed(self.mean)} points")
+        low, high = self.interval
+        a, b = arm_name(self.a), arm_name(self.b)
+        if low > 0:
+            return f"{a} is above {b} by {low:.2f} to {high:.2f} points ({level}, n = {self.n} paired repeats)"
+        if high < 0:
+            return f"{a} is below {b} by {-high:.2f} to {-low:.2f} points ({level}, n = {self.n} paired repeats)"
+        return f"no difference shown: the {level} {_signed(low)} to {_signed(high)} points includes 0 (n = {self.n})"
+
+    def as_row(self) -> dict:
+        low, high = self.interval
+        return {"a": arm_name(self.a), "b": arm_name(self.b), "train_size": self.train_size, "n": self.n,
+                "repeats": ";".join(map(str, self.repeats)), "diffs_pp": ";".join(f"{d:.4f}" for d in self.diffs),
+                "mean_diff_pp": self.mean, "std_pp_ddof1": self.std, "ci_low_pp": low, "ci_high_pp": high,
+                "confidence": self.confidence, "shared_draws": self.shared_draws, "verdict": self.verdict()}
+
+
+def _arm_rows(df: pd.DataFrame, arm: Arm, metric: str) -> pd.DataFrame:
+    rows = df[(df["sources"] == arm[0]) & (df["acquisition"] == arm[1])].dropna(subset=[metric])
+    if rows.empty:
+        known = sorted(set(zip(df["sources"], df["acquisition"])))
+        raise ValueError(f"unknown arm {arm_name(arm)!r}: the CSVs hold {', '.join(map(arm_name, known))}; "
+                         "give an arm as SOURCES/ACQUISITION from those columns")
+    if "run" in rows.columns and rows["run"].nunique() > 1:
+        raise ValueError(f"{arm_name(arm)} is in more than one run ({', '.join(sorted(rows['run'].unique()))}); "
+                         "give only the CSV of the run to compare")
+    return rows
+
+
+def _at_size(rows: pd.DataFrame, arm: Arm, other: pd.DataFrame, train_size: int) -> pd.DataFrame:
+    """The arm's rows at `train_size`, indexed by repeat."""
+    here = rows[rows["train_size"] == train_size]
+    if here.empty:
+        common = sorted(set(rows["train_size"]) & set(other["train_size"]))
+        fix = f"e.g. --at {common[-1]}, the largest size both arms reached" if common else "no size is common to both"
+        raise ValueError(f"{arm_name(arm)} has no repeat at train_size {train_size} (its sizes run "
+                         f"{rows['train_size'].min()} to {rows['train_size'].max()}); {fix}")
+    twice = here["repeat"][here["repeat"].duplicated()]
+    if len(twice):
+        raise ValueError(f"{arm_name(arm)} has several rows for repeat {twice.iloc[0]} at train_size {train_size}; "
+                         "was a CSV given twice?")
+    return here.set_index("repeat")
+
+
+def _shared_draws(a_rows: pd.DataFrame, b_rows: pd.DataFrame, a: Arm, b: Arm) -> bool | None:
+    """Whether paired repeats shared their draws: the same seed, and the same source set or 'paired' seeding
+    (a `seeding` column) in both runs. None when the rows do not say."""
+    if "seed" not in a_rows.columns:
+        return None
+    if (a_rows["seed"].to_numpy() != b_rows["seed"].to_numpy()).any():
+        return False
+    if a[0] == b[0]:
+        return True
+    if "seeding" not in a_rows.columns:
+        return None
+    schemes = pd.concat([a_rows["seeding"], b_rows["seeding"]])
+    return None if schemes.isna().any() else bool((schemes == "paired").all())
+
+
+def paired_difference(df: pd.DataFrame, a: Arm, b: Arm, train_size: int, metric: str = "balanced_accuracy",
+                      confidence: float = 0.95) -> PairedDifference:
+    """A − B of `metric` (percentage points) over the repeats both arms have at `train_size`.
+
+    `df` holds the active loop's rows (columns sources, acquisition, repeat, train_size, `metric`; optional
+    run, seed and seeding). Raises ValueError naming the problem and the fix for an unknown arm, an arm
+    spread over several runs, a size an arm never reached, duplicate rows, and arms sharing no repeat.
+    """
+    a_all, b_all = _arm_rows(df, a, metric), _arm_rows(df, b, metric)
+    a_rows = _at_size(a_all, a, b_all, train_size)
+    b_rows = _at_size(b_all, b, a_all, train_size)
+    repeats = sorted(set(a_rows.index) & set(b_rows.index))
+    if not repeats:
+        raise ValueError(f"{arm_name(a)} (repeats {', '.join(map(str, sorted(a_rows.index)))}) and {arm_name(b)} "
+                         f"(repeats {', '.join(map(str, sorted(b_rows.index)))}) share no repeat at train_size "
+                         f"{train_size}; run the missing repeats, or compare at a size both reached")
+    unpaired = sorted(set(a_rows.index) ^ set(b_rows.index))
+    a_rows, b_rows = a_rows.loc[repeats], b_rows.loc[repeats]
+    diffs = 100 * (a_rows[metric].to_numpy(float) - b_rows[metric].to_numpy(float))
+    return PairedDifference(a, b, int(train_size), tuple(int(r) for r in repeats), tuple(map(float, diffs)),
+                            confidence, tuple(int(r) for r in unpaired), _shared_draws(a_rows, b_rows, a, b))
+
+
+def all_pairs(df: pd.DataFrame, train_size: int, metric: str = "balanced_accuracy",
+              confidence: float = 0.95) -> tuple[list[PairedDifference], list[Arm]]:
+    """Every pair of arms that reached `train_size`, A the one with the higher mean there (ties: by name),
+    and the arms that did not reach it. Raises ValueError when fewer than two arms reached it."""
+    values = df.dropna(subset=[metric])
+    at = values[values["train_size"] == train_size]
+    means = at.groupby(["sources", "acquisition"])[metric].mean()
+    arms = sorted(means.index, key=lambda arm: (-means[arm], arm))
+    missing = sorted(set(zip(values["sources"], values["acquisition"])) - set(arms))
+    if len(arms) < 2:
+        common = set.intersection(*(set(s) for _, s in values.groupby(["sources", "acquisition"])["train_size"]))
+        fix = f"e.g. --at {max(common)}, the largest size every arm reached" if common else "no size is common to all"
+        raise ValueError(f"{len(arms)} arm(s) reached train_size {train_size}, need two; {fix}")
+    return [paired_difference(df, a, b, train_size, metric, confidence) for a, b in combinations(arms, 2)], missing

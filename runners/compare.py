@@ -1,0 +1,117 @@
+"""Paired differences between arms at a training-set size, with t-intervals (`python -m runners.compare --help`)."""
+
+from __future__ import annotations
+
+from runners.cli import stop_before_work
+
+stop_before_work(__name__)  # before the slow imports below
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from acquire.files import write_csv  # noqa: E402
+from acquire.plotting import METRIC_LABELS, read_configs, read_curves  # noqa: E402
+from acquire.stats import PairedDifference, all_pairs, arm_name, paired_difference, parse_arm  # noqa: E402
+from runners.cli import int_list, run_guarded  # noqa: E402
+
+DESCRIPTION = """\
+Compare arms (SOURCES/ACQUISITION) of the active loop's CSVs at one training-set size, paired by repeat:
+for every repeat both arms have at that size, the difference A - B of the metric in percentage points;
+then their mean, their sample std (ddof = 1), and the 95% t-interval of the mean (t with n - 1 degrees of
+freedom, as scipy.stats.ttest_rel). The verdict says only what the interval supports: A above or below B
+by the interval's range when it excludes 0, "no difference shown" when it includes 0, and no interval at
+all from a single paired repeat. Arms of one repeat share model initialisations and training draws when
+the run's config.json records seeding "paired" (or the arms have the same source set); otherwise a note
+says the repeats pair by index only (still a valid test, but one that cancels no shared variation).
+"""
+
+EPILOG = """\
+the paper's three claims (at the size its Figure 2 ends):
+  python -m runners.compare runs/raw/rounds.csv runs/pggan/rounds.csv --at 500 \\
+      --pair raw+pggan/bald raw/random --pair raw+pggan/bald raw/bald --pair raw/bald raw/random
+every arm against every other, at two sizes, into a CSV:
+  python -m runners.compare results/mnist_raw/rounds.csv --at 200,300 --all-pairs --out compare.csv
+"""
+
+HEADER = ("{metric}: A − B in percentage points, paired by repeat at train_size; std: sample std of the "
+          "differences (ddof = 1); 95% CI: mean ± t(0.975, n − 1) · std / √n")
+COLUMNS = ["metric", "a", "b", "train_size", "n", "repeats", "diffs_pp", "mean_diff_pp", "std_pp_ddof1",
+           "ci_low_pp", "ci_high_pp", "confidence", "shared_draws", "verdict"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m runners.compare", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("csv", nargs="+", type=Path, help="rounds.csv file(s) written by the active loop")
+    parser.add_argument("--at", type=int_list, required=True, metavar="SIZE[,SIZE...]",
+                        help="training-set size(s) to compare at")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"),
+                       help="arms to compare as SOURCES/ACQUISITION, e.g. raw+pggan/bald raw/random (repeatable)")
+    which.add_argument("--all-pairs", action="store_true",
+                       help="every arm against every other; A is the arm with the higher mean at that size")
+    parser.add_argument("--metric", choices=sorted(METRIC_LABELS), default="balanced_accuracy",
+                        help="column compared (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table (with per-repeat differences) "
+                                                               "to this CSV")
+    return parser
+
+
+def format_table(results: list[PairedDifference]) -> str:
+    """One line per comparison: arms, size, n, mean difference, std, 95% CI, verdict."""
+    head = ["A", "B", "at", "n", "mean diff", "std", "95% CI", "verdict"]
+    lines = [[arm_name(r.a), arm_name(r.b), str(r.train_size), str(r.n), f"{r.mean:+.2f}",
+              f"{r.std:.2f}" if r.n > 1 else "-",
+              "{:+.2f} to {:+.2f}".format(*r.interval) if r.n > 1 else "-", r.verdict()] for r in results]
+    widths = [max(len(row[i]) for row in [head] + lines) for i in range(len(head) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
+                     for row in [head] + lines)
+
+
+def notes(results: list[PairedDifference]) -> list[str]:
+    """What a reader of the table needs to know: repeats left out, and pairs whose repeats shared no draws."""
+    out = []
+    for r in results:
+        pair = f"{arm_name(r.a)} vs {arm_name(r.b)} at {r.train_size}"
+        if r.unpaired:
+            out.append(f"note: {pair}: repeat(s) {', '.join(map(str, r.unpaired))} have one arm only; left out")
+        if r.shared_draws is False:
+            out.append(f"note: {pair}: the repeats did not share draws (seeding 'per_source' or another seed), "
+                       "so they pair by index only")
+        elif r.shared_draws is None:
+            out.append(f"note: {pair}: whether the repeats shared draws is not recorded (no config.json beside "
+                       "the CSV, or no seed column)")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    df = read_curves(args.csv, metric=args.metric)
+    configs = read_configs(args.csv)
+    df["seeding"] = df["run"].map(lambda run: configs[run].get("seeding", "per_source") if run in configs else None)
+    pairs = [(parse_arm(a), parse_arm(b)) for a, b in args.pair or []]
+    results, skipped = [], []
+    for size in args.at:
+        if args.all_pairs:
+            found, missing = all_pairs(df, size, args.metric)
+            results += found
+            skipped += [f"note: not compared, no repeat at train_size {size}: {arm_name(arm)}" for arm in missing]
+        else:
+            results += [paired_difference(df, a, b, size, args.metric) for a, b in pairs]
+    print(HEADER.format(metric=METRIC_LABELS[args.metric]))
+    print(format_table(results))
+    for line in notes(results) + skipped:
+        print(line)
+    if args.out:
+        write_csv(args.out, COLUMNS, [{"metric": args.metric, **r.as_row()} for r in results])
+        print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_guarded(lambda: run(args), "nothing was written")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

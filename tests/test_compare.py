@@ -1,0 +1,77 @@
+"""`python -m runners.compare`: the table, the CSV, the notes, and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from runners import compare
+
+VALUES = {("raw", "random"): [0.88, 0.89, 0.90], ("raw", "bald"): [0.90, 0.89, 0.93],
+          ("raw+pggan", "bald"): [0.93, 0.94, 0.96]}
+
+
+def _run(directory, arms, config=None, sizes=(300, 500)):
+    directory.mkdir()
+    rows = [{"sources": s, "acquisition": a, "repeat": r, "seed": 0, "round": size // 10, "train_size": size,
+             "balanced_accuracy": v - (500 - size) / 1000, "accuracy": v}
+            for (s, a) in arms for r, v in enumerate(VALUES[(s, a)]) for size in sizes]
+    pd.DataFrame(rows).to_csv(directory / "rounds.csv", index=False)
+    if config is not None:
+        (directory / "config.json").write_text(json.dumps(config))
+    return directory / "rounds.csv"
+
+
+@pytest.fixture
+def csvs(tmp_path):
+    raw = _run(tmp_path / "raw", [("raw", "random"), ("raw", "bald")], {"seeding": "paired"})
+    pggan = _run(tmp_path / "pggan", [("raw+pggan", "bald")], {"seeding": "paired"})
+    return [str(raw), str(pggan)]
+
+
+def test_pairs_table_and_csv(csvs, tmp_path, capsys):
+    out = tmp_path / "table.csv"
+    assert compare.main(csvs + ["--at", "500", "--pair", "raw+pggan/bald", "raw/random",
+                                "--pair", "raw/bald", "raw/random", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "ddof = 1" in lines[0]
+    assert lines[1].split()[:3] == ["A", "B", "at"]
+    assert lines[2].split()[:6] == ["raw+pggan/bald", "raw/random", "500", "3", "+5.33", "0.58"]
+    assert "raw+pggan/bald is above raw/random by 3.90 to 6.77 points (95% CI, n = 3 paired repeats)" in lines[2]
+    assert "no difference shown: the 95% CI −2.13 to +5.46 points includes 0 (n = 3)" in lines[3]
+    assert lines[-1] == f"wrote {out}"
+    table = pd.read_csv(out)
+    assert list(table["a"]) == ["raw+pggan/bald", "raw/bald"] and (table["metric"] == "balanced_accuracy").all()
+    assert table.loc[0, "diffs_pp"] == "5.0000;5.0000;6.0000" and table.loc[0, "std_pp_ddof1"] == pytest.approx(0.57735)
+
+
+def test_all_pairs_at_two_sizes(csvs, capsys):
+    assert compare.main(csvs + ["--at", "300,500", "--all-pairs"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [row.split()[:3] for row in rows] == [
+        [a, b, size] for size in ("300", "500")
+        for a, b in (("raw+pggan/bald", "raw/bald"), ("raw+pggan/bald", "raw/random"), ("raw/bald", "raw/random"))]
+
+
+def test_notes_when_repeats_did_not_share_draws(tmp_path, capsys):
+    raw = _run(tmp_path / "raw", [("raw", "random")], {})  # saved before seeding was recorded: per_source
+    pggan = _run(tmp_path / "pggan", [("raw+pggan", "bald")])  # no config.json
+    assert compare.main([str(raw), str(pggan), "--at", "500", "--pair", "raw+pggan/bald", "raw/random"]) == 0
+    assert "whether the repeats shared draws is not recorded" in capsys.readouterr().out
+    (tmp_path / "pggan" / "config.json").write_text("{}")
+    assert compare.main([str(raw), str(pggan), "--at", "500", "--pair", "raw+pggan/bald", "raw/random"]) == 0
+    assert "did not share draws (seeding 'per_source'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--at", "700", "--pair", "raw/bald", "raw/random"], "raw/bald has no repeat at train_size 700"),
+    (["--at", "500", "--pair", "raw/bal", "raw/random"], "unknown arm 'raw/bal'"),
+    (["--at", "500", "--pair", "raw", "raw/random"], "must be SOURCES/ACQUISITION"),
+    (["--at", "900", "--all-pairs"], "0 arm(s) reached train_size 900, need two; e.g. --at 500"),
+])
+def test_user_errors_are_one_line_and_exit_2(csvs, args, message, capsys):
+    assert compare.main(csvs + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1

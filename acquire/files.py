@@ -30,6 +30,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def is_partial(path: Path) -> bool:
+    """Whether `path` is the temp file of an atomic write."""
+    return _PARTIAL_NAME.match(Path(path).name) is not None
+
+
 def remove_stale_partials(directory: Path, recursive: bool = False) -> list[Path]:
     """Delete the temp files of atomic writes in `directory` whose writing process is gone; returns them."""
     directory = Path(directory)

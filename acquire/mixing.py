@@ -6,6 +6,8 @@ Liu, "Data augmentation with GAN", section 3.4 (CIFAR-10), on MNIST here: with r
   add      round(r·size) class-balanced generated images join all `size` real ones.
 Counts that do not divide by the number of classes are spread as evenly as possible, the one-extra classes
 taken in a given class order, so every cell of a sweep can share one order (and so the same real images).
+Which images are taken is decided on the CPU (from the labels and a CPU generator), so it does not depend on the
+device; the images are gathered where they live.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def generated_per_class(mode: str, ratio: float, size: int, class_order_K: torch
 
 def take_per_class(labels_N: torch.Tensor, counts_K: torch.Tensor, generator: torch.Generator | None = None
                    ) -> torch.Tensor:
-    """Positions [counts_K.sum()] into labels_N, counts_K[c] of class c: the first ones in order, or drawn at
+    """Positions [counts_K.sum()] (CPU) into labels_N, counts_K[c] of class c: the first ones in order, or drawn at
     random without replacement from `generator`. Raises ValueError when a class has too few."""
     labels_N = labels_N.cpu()
     chosen = []
@@ -47,18 +49,23 @@ def take_per_class(labels_N: torch.Tensor, counts_K: torch.Tensor, generator: to
         if len(members) < count:
             raise ValueError(f"need {count} images of class {c}, only {len(members)} available")
         if generator is not None:
-            members = members[torch.randperm(len(members), generator=generator)]
+            members = members[torch.randperm(len(members), generator=generator, device=generator.device).cpu()]
         chosen.append(members[:count])
     return torch.cat(chosen)
 
 
 def mix(real: ImageSet, pool: ImageSet, mode: str, ratio: float, class_order_K: torch.Tensor,
         generator: torch.Generator) -> tuple[ImageSet, int, int]:
-    """The training set of one cell, real images first; with n_real and n_generated.
+    """The training set of one cell, real images first, on the device of `real` and `pool`; with n_real and
+    n_generated.
 
     real: the class-balanced real images [size,1,28,28] (replace keeps the first of each class, so smaller
-    ratios keep a superset); pool: generated images to draw from at random with `generator` (CPU).
+    ratios keep a superset); pool: generated images [M,1,28,28] to draw from at random with `generator`.
     """
+    device = real.images_NCHW.device
+    if pool.images_NCHW.device != device:
+        raise ValueError(f"the real images are on {device} but the generated pool on {pool.images_NCHW.device}; "
+                         "put both on the run's device")
     num_classes = len(class_order_K)
     size = len(real)
     if size % num_classes or not torch.equal(real.labels_N.cpu().bincount(minlength=num_classes),
@@ -66,8 +73,7 @@ def mix(real: ImageSet, pool: ImageSet, mode: str, ratio: float, class_order_K: 
         raise ValueError(f"the real images must be class-balanced over {num_classes} classes")
     generated_K = generated_per_class(mode, ratio, size, class_order_K)
     real_K = torch.full_like(generated_K, size // num_classes) - (generated_K if mode == "replace" else 0)
-    kept = real.subset(take_per_class(real.labels_N, real_K).to(real.labels_N.device))
-    drawn = pool.subset(take_per_class(pool.labels_N, generated_K, generator).to(pool.labels_N.device))
-    images = ImageSet(torch.cat([kept.images_NCHW, drawn.images_NCHW.to(kept.images_NCHW.device)]),
-                      torch.cat([kept.labels_N, drawn.labels_N.to(kept.labels_N.device)]))
+    kept = real.subset(take_per_class(real.labels_N, real_K).to(device))
+    drawn = pool.subset(take_per_class(pool.labels_N, generated_K, generator).to(device))
+    images = ImageSet(torch.cat([kept.images_NCHW, drawn.images_NCHW]), torch.cat([kept.labels_N, drawn.labels_N]))
     return images, len(kept), len(drawn)

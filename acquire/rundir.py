@@ -13,7 +13,7 @@ import fcntl
 import json
 from pathlib import Path
 
-from acquire.files import remove_stale_partials
+from acquire.files import is_partial, remove_stale_partials
 
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
@@ -41,7 +41,9 @@ def check_out_dir(out_dir: Path, resume: bool, kind: str = "run") -> None:
     if not resume and saved:
         raise RunDirectoryError(f"{out_dir} already holds a {kind} ({CONFIG_FILE}); pass --resume to continue it, "
                                 "or choose another --out")
-    if not resume and out_dir.is_dir() and any(p.name != LOCK_FILE for p in out_dir.iterdir()):
+    leftovers = (LOCK_FILE,)  # and the temp file of a write killed before config.json existed
+    if not resume and out_dir.is_dir() and any(p.name not in leftovers and not is_partial(p)
+                                               for p in out_dir.iterdir()):
         raise RunDirectoryError(f"{out_dir} is not empty but holds no {kind} ({CONFIG_FILE} is missing); "
                                 "choose another --out, or restore its config.json and pass --resume")
 

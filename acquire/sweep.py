@@ -1,78 +1,155 @@
 """Resumable sweeps: a list of independent cells (e.g. method x training-set size x repeat), one CSV row each.
 
 The baselines (runners.dada_lowdata, runners.ratio_sweep) are tables, not learning curves: every cell trains
-one classifier from scratch and measures it once. A `Sweep` owns the output directory the way the active loop
-does: config.json (refuses to resume with a different configuration), a lock against a second process,
-and results.csv, appended and flushed after every cell. A killed sweep rerun with --resume skips the cells
-already in the CSV; every cell derives its randomness from its own key, so the rows match an uninterrupted run.
+one classifier from scratch and measures it once. `SweepSettings` turns a runner's flags into its config: for
+a new sweep the defaults, preset and flags; for --resume the saved config.json, which supplies every setting
+(flags given with --resume must change nothing, or be among the resumable ones). A `Sweep` owns the output
+directory the way the active loop does: a lock against a second process, config.json, and results.csv,
+appended and flushed after every cell and never rewritten. A killed sweep rerun with --resume skips the
+cells already in the CSV (a torn last line is dropped and its cell rerun); every cell derives its randomness
+from its own key, so the rows match an uninterrupted run.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from acquire.files import append_csv_row, write_csv, write_json
-from acquire.rundir import RunDirectoryError, lock_run_dir
+from acquire.files import append_csv_row, read_csv_rows, write_json
+from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, check_out_dir, config_changes, read_json
 
 RESULTS_CSV = "results.csv"
+KIND = "sweep"
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """How a runner's flags map to the config.json of its sweeps.
+
+    defaults: every flag-set field and its default; presets: name -> field values ("paper" is the default);
+    resumable: fields a --resume may change; derived: keys config.json records besides the fields (e.g. a
+    weights digest), never set by a flag but checked on --resume; optional: resumable fields that older
+    config.json files lack (the flag given, else the default, is used).
+    """
+
+    defaults: dict[str, Any]
+    presets: dict[str, dict[str, Any]]
+    resumable: frozenset[str] = frozenset()
+    derived: frozenset[str] = frozenset()
+    optional: frozenset[str] = frozenset()
+
+    def given(self, args) -> dict[str, Any]:
+        """The fields whose flags were given explicitly (argparse leaves the others None)."""
+        return {name: getattr(args, name) for name in self.defaults if getattr(args, name) is not None}
+
+    def resolve(self, args, build: Callable[[dict], Any]) -> tuple[Any, dict | None]:
+        """(config, saved config.json or None): build(values) of the defaults, the preset and the flags given,
+        or with args.resume of the saved values, the preset's non-resumable ones if --preset is given, and
+        the flags given. build raises ValueError for bad values; a saved config.json with unknown keys,
+        missing fields or bad values is refused naming the file. `check_resume` then compares."""
+        if not args.resume:
+            return build({**self.defaults, **self.presets[args.preset or "paper"], **self.given(args)}), None
+        path = Path(args.out) / CONFIG_FILE
+        saved = read_json(path)
+        unknown = sorted(set(saved) - set(self.defaults) - self.derived)
+        missing = sorted((set(self.defaults) | self.derived) - self.optional - set(saved))
+        if unknown or missing:
+            found = []
+            if unknown:
+                found.append(f"unknown key(s) {', '.join(unknown)}")
+            if missing:
+                found.append(f"no {', '.join(missing)}")
+            raise RunDirectoryError(f"{path} has {' and '.join(found)}: it was written by another program or version, "
+                                    "or edited; restore it from version control, or choose another --out")
+        values = {**self.defaults, **{name: saved[name] for name in self.defaults if name in saved}}
+        try:
+            build(values)
+        except (TypeError, ValueError) as error:
+            raise RunDirectoryError(f"{path} holds invalid settings ({error}); restore it from version control, "
+                                    "or choose another --out") from None
+        if args.preset:
+            preset = {**self.defaults, **self.presets[args.preset]}
+            values.update({name: value for name, value in preset.items() if name not in self.resumable})
+        return build({**values, **self.given(args)}), saved
+
+    def check_resume(self, args, saved: dict, now: dict) -> None:
+        """Refuse a --resume whose config (as config.json records it) differs from the saved one outside the
+        resumable fields, naming the flags that made the difference."""
+        now = json.loads(json.dumps(now))
+        changes = config_changes(saved, now, self.resumable)
+        if not changes:
+            return
+        changed = {name for name in set(saved) | set(now)
+                   if name not in self.resumable and saved.get(name) != now.get(name)}
+        given = self.given(args)
+        flags = [_flag(name) for name in sorted(changed & set(given))]
+        if args.preset and changed & (set(self.defaults) - set(given)):
+            flags.append(f"--preset {args.preset}")
+        where = f"cannot resume {args.out} with a different configuration ({changes})"
+        if flags:
+            may_change = ", ".join(_flag(name) for name in sorted(self.resumable)) or "nothing"
+            raise RunDirectoryError(f"{where}: drop {', '.join(flags)}; --resume alone continues with the settings "
+                                    f"saved in {Path(args.out) / CONFIG_FILE} (only {may_change} may change)")
+        raise RunDirectoryError(f"{where}: the program or its inputs changed since the sweep started (no flag "
+                                "sets these); restore them, or start a new sweep with another --out")
 
 
 class Sweep:
     """Run `cells` (dicts of key values) through `measure(cell) -> dict of result columns` into out_dir/results.csv.
 
     columns: the CSV header, key columns first; key_columns: the columns that identify a cell.
-    config: JSON-serialisable settings of the whole sweep, saved in config.json and checked on --resume;
-    only the names in `resumable` may differ (e.g. adding repeats or sizes).
+    config: JSON-serialisable settings of the whole sweep, saved in config.json; with resume it must equal the
+    saved one except for the names in `resumable` (e.g. adding repeats or sizes), which are then saved.
+    Opening locks the directory and checks it (a fresh sweep needs an empty one, --resume a saved sweep and
+    a results.csv with the right header) before it writes anything.
     """
 
     def __init__(self, out_dir: Path, config: dict, columns: list[str], key_columns: list[str], resume: bool,
-                 resumable: Iterable[str] = ()):
+                 resumable: Collection[str] = ()):
         missing = [k for k in key_columns if k not in columns]
         if missing:
             raise ValueError(f"key column(s) {missing} are not among the CSV columns")
         self.out_dir, self.columns, self.key_columns = Path(out_dir), list(columns), list(key_columns)
         self.csv_path = self.out_dir / RESULTS_CSV
-        self._lock = lock_run_dir(self.out_dir)
+        config = json.loads(json.dumps(config))  # the form it takes on disk (tuples -> lists)
+        check_out_dir(self.out_dir, resume, KIND)
+        self._run_dir = RunDir(self.out_dir)
         try:
-            self._prepare(config, resume, set(resumable))
-            self.rows = self._read_rows() if resume else []
-            write_csv(self.csv_path, self.columns, self.rows)  # drops a half-written last line of a killed run
+            check_out_dir(self.out_dir, resume, KIND)  # again, now that this process owns the directory
+            saved = read_json(self.out_dir / CONFIG_FILE) if resume else None
+            changes = config_changes(saved, config, set(resumable)) if resume else ""
+            if changes:
+                raise RunDirectoryError(f"cannot resume {self.out_dir} with a different configuration ({changes}); "
+                                        f"only {sorted(resumable)} may change: use the saved settings or another --out")
+            self.rows = read_csv_rows(self.csv_path, self.columns)
+            self._drop_torn_line()
+            if config != saved:
+                write_json(self.out_dir / CONFIG_FILE, config)
         except BaseException:
-            self._lock.close()
+            self.close()
             raise
 
-    def _prepare(self, config: dict, resume: bool, resumable: set[str]) -> None:
-        config_path = self.out_dir / "config.json"
-        config = json.loads(json.dumps(config))  # the form it takes on disk (tuples -> lists)
-        if config_path.exists():
-            if not resume:
-                raise RunDirectoryError(f"{self.out_dir} already holds a sweep (config.json); pass --resume to "
-                                        "continue it, or choose another --out")
-            saved = json.loads(config_path.read_text())
-            changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k) and k not in resumable)
-            if changed:
-                details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {config.get(k)!r}" for k in changed)
-                raise RunDirectoryError(f"cannot resume {self.out_dir} with a different configuration ({details}). "
-                                        f"Use the saved settings (only {sorted(resumable)} may change) or another --out")
-        elif resume and self.csv_path.exists():
-            raise RunDirectoryError(f"{self.out_dir} has {RESULTS_CSV} but no config.json: not a gan-acquire sweep")
-        write_json(config_path, config)
-
-    def _read_rows(self) -> list[dict]:
+    def _drop_torn_line(self) -> None:
+        """Cut the last line a kill left without its newline (read_csv_rows skipped it), so that the next row
+        starts a line of its own; a file without a whole header line is removed (the next row writes one)."""
         if not self.csv_path.exists():
-            return []
-        with open(self.csv_path, newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames != self.columns:
-                raise RunDirectoryError(f"{self.csv_path} has columns {reader.fieldnames}, expected {self.columns}; "
-                                        "it was written by another version or runner: choose another --out")
-            return [row for row in reader if all(row.get(c) not in (None, "") for c in self.key_columns)
-                    and None not in row.values()]
+            return
+        data = self.csv_path.read_bytes()
+        whole = data.rfind(b"\n") + 1
+        if whole == 0:
+            self.csv_path.unlink()
+        elif whole < len(data):
+            os.truncate(self.csv_path, whole)
 
     def key(self, cell: dict) -> tuple[str, ...]:
         """The cell's identity as the CSV stores it (strings)."""
@@ -99,7 +176,7 @@ class Sweep:
         return self.csv_path
 
     def close(self) -> None:
-        self._lock.close()
+        self._run_dir.close()
 
     def __enter__(self):
         return self

@@ -18,6 +18,10 @@ eqs. 6 and 7. The generated images are drawn once, before training, from the fro
 per real image with the real images' labels (sec. 4: the augmented set is 10x the real one for 9 per real).
 Traditional augmentation (acquire.augment), when on, transforms the real images only, afresh every step
 (DADA_augmented, sec. 4). Without G only L_data is trained: the same network and rule as a plain classifier.
+
+Devices: C's device is the run's; the images are moved there once. The `generator` may live on another device
+(the runner's is on the CPU, so a run draws the same batches on any device; G's sample() wants a CPU one): every
+draw from it is made on its own device and moved to C's.
 """
 
 from __future__ import annotations
@@ -82,7 +86,8 @@ def new_classifier(config: DadaConfig, images: ImageSet, generator: torch.Genera
     """An untrained C on `device`: weights drawn from `generator`, then data-dependently initialised (as in phase I)
     on up to INIT_BATCH of the real uint8 `images`."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator)))
+        torch.default_generator.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator,
+                                                              device=generator.device)))
         classifier = DadaDiscriminator(config)
     classifier = classifier.to(device, memory_format=torch.channels_last)
     real_NCHW, _ = train_images_to_float(images, device)

@@ -85,7 +85,7 @@ def _typed_list(kind: type, name: str) -> Callable[[str], list]:
         try:
             return [kind(item) for item in comma_list(text)]
         except ValueError:
-                raise argparse.ArgumentTypeError(f"expected comma-separated {name}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected comma-separated {name}, got {text!r}") from None
     return parse
 
 

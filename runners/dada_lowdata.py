@@ -25,35 +25,44 @@ Gaussian input noise as regulariser).
 
 Sharing and resuming: phase I depends only on (seed, n, repeat), so DADA, DADA_augmented and the GAN_samples
 methods on a subset share one phase-I run, cached as OUT/phase_one/n{n}_r{repeat}.pt (the state_dicts of G and
-C, loaded with weights_only=True; always read back from that file, so a resumed sweep, which skips the cached
-phase I, gives the same rows as an uninterrupted one). Every cell draws its randomness from generators keyed by
-(seed, purpose, n, repeat): the subset and phase I do not depend on the method or on the order of cells;
-phase II (a fresh classifier's init, the generated set, batches, augmentation) is keyed by the method too.
+C with their sha256, written atomically, loaded with weights_only=True; always read back from that file, so a
+resumed sweep, which skips the cached phase I, gives the same rows as an uninterrupted one). A cache file that
+does not load or whose tensors no longer match their sha256 is trained again. The cache is not part of a
+portable run directory (git ignores it): a clone trains phase I again. Every cell draws its randomness from
+generators keyed by (seed, purpose, n, repeat): the subset and phase I do not depend on the method or on the
+order of cells; phase II (a fresh classifier's init, the generated set, batches, augmentation) is keyed by the
+method too. These generators are on the CPU whatever the device, so the draws are the same on any device.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
+from runners.cli import stop_before_work
 
-import pandas as pd
-import torch
+stop_before_work(__name__)  # before the slow imports below
 
-from acquire.augment import AugmentConfig
-from acquire.data import ImageSet, class_balanced_indices, load_split
-from acquire.device import resolve_device
-from acquire.files import write_atomic
-from acquire.metrics import accuracy, balanced_accuracy
-from acquire.plotting import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
-from acquire.seeding import make_generator
-from acquire.sweep import Sweep
-from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one
-from gans.dada_phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two
-from runners.cli import resume_hint, run_guarded
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import hashlib  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from acquire.augment import AugmentConfig  # noqa: E402
+from acquire.data import ImageSet, class_balanced_indices, load_split  # noqa: E402
+from acquire.device import resolve_device  # noqa: E402
+from acquire.files import write_atomic  # noqa: E402
+from acquire.metrics import accuracy, balanced_accuracy  # noqa: E402
+from acquire.plotting import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep  # noqa: E402
+from acquire.rundir import check_out_dir  # noqa: E402
+from acquire.seeding import make_generator  # noqa: E402
+from acquire.sweep import Sweep, SweepSettings  # noqa: E402
+from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one  # noqa: E402
+from gans.dada_phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two  # noqa: E402
+from runners.cli import comma_list, int_list, resume_hint, run_guarded  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,7 @@ METHODS = {
 DEFAULT_METHODS = ["C", "C_augmented", "DADA", "DADA_augmented", "GAN_samples_augmented"]
 COLUMNS = ["method", "n", "repeat", "accuracy", "balanced_accuracy", "train_images", "seconds"]
 KEY_COLUMNS = ["method", "n", "repeat"]
-RESUMABLE = ("sizes", "repeats", "methods")
+RESUMABLE = ("sizes", "repeats", "methods", "data_dir")
 
 
 @dataclass
@@ -107,18 +116,22 @@ class LowDataConfig:
     lr: float = 1e-3
     generated_per_real: int = 9
     seed: int = 0
+    data_dir: str | None = None  # the MNIST directory as given (None: $GAN_ACQUIRE_DATA or the cache)
 
     def __post_init__(self):
+        if self.data_dir is not None:
+            self.data_dir = str(self.data_dir)
         self.sizes, self.methods = list(dict.fromkeys(self.sizes)), list(dict.fromkeys(self.methods))
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {', '.join(map(repr, unknown))}; available: {', '.join(METHODS)}")
         if not self.methods or not self.sizes:
             raise ValueError("need at least one method and one size")
-        for name, value in [("sizes", min(self.sizes)), ("repeats", self.repeats),
-                            ("phase_one_iterations", self.phase_one_iterations)]:
-            if value <= 0:
-                raise ValueError(f"{name} must be positive integers, got {value}")
+        for name, values in [("sizes", self.sizes), ("repeats", [self.repeats]),
+                             ("phase_one_iterations", [self.phase_one_iterations])]:
+            bad = [value for value in values if not isinstance(value, int) or value <= 0]
+            if bad:
+                raise ValueError(f"{name} must be positive integers, got {bad[0]!r}")
         self.phase_two()  # validates the phase-II settings
 
     def phase_two(self, augment: bool = False) -> PhaseTwoConfig:
@@ -145,7 +158,8 @@ repeat, trains C, C_augmented, DADA, DADA_augmented and a GAN-samples baseline (
 generator's samples as extra labelled data), and scores each on the full 10,000-image real test set.
 Writes OUT/config.json, OUT/results.csv (one row per method, n and repeat, flushed as it goes),
 OUT/phase_one/ (the cached phase-I networks per n and repeat) and OUT/accuracy.png, then prints
-mean +/- std tables. A killed sweep continues with the same command plus --resume and gives the same rows.
+mean +/- std tables. A killed sweep continues with `--resume --out OUT` (config.json supplies every other
+setting, here or on a clone of OUT on another machine) and gives the rows an uninterrupted run gives.
 """
 
 EPILOG = """\
@@ -173,26 +187,16 @@ PRESETS = {
     "paper": {},
     "quick": {"sizes": [5, 20], "repeats": 1, "phase_one_iterations": 150, "phase_two_steps": 200},
 }
-FLAGS = ("sizes", "repeats", "methods", "phase_one_iterations", "phase_two_steps", "batch_size", "lr",
-         "generated_per_real", "seed")
-
-
-def comma_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def int_list(text: str) -> list[int]:
-    try:
-        return [int(item) for item in comma_list(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+SETTINGS = SweepSettings(dataclasses.asdict(LowDataConfig()), PRESETS, resumable=frozenset(RESUMABLE),
+                         derived=frozenset({"phase_one_network", "augment"}), optional=frozenset({"data_dir"}))
 
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = LowDataConfig()
     p = argparse.ArgumentParser(prog="python -m runners.dada_lowdata", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="starting values (default: paper)")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="starting values (default: paper; with --resume the saved settings)")
     p.add_argument("--sizes", type=int_list,
                    help=f"comma-separated real images per class n (default: {','.join(map(str, defaults.sizes))})")
     p.add_argument("--methods", type=comma_list,
@@ -213,21 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)")
     p.add_argument("--data-dir", type=Path,
                    help="directory with the four MNIST IDX .gz files (default: $GAN_ACQUIRE_DATA, else a "
-                        "per-user cache filled from the public mirrors)")
+                        "per-user cache filled from the public mirrors; with --resume the saved one)")
     p.add_argument("--out", type=Path, default=Path("runs/dada_lowdata"),
                    help="output directory (default: %(default)s)")
     p.add_argument("--resume", action="store_true",
-                   help=f"continue the sweep saved in --out, skipping finished cells (only {', '.join(RESUMABLE)} "
-                        "may change)")
+                   help="continue the sweep saved in --out with its saved settings, skipping finished cells; only "
+                        "--sizes, --repeats and --methods (which then replace the saved ones; rows already written "
+                        "are kept) and --data-dir may be given differently")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> LowDataConfig:
-    """Preset values, overridden by every flag given explicitly."""
-    values = dict(PRESETS[args.preset])
-    values.update({name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None})
-    return LowDataConfig(**values)
+    """Preset values, overridden by every flag given explicitly (with --resume: the saved settings, then the
+    flags given; a resume is refused if anything but sizes, repeats, methods or data_dir changed)."""
+    config, saved = SETTINGS.resolve(args, lambda values: LowDataConfig(**values))
+    if saved is not None:
+        SETTINGS.check_resume(args, saved, config.to_json())
+    return config
 
 
 # ----------------------------------------------------------------------------------------- cells
@@ -238,17 +245,46 @@ def real_subset(train: ImageSet, config: LowDataConfig, n: int, repeat: int) -> 
     return train.subset(class_balanced_indices(train.labels_N, NUM_CLASSES * n, generator, NUM_CLASSES))
 
 
+def state_digest(state: dict[str, dict[str, torch.Tensor]]) -> str:
+    """sha256 of networks' state_dicts (network -> name -> tensor): every name, dtype, shape and byte."""
+    digest = hashlib.sha256()
+    for network in sorted(state):
+        for name, tensor in sorted(state[network].items()):
+            digest.update(f"{network}.{name}:{tensor.dtype}:{list(tensor.shape)};".encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_phase_one(path: Path) -> dict[str, dict[str, torch.Tensor]] | None:
+    """The cached G and C state_dicts (on the CPU), or None when `path` is missing or damaged."""
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        state = {"generator": saved["generator"], "classifier": saved["classifier"]}
+        intact = saved["sha256"] == state_digest(state)
+    except Exception as error:  # a damaged file fails in many ways (zip, unpickling, missing keys, wrong types)
+        print(f"{path} is damaged ({type(error).__name__}: {error}); training phase I again", file=sys.stderr)
+        return None
+    if not intact:
+        print(f"{path} does not match its sha256; training phase I again", file=sys.stderr)
+        return None
+    return state
+
+
 def phase_one_networks(out_dir: Path, config: LowDataConfig, subset: ImageSet, n: int, repeat: int,
                        device) -> tuple[DadaGenerator, DadaDiscriminator]:
-    """DADA phase I on this (n, repeat)'s subset, trained once and cached in out_dir/phase_one; (G, C) in eval mode."""
+    """DADA phase I on this (n, repeat)'s subset, trained once and cached in out_dir/phase_one; (G, C) in eval mode
+    on `device`, always as read back from the cache."""
     path = out_dir / "phase_one" / f"n{n}_r{repeat}.pt"
     dada_config = config.phase_one(len(subset))
-    if not path.exists():
+    state = load_phase_one(path)
+    if state is None:
         gen, disc = train_phase_one(subset, dada_config, device, make_generator(config.seed, "phase_one", n, repeat),
                                     progress=False)
         state = {"generator": gen.state_dict(), "classifier": disc.state_dict()}
-        write_atomic(path, lambda tmp: torch.save(state, tmp))
-    state = torch.load(path, map_location=device, weights_only=True)
+        write_atomic(path, lambda tmp: torch.save({**state, "sha256": state_digest(state)}, tmp))
+        state = torch.load(path, map_location="cpu", weights_only=True)  # as a resumed sweep will read it
     gen = DadaGenerator(dada_config).to(device)
     disc = DadaDiscriminator(dada_config).to(device, memory_format=torch.channels_last)
     gen.load_state_dict(state["generator"])
@@ -256,9 +292,8 @@ def phase_one_networks(out_dir: Path, config: LowDataConfig, subset: ImageSet, n
     return gen.eval(), disc.eval()
 
 
-def measure_cell(cell: dict, config: LowDataConfig, train: ImageSet, test: ImageSet, out_dir: Path, device) -> dict:
-    """Train one method on one (n, repeat) subset and score it on the test set."""
-    start = time.perf_counter()
+def train_cell(cell: dict, config: LowDataConfig, train: ImageSet, out_dir: Path, device) -> DadaDiscriminator:
+    """One method trained on one (n, repeat) subset: the classifier C on `device`, in eval mode."""
     name, n, repeat = cell["method"], cell["n"], cell["repeat"]
     method = METHODS[name]
     subset = real_subset(train, config, n, repeat)
@@ -271,11 +306,18 @@ def measure_cell(cell: dict, config: LowDataConfig, train: ImageSet, test: Image
         classifier = disc
     else:
         classifier = new_classifier(config.phase_one(len(subset)), subset, generator, device)
-    train_phase_two(classifier, subset, augmenter, config.phase_two(method.augment), generator, progress=False)
-    predicted = predict(classifier, test.images_NCHW.to(device)).cpu()
-    return {"accuracy": accuracy(predicted, test.labels_N),
-            "balanced_accuracy": balanced_accuracy(predicted, test.labels_N),
-            "train_images": len(subset), "seconds": round(time.perf_counter() - start, 2)}
+    return train_phase_two(classifier, subset, augmenter, config.phase_two(method.augment), generator, progress=False)
+
+
+def measure_cell(cell: dict, config: LowDataConfig, train: ImageSet, test: ImageSet, out_dir: Path, device) -> dict:
+    """Train one method on one (n, repeat) subset and score it on the test set (already on `device`)."""
+    start = time.perf_counter()
+    classifier = train_cell(cell, config, train, out_dir, device)
+    predicted_N = predict(classifier, test.images_NCHW).cpu()  # .cpu() waits for the device: the time is right
+    test_labels_N = test.labels_N.cpu()
+    return {"accuracy": accuracy(predicted_N, test_labels_N),
+            "balanced_accuracy": balanced_accuracy(predicted_N, test_labels_N),
+            "train_images": NUM_CLASSES * cell["n"], "seconds": round(time.perf_counter() - start, 2)}
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -294,16 +336,27 @@ def format_table(df: pd.DataFrame, metric: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_guarded(lambda: run(args), resume_hint("finished cells", args.out))
+    return run_guarded(lambda: run(args), resume_hint("finished cells", "runners.dada_lowdata", args.out))
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    if args.resume:  # the saved settings first, then the flags given
+        check_out_dir(args.out, resume=True, kind="sweep")
+        config = config_from_args(args)
+    else:  # the flags first (their errors are the more specific), then the directory
+        config = config_from_args(args)
+        check_out_dir(args.out, resume=False, kind="sweep")
     device = resolve_device(args.device)
-    train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
+    data_dir = None if config.data_dir is None else Path(config.data_dir)
+    train, test = load_split("train", data_dir), load_split("test", data_dir)
+    smallest_class, largest = int(train.labels_N.bincount(minlength=NUM_CLASSES).min()), max(config.sizes)
+    if largest > smallest_class:
+        raise ValueError(f"--sizes: n = {largest} needs {largest} images of every class; the training split has "
+                         f"only {smallest_class} of its rarest class")
+    test = test.to(device)
     cells = [{"method": method, "n": n, "repeat": repeat}
              for n in config.sizes for repeat in range(config.repeats) for method in config.methods]
-    with Sweep(args.out, config.to_json(), COLUMNS, KEY_COLUMNS, args.resume, resumable=RESUMABLE) as sweep:
+    with Sweep(args.out, config.to_json(), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable) as sweep:
         print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
               file=sys.stderr)
         csv_path = sweep.run(cells, lambda cell: measure_cell(cell, config, train, test, args.out, device),

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from runners.cli import stop_before_work
 
-import pandas as pd
-import torch
+stop_before_work(__name__)  # before the slow imports below
 
-from acquire.data import ImageSet, class_balanced_indices, load_split
-from acquire.device import resolve_device
-from acquire.metrics import accuracy, balanced_accuracy
-from acquire.mixing import MODES, generated_per_class, mix
-from acquire.model import TrainConfig, new_model, predict, train_classifier
-from acquire.plotting import format_mean_std, plot_sweep, summarise_sweep
-from acquire.seeding import derive_seed, make_generator
-from acquire.sweep import Sweep
-from gans.registry import get_family
-from gans.sources import DEFAULT_GAN_DIR, gan_weights_digests, generated_source
-from runners.cli import resume_hint, run_guarded
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import asdict, dataclass, field, replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from acquire.data import ImageSet, class_balanced_indices, load_split  # noqa: E402
+from acquire.device import resolve_device  # noqa: E402
+from acquire.metrics import accuracy, balanced_accuracy  # noqa: E402
+from acquire.mixing import MODES, generated_per_class, mix  # noqa: E402
+from acquire.model import GalCNN, TrainConfig, new_model, predict, train_classifier  # noqa: E402
+from acquire.plotting import format_mean_std, plot_sweep, summarise_sweep  # noqa: E402
+from acquire.rundir import check_out_dir  # noqa: E402
+from acquire.seeding import derive_seed, make_generator  # noqa: E402
+from acquire.sweep import Sweep, SweepSettings  # noqa: E402
+from gans.registry import get_family  # noqa: E402
+from gans.sources import (DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests,  # noqa: E402
+                          generated_source)
+from runners.cli import comma_list, float_list, int_list, resume_hint, run_guarded  # noqa: E402
 
 DESCRIPTION = """\
 Liu's naive GAN augmentation (section 3.4 of "Data augmentation with GAN") on MNIST. Each cell trains a fresh
@@ -41,7 +47,9 @@ n_train)), batch 128, Adam), so small, large and augmented training sets cost th
 100 epochs of 500 images or 10 of 5,000, about 30 s on 2 idle CPU cores (45 s on one), plus ~2 s to score the
 test set. Writes OUT/config.json, OUT/results.csv (one row per cell, flushed as it goes), OUT/accuracy_replace.png
 and OUT/accuracy_add.png (accuracy against r, one line per GAN, one panel per size) and prints mean +/- std
-tables. A killed sweep continues with the same command plus --resume and gives the same rows.
+tables. A killed sweep continues with `--resume --out OUT` (config.json supplies every other setting, here or
+on a clone of OUT on another machine) and gives the rows an uninterrupted run gives. config.json records each
+GAN's weights sha256, and --gan-dir and --data-dir as given: a resume refuses other weights.
 """
 
 EPILOG = """\
@@ -51,20 +59,25 @@ presets (explicit flags override them):
   quick  size 500; r = 0,0.5,1; replace and add; 4 GANs; 1 repeat; 10,000 images a cell: 17 cells,
          about 2 minutes on 2 idle CPU cores
 
-examples:
+examples (--gan-dir: a directory written by python -m runners.train_gans):
   python -m runners.ratio_sweep --preset quick --gan-dir results/gans --out runs/ratio_quick
   python -m runners.ratio_sweep --gans small_dcgan,dada --modes replace --sizes 1000 --repeats 5
-  python -m runners.ratio_sweep --resume --repeats 5          # add repeats to a finished sweep
+  python -m runners.ratio_sweep --resume --out runs/ratio_quick --repeats 5   # add repeats to a sweep
 """
 
 BASELINE = "none"  # gan and mode of the all-real r = 0 cells
 ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]
 DEFAULTS = {"gans": ALL_GANS, "sizes": [500, 5000], "ratios": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], "modes": list(MODES),
-            "repeats": 3, "train_images": 50_000, "batch_size": 128, "lr": 1e-3, "seed": 0}
+            "repeats": 3, "train_images": 50_000, "batch_size": 128, "lr": 1e-3, "seed": 0,
+            "gan_dir": str(DEFAULT_GAN_DIR), "data_dir": None}
 PRESETS = {
     "paper": {},
     "quick": {"sizes": [500], "ratios": [0.0, 0.5, 1.0], "repeats": 1, "train_images": 10_000},
 }
+# --resume may add repeats and find the same GAN weights and MNIST files elsewhere (older sweeps did not record
+# where they were)
+SETTINGS = SweepSettings(DEFAULTS, PRESETS, resumable=frozenset({"repeats", "gan_dir", "data_dir"}),
+                         derived=frozenset({"gan_checkpoints"}), optional=frozenset({"gan_dir", "data_dir"}))
 KEY_COLUMNS = ["size", "mode", "gan", "ratio", "repeat"]
 COLUMNS = KEY_COLUMNS + ["seed", "n_real", "n_generated", "epochs", "images_shown", "accuracy", "balanced_accuracy",
                          "train_seconds"]
@@ -75,7 +88,8 @@ FIGURE_TEXT = {"replace": ("Real images replaced by GAN samples", "r = share of 
 
 @dataclass(frozen=True)
 class RatioSweepConfig:
-    """The whole sweep's settings (saved as config.json); gan_checkpoints: GAN name -> weights sha256."""
+    """The whole sweep's settings (saved as config.json); gan_dir and data_dir as given on the command line
+    (data_dir None: $GAN_ACQUIRE_DATA or the cache); gan_checkpoints: GAN name -> weights sha256."""
 
     gans: list[str]
     sizes: list[int]
@@ -86,6 +100,8 @@ class RatioSweepConfig:
     batch_size: int
     lr: float
     seed: int
+    gan_dir: str
+    data_dir: str | None
     gan_checkpoints: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -95,7 +111,7 @@ class RatioSweepConfig:
                 raise ValueError(f"--{name} needs at least one value and no duplicates, got {values}")
         for gan in self.gans:
             get_family(gan)  # unknown names fail here, with the list of families
-        bad_sizes = [s for s in self.sizes if s <= 0 or s % NUM_CLASSES]
+        bad_sizes = [s for s in self.sizes if not isinstance(s, int) or s <= 0 or s % NUM_CLASSES]
         if bad_sizes:
             raise ValueError(f"--sizes must be positive multiples of {NUM_CLASSES} (class-balanced), got {bad_sizes}")
         bad_ratios = [r for r in self.ratios if not 0.0 <= r <= 1.0]
@@ -105,7 +121,7 @@ class RatioSweepConfig:
         if bad_modes:
             raise ValueError(f"--modes must be among {', '.join(MODES)}, got {bad_modes}")
         for name in ("repeats", "train_images", "batch_size"):
-            if getattr(self, name) <= 0:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
@@ -128,27 +144,17 @@ class RatioSweepConfig:
                    for size in self.sizes for mode in self.modes for ratio in self.ratios)
 
 
-def comma_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def int_list(text: str) -> list[int]:
-    return [int(item) for item in comma_list(text)]
-
-
-def float_list(text: str) -> list[float]:
-    return [float(item) for item in comma_list(text)]
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runners.ratio_sweep", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="starting values (default: paper)")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="starting values (default: paper; with --resume the saved settings)")
     p.add_argument("--gans", type=comma_list,
                    help=f"comma-separated GAN families, one line each (default: {','.join(ALL_GANS)}). A GAN not yet "
                         "trained is refused before any work, with the command that trains it")
-    p.add_argument("--gan-dir", type=Path, default=DEFAULT_GAN_DIR,
-                   help="where runners.train_gans saved the GAN checkpoints (default: %(default)s)")
+    p.add_argument("--gan-dir", type=Path,
+                   help="a directory written by python -m runners.train_gans, holding the GAN checkpoints "
+                        f"(default: {DEFAULT_GAN_DIR}; with --resume the saved one)")
     p.add_argument("--sizes", type=int_list,
                    help="comma-separated real training-set sizes, multiples of 10, one panel each (default: 500,5000)")
     p.add_argument("--ratios", type=float_list,
@@ -166,67 +172,103 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)")
     p.add_argument("--data-dir", type=Path,
                    help="directory with the four MNIST IDX .gz files (default: $GAN_ACQUIRE_DATA, else a per-user "
-                        "cache filled from the public mirrors)")
+                        "cache filled from the public mirrors; with --resume the saved one)")
     p.add_argument("--out", type=Path, default=Path("runs/ratio_sweep"), help="output directory (default: %(default)s)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the sweep saved in --out, skipping finished cells (only --repeats may change)")
+                   help="continue the sweep saved in --out with its saved settings, skipping finished cells; only "
+                        "--repeats, --gan-dir and --data-dir (where the same GAN weights and MNIST files are found) "
+                        "may be given differently")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
 
+def build_config(values: dict) -> RatioSweepConfig:
+    """The config of these settings (validated), before the GAN weights are looked up."""
+    data_dir = None if values["data_dir"] is None else str(values["data_dir"])
+    return RatioSweepConfig(**{**values, "ratios": [float(r) for r in values["ratios"]],
+                               "gan_dir": str(values["gan_dir"]), "data_dir": data_dir})
+
+
 def config_from_args(args: argparse.Namespace) -> RatioSweepConfig:
-    """Defaults, then the preset, then every flag given explicitly; records each GAN's weights digest."""
-    values = {**DEFAULTS, **PRESETS[args.preset]}
-    for name in DEFAULTS:
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
-    values["ratios"] = [float(r) for r in values["ratios"]]
-    config = RatioSweepConfig(**values)
-    return replace(config, gan_checkpoints=gan_weights_digests(args.gan_dir, config.gans))
+    """Defaults, then the preset, then every flag given explicitly (with --resume: the saved settings, then the
+    flags given); records each GAN's weights digest. A resume is refused if anything changed but --repeats and
+    where the GANs and MNIST are (the GAN weights must be the same)."""
+    config, saved = SETTINGS.resolve(args, build_config)
+    if saved is not None:  # the flags first, then where the GANs are
+        SETTINGS.check_resume(args, saved, {**asdict(config), "gan_checkpoints": saved["gan_checkpoints"]})
+        missing = [gan for gan in config.gans if not checkpoint_path(Path(config.gan_dir), gan).exists()]
+        if missing:
+            raise GanNotTrainedError(f"--resume: {args.out} was run with the weights of {', '.join(missing)} recorded "
+                                     f"in its config.json (sha256), but {config.gan_dir} has no checkpoint of them; "
+                                     "copy those checkpoints there, or pass --gan-dir with the directory holding them")
+    config = replace(config, gan_checkpoints=gan_weights_digests(Path(config.gan_dir), config.gans))
+    if saved is not None:
+        SETTINGS.check_resume(args, saved, asdict(config))
+    return config
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so that wall-clock times measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class CellRunner:
-    """measure(cell) for the Sweep: builds the cell's training set, trains a fresh CNN, scores the test set."""
+    """measure(cell) for the Sweep: builds the cell's training set, trains a fresh CNN, scores the test set.
 
-    def __init__(self, config: RatioSweepConfig, train: ImageSet, test: ImageSet, gan_dir: Path, device):
-        self.config, self.train, self.gan_dir, self.device = config, train, gan_dir, device
-        self.test = test.to(device)
+    The training split, the GAN pools and the test set live on `device`; which images a cell takes is drawn on
+    the CPU from labels kept there, so every device trains on the same images.
+    """
+
+    def __init__(self, config: RatioSweepConfig, train: ImageSet, test: ImageSet, device):
+        self.config, self.device = config, torch.device(device)
+        self.train_labels_N = train.labels_N.cpu()
+        self.train, self.test = train.to(self.device), test.to(self.device)
         self.pools: dict[tuple[str, int], ImageSet] = {}
 
     def pool(self, gan: str, repeat: int) -> ImageSet:
-        """The GAN's samples for one repeat, pool_per_class of each class (the current repeat's pools are kept)."""
+        """The GAN's samples for one repeat, pool_per_class of each class, on the device (the current repeat's
+        pools are kept)."""
         if (gan, repeat) not in self.pools:
             self.pools = {key: pool for key, pool in self.pools.items() if key[1] == repeat}
-            self.pools[gan, repeat] = generated_source(gan, self.gan_dir, self.config.pool_per_class(),
+            self.pools[gan, repeat] = generated_source(gan, Path(self.config.gan_dir), self.config.pool_per_class(),
                                                        derive_seed(self.config.seed, "repeat", repeat), self.device)
         return self.pools[gan, repeat]
 
     def training_set(self, cell: dict) -> tuple[ImageSet, int, int]:
-        """The cell's training images (on the CPU), n_real and n_generated."""
+        """The cell's training images [n,1,28,28] and labels [n] on the device, with n_real and n_generated."""
         seed, size, repeat = self.config.seed, cell["size"], cell["repeat"]
         real_generator = make_generator(seed, size, repeat, "real")
-        real = self.train.subset(class_balanced_indices(self.train.labels_N, size, real_generator, NUM_CLASSES))
+        index_N = class_balanced_indices(self.train_labels_N, size, real_generator, NUM_CLASSES)
+        real = self.train.subset(index_N.to(self.device))
         if cell["gan"] == BASELINE:
             return real, size, 0
-        class_order_K = torch.randperm(NUM_CLASSES, generator=real_generator)
+        class_order_K = torch.randperm(NUM_CLASSES, generator=real_generator, device=real_generator.device)
         return mix(real, self.pool(cell["gan"], repeat), cell["mode"], cell["ratio"], class_order_K,
                    make_generator(seed, *(cell[k] for k in KEY_COLUMNS), "generated"))
 
-    def __call__(self, cell: dict) -> dict:
+    def fit(self, cell: dict, images: ImageSet) -> tuple[GalCNN, int, float]:
+        """A fresh CNN trained on the cell's images (on the device); with its epochs and training seconds.
+
+        Shuffles and dropout masks come from a generator on CUDA when the run is there (drawn where they are
+        used), else on the CPU."""
         config = self.config
-        images, n_real, n_generated = self.training_set(cell)
-        images = images.to(self.device)
         epochs = max(1, round(config.train_images / len(images)))
         model = new_model(derive_seed(config.seed, cell["size"], cell["repeat"], "init"), self.device)
+        generator = make_generator(config.seed, *(cell[k] for k in KEY_COLUMNS), "train",
+                                   device=self.device if self.device.type == "cuda" else "cpu")
+        synchronize(self.device)
         start = time.perf_counter()
         train_classifier(model, images.images_NCHW, images.labels_N,
-                         TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr),
-                         make_generator(config.seed, *(cell[k] for k in KEY_COLUMNS), "train", device=self.device))
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        train_seconds = time.perf_counter() - start
+                         TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr), generator)
+        synchronize(self.device)
+        return model, epochs, time.perf_counter() - start
+
+    def __call__(self, cell: dict) -> dict:
+        images, n_real, n_generated = self.training_set(cell)
+        model, epochs, train_seconds = self.fit(cell, images)
         predicted_N = predict(model, self.test.images_NCHW)
-        return {"seed": config.seed, "n_real": n_real, "n_generated": n_generated, "epochs": epochs,
+        return {"seed": self.config.seed, "n_real": n_real, "n_generated": n_generated, "epochs": epochs,
                 "images_shown": epochs * len(images), "accuracy": accuracy(predicted_N, self.test.labels_N),
                 "balanced_accuracy": balanced_accuracy(predicted_N, self.test.labels_N),
                 "train_seconds": round(train_seconds, 2)}
@@ -269,23 +311,28 @@ def report(csv_path: Path, out_dir: Path, modes: list[str]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_guarded(lambda: run(args), resume_hint("finished cells", args.out))
+    return run_guarded(lambda: run(args), resume_hint("finished cells", "runners.ratio_sweep", args.out))
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    if args.resume:  # the saved settings first, then the flags given
+        check_out_dir(args.out, resume=True, kind="sweep")
+        config = config_from_args(args)
+    else:  # the flags first (their errors are the more specific), then the directory
+        config = config_from_args(args)
+        check_out_dir(args.out, resume=False, kind="sweep")
     device = resolve_device(args.device)
-    train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
+    data_dir = None if config.data_dir is None else Path(config.data_dir)
+    train, test = load_split("train", data_dir), load_split("test", data_dir)
     smallest_class, largest = int(train.labels_N.bincount(minlength=NUM_CLASSES).min()), max(config.sizes)
     if largest > NUM_CLASSES * smallest_class:
         raise ValueError(f"--sizes: {largest} class-balanced images need {largest // NUM_CLASSES} of every class; "
                          f"the training split has only {smallest_class} of its rarest class")
     cells = config.cells()
-    with Sweep(args.out, asdict(config), COLUMNS, KEY_COLUMNS, args.resume, resumable={"repeats"}) as sweep:
+    with Sweep(args.out, asdict(config), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable) as sweep:
         print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
               file=sys.stderr)
-        csv_path = sweep.run(cells, CellRunner(config, train, test, args.gan_dir, device),
-                             progress=not args.no_progress,
+        csv_path = sweep.run(cells, CellRunner(config, train, test, device), progress=not args.no_progress,
                              describe=lambda c: f"n={c['size']} {c['gan']} {c['mode']} r={c['ratio']:g} #{c['repeat']}")
     figures = report(csv_path, args.out, config.modes)
     print(f"\nwrote {', '.join(str(path) for path in [csv_path, *figures])}")

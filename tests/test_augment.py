@@ -74,3 +74,10 @@ def test_config_rejects_bad_ranges(field, value):
 def test_non_square_images_are_refused():
     with pytest.raises(ValueError, match="square"):
         affine_transform(torch.zeros(1, 1, 28, 20), torch.zeros(1), torch.zeros(1, 2), torch.ones(1))
+
+
+def test_random_augment_draws_on_the_generator_device_and_returns_on_the_images_device():
+    """Images on the 'meta' device (shapes, no data), the generator on the CPU: an undelivered draw would raise,
+    as a CPU/CUDA mix would on a GPU."""
+    out = random_augment(IMAGES.to("meta"), AugmentConfig(), torch.Generator().manual_seed(0), fill=-1.0)
+    assert out.device.type == "meta" and out.dtype == torch.uint8 and out.shape == IMAGES.shape

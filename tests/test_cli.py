@@ -19,10 +19,12 @@ def test_sigterm_stops_the_body_cleanly_with_the_resume_hint(tmp_path, capsys):
         return 0
 
     before = signal.getsignal(signal.SIGTERM)
-    assert run_guarded(body, resume_hint("finished cells", tmp_path)) == 130
+    (tmp_path / "config.json").write_text("{}")
+    assert run_guarded(body, resume_hint("finished cells", "runners.ratio_sweep", tmp_path)) == 130
     assert steps == ["started"]
     err = capsys.readouterr().err
-    assert f"finished cells are saved in {tmp_path}" in err and "--resume" in err
+    assert f"finished cells are saved in {tmp_path}" in err
+    assert f"python -m runners.ratio_sweep --resume --out {tmp_path}" in err
     assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
 
 
@@ -44,3 +46,7 @@ def test_bugs_are_not_hidden():
 
 def test_the_body_exit_code_is_returned():
     assert run_guarded(lambda: 0, "unused") == 0
+
+
+def test_the_hint_says_nothing_was_saved_before_a_run_started(tmp_path):
+    assert "nothing was saved" in resume_hint("rows", "runners.mnist_bald", tmp_path / "empty")()

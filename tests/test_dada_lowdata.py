@@ -81,7 +81,8 @@ def test_resume_of_a_finished_sweep_adds_nothing(finished, tiny_mnist):
     before = (finished / "results.csv").read_text()
     cache = finished / "phase_one" / "n2_r0.pt"
     stamp = cache.stat().st_mtime_ns
-    assert run(finished, tiny_mnist, "--resume") == 0
+    argv = ["--resume", "--out", str(finished), "--data-dir", str(tiny_mnist), "--no-progress"]
+    assert dada_lowdata.main(argv) == 0  # config.json supplies every setting
     assert (finished / "results.csv").read_text() == before and cache.stat().st_mtime_ns == stamp
 
 
@@ -103,15 +104,10 @@ def test_killed_sweep_resumes_to_the_same_rows(finished, tiny_mnist, tmp_path, m
     assert resumed[RESULT_COLUMNS].equals(whole[RESULT_COLUMNS])
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--methods", "C,nope"], "unknown method(s) 'nope'"),
-    (["--sizes", "0"], "sizes must be positive"),
-    (["--phase-two-steps", "0"], "steps must be a positive integer"),
-    (["--sizes", "70"], "need 70 of class"),
-])
-def test_bad_input_is_a_clear_error(tiny_mnist, tmp_path, capsys, flags, message):
-    assert run(tmp_path, tiny_mnist, *flags) == 2
-    assert message in capsys.readouterr().err
+def test_sizes_beyond_the_training_split_are_refused_before_any_work(tiny_mnist, tmp_path, capsys):
+    assert run(tmp_path / "out", tiny_mnist, "--sizes", "70") == 2
+    assert "--sizes: n = 70 needs 70 images of every class" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_resume_with_another_budget_is_refused_and_loses_nothing(finished, tiny_mnist, capsys):
@@ -119,3 +115,47 @@ def test_resume_with_another_budget_is_refused_and_loses_nothing(finished, tiny_
     assert run(finished, tiny_mnist, "--phase-two-steps", "4", "--resume") == 2
     assert "different configuration" in capsys.readouterr().err
     assert (finished / "results.csv").read_text() == before
+
+
+@pytest.mark.parametrize("damage", ["cut short", "garbage", "a changed weight", "no digest"])
+def test_a_damaged_phase_one_cache_is_trained_again(tiny_train, tmp_path, capsys, damage):
+    config = dada_lowdata.LowDataConfig(sizes=[2], phase_one_iterations=2)
+    subset = dada_lowdata.real_subset(tiny_train, config, 2, 0)
+    networks = dada_lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
+    path = tmp_path / "phase_one" / "n2_r0.pt"
+    saved = torch.load(path, weights_only=True)
+    if damage == "cut short":
+        path.write_bytes(path.read_bytes()[:1000])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00" * 64)
+    else:
+        changed = {**saved, "generator": {**saved["generator"]}}
+        name = next(iter(changed["generator"]))
+        changed["generator"][name] = changed["generator"][name] + 1
+        if damage == "no digest":
+            del changed["sha256"]
+        torch.save(changed, path)
+    again = dada_lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
+    assert "training phase I again" in capsys.readouterr().err
+    for network, retrained in zip(networks, again):
+        assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), retrained.state_dict().values()))
+    assert dada_lowdata.load_phase_one(path)["generator"].keys() == saved["generator"].keys()
+    assert not list(path.parent.glob(".*.partial"))
+
+
+def test_an_intact_phase_one_cache_is_read_not_trained(tiny_train, tmp_path, monkeypatch):
+    config = dada_lowdata.LowDataConfig(sizes=[2], phase_one_iterations=2)
+    subset = dada_lowdata.real_subset(tiny_train, config, 2, 0)
+    dada_lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
+    monkeypatch.setattr(dada_lowdata, "train_phase_one", None)  # calling it would fail
+    gen, disc = dada_lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
+    assert not gen.training and not disc.training
+
+
+@pytest.mark.parametrize("method", ["C", "C_augmented"])
+def test_a_cell_trains_on_the_run_device(tiny_train, tmp_path, method):
+    """On the 'meta' device (shapes, no data) any CPU tensor mixed into phase II raises, as a CPU/CUDA mix would
+    on a GPU; phase I's cache holds real bytes, so DADA's methods are covered by test_dada_phase_two."""
+    config = dada_lowdata.LowDataConfig(sizes=[2], repeats=1, phase_two_steps=2)
+    classifier = dada_lowdata.train_cell({"method": method, "n": 2, "repeat": 0}, config, tiny_train, tmp_path, "meta")
+    assert {p.device.type for p in classifier.parameters()} == {"meta"} and not classifier.training

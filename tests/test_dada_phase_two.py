@@ -103,3 +103,34 @@ def test_phase_two_with_generated_and_augmented_images_is_seeded(real_40, augmen
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         PhaseTwoConfig(**{field: value})
+
+
+class MetaAugmenter(nn.Module):
+    """Stands in for a frozen G on the 'meta' device: blank uint8 samples there."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(1, device="meta"))
+
+    def sample(self, labels_N, generator=None):
+        return torch.empty(len(labels_N), 1, 28, 28, dtype=torch.uint8, device="meta")
+
+
+def test_phase_two_keeps_every_tensor_on_the_classifier_device(real_40):
+    """C and G on the 'meta' device (shapes, no data), the real images and the generator on the CPU: any CPU
+    tensor mixed into C's computation (a draw or a batch not moved) raises, as a CPU/CUDA mix would on a GPU."""
+    generator = torch.Generator().manual_seed(0)
+    classifier = new_classifier(TINY, real_40, generator, "meta")
+    assert {p.device.type for p in classifier.parameters()} == {"meta"}
+    config = PhaseTwoConfig(steps=2, batch_size=8, generated_per_real=2, augment=AugmentConfig())
+    train_phase_two(classifier, real_40, MetaAugmenter(), config, generator, progress=False)
+    assert {p.device.type for p in classifier.parameters()} == {"meta"}
+    assert predict(classifier, real_40.images_NCHW.to("meta")).device.type == "meta"
+    generated = generate_set(MetaAugmenter(), real_40.labels_N, 2, generator)
+    assert generated.images_NCHW.device.type == generated.labels_N.device.type == "meta"
+
+
+def test_new_classifier_does_not_touch_the_global_generators(real_40):
+    state = torch.random.get_rng_state()
+    new_classifier(TINY, real_40, torch.Generator().manual_seed(0), "cpu")
+    assert torch.equal(torch.random.get_rng_state(), state)

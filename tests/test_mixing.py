@@ -94,3 +94,14 @@ def test_too_small_pool_or_unbalanced_real_set_is_refused():
         mix(REAL, tagged(1, 100), "add", 1.0, ORDER, torch.Generator())
     with pytest.raises(ValueError, match="class-balanced"):
         mix(REAL.subset(torch.arange(49)), POOL, "add", 1.0, ORDER, torch.Generator())
+
+
+def test_real_images_and_pool_on_different_devices_are_refused():
+    on_meta = ImageSet(POOL.images_NCHW.to("meta"), POOL.labels_N)
+    with pytest.raises(ValueError, match="real images are on cpu but the generated pool on meta"):
+        mix(REAL, on_meta, "add", 0.5, ORDER, torch.Generator())
+
+
+def test_take_per_class_gives_cpu_positions_whatever_the_labels_device():
+    index = take_per_class(POOL.labels_N, torch.full((10,), 2), torch.Generator().manual_seed(0))
+    assert index.device.type == "cpu" and len(index) == 20

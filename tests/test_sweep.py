@@ -1,11 +1,14 @@
+import argparse
 import csv
+import json
+import re
 
 import pandas as pd
 import pytest
 
 from acquire.plotting import plot_sweep, summarise_sweep
 from acquire.rundir import RunDirectoryError
-from acquire.sweep import Sweep
+from acquire.sweep import Sweep, SweepSettings
 
 COLUMNS = ["method", "n", "repeat", "accuracy"]
 KEYS = ["method", "n", "repeat"]
@@ -77,3 +80,120 @@ def test_summary_and_plot_match_rows(tmp_path):
     assert out.stat().st_size > 1000
     with pytest.raises(ValueError, match="missing column"):
         summarise_sweep(df, x="ratio", line="method")
+
+
+@pytest.mark.parametrize("left, kept, reruns", [
+    ("method,n,repeat,accuracy\na,5,0,0.05\na,5,1,0.0", "method,n,repeat,accuracy\na,5,0,0.05\n", 1),  # torn row
+    ("method,n,rep", None, 2),  # a torn header: the file goes, and the next row writes the header
+    ("", None, 2),
+])
+def test_a_torn_last_line_is_dropped_and_its_cell_rerun(tmp_path, left, kept, reruns):
+    Sweep(tmp_path, {}, COLUMNS, KEYS, resume=False).close()
+    (tmp_path / "results.csv").write_text(left)
+    calls = []
+    with Sweep(tmp_path, {}, COLUMNS, KEYS, resume=True) as sweep:
+        assert (sweep.csv_path.read_text() if sweep.csv_path.exists() else None) == kept
+        sweep.run(CELLS[:2], fake_measure(calls), progress=False)
+    assert len(calls) == reruns
+    rows = (tmp_path / "results.csv").read_text().splitlines()
+    assert rows == ["method,n,repeat,accuracy", "a,5,0,0.05", "a,5,1,0.051000000000000004"]
+
+
+def test_a_wrong_header_is_refused_and_left_as_it_is(tmp_path):
+    Sweep(tmp_path, {}, COLUMNS, KEYS, resume=False).close()
+    (tmp_path / "results.csv").write_text("size,accuracy\n500,0.9\n")
+    with pytest.raises(ValueError, match="has columns"):
+        Sweep(tmp_path, {}, COLUMNS, KEYS, resume=True)
+    assert (tmp_path / "results.csv").read_text() == "size,accuracy\n500,0.9\n"
+
+
+def test_a_fresh_sweep_needs_an_empty_directory_and_resume_a_saved_one(tmp_path):
+    with pytest.raises(RunDirectoryError, match="holds no sweep to continue"):
+        Sweep(tmp_path / "none", {}, COLUMNS, KEYS, resume=True)
+    assert not (tmp_path / "none").exists()
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirectoryError, match="not empty"):
+        Sweep(tmp_path, {}, COLUMNS, KEYS, resume=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_resumable_change_is_saved_and_nothing_else_is_rewritten(tmp_path):
+    with Sweep(tmp_path, {"x": 1, "repeats": 1}, COLUMNS, KEYS, resume=False) as sweep:
+        sweep.run(CELLS[:1], fake_measure([]), progress=False)
+    csv_before = (tmp_path / "results.csv").stat().st_mtime_ns
+    config_before = (tmp_path / "config.json").stat().st_mtime_ns
+    Sweep(tmp_path, {"x": 1, "repeats": 1}, COLUMNS, KEYS, resume=True, resumable={"repeats"}).close()
+    assert (tmp_path / "config.json").stat().st_mtime_ns == config_before
+    Sweep(tmp_path, {"x": 1, "repeats": 2}, COLUMNS, KEYS, resume=True, resumable={"repeats"}).close()
+    assert json.loads((tmp_path / "config.json").read_text()) == {"x": 1, "repeats": 2}
+    assert (tmp_path / "results.csv").stat().st_mtime_ns == csv_before
+
+
+# ----------------------------------------------------------------------------------------- SweepSettings
+
+SETTINGS = SweepSettings({"sizes": [5, 10], "repeats": 2, "lr": 0.1}, {"paper": {}, "quick": {"sizes": [5]}},
+                         resumable=frozenset({"repeats"}), derived=frozenset({"digest"}))
+
+
+def build(values):
+    if not all(isinstance(size, int) and size > 0 for size in values["sizes"]):
+        raise ValueError(f"--sizes must be positive integers, got {values['sizes']}")
+    return {**values, "digest": "abc"}
+
+
+def args(out, resume=False, preset=None, **flags):
+    return argparse.Namespace(out=out, resume=resume, preset=preset,
+                              **{name: flags.get(name) for name in SETTINGS.defaults})
+
+
+def saved_sweep(out, **changes):
+    out.mkdir(exist_ok=True)
+    config = {"sizes": [5, 10], "repeats": 2, "lr": 0.1, "digest": "abc", **changes}
+    (out / "config.json").write_text(json.dumps(config))
+    return out
+
+
+def test_settings_of_a_new_sweep_are_defaults_then_preset_then_flags(tmp_path):
+    config, saved = SETTINGS.resolve(args(tmp_path, preset="quick", lr=0.5), build)
+    assert saved is None and config == {"sizes": [5], "repeats": 2, "lr": 0.5, "digest": "abc"}
+
+
+def test_resume_takes_the_saved_settings_and_the_resumable_flags(tmp_path):
+    out = saved_sweep(tmp_path, sizes=[10], lr=0.2)
+    config, saved = SETTINGS.resolve(args(out, resume=True, repeats=5, lr=0.2), build)
+    assert config == {"sizes": [10], "repeats": 5, "lr": 0.2, "digest": "abc"}
+    SETTINGS.check_resume(args(out, resume=True, repeats=5, lr=0.2), saved, config)  # a flag equal to the saved one
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"lr": 0.3}, "lr: saved 0.2, now 0.3): drop --lr; --resume alone continues"),
+    ({"preset": "quick"}, "sizes: saved [10, 20], now [5]): drop --preset quick"),
+    ({"preset": "paper", "sizes": [10, 20]}, "lr: saved 0.2, now 0.1): drop --preset paper"),
+])
+def test_resume_refuses_other_settings_naming_the_flag(tmp_path, flags, message):
+    out = saved_sweep(tmp_path, sizes=[10, 20], lr=0.2)
+    namespace = args(out, resume=True, **flags)
+    config, saved = SETTINGS.resolve(namespace, build)
+    with pytest.raises(RunDirectoryError, match=re.escape(message)):
+        SETTINGS.check_resume(namespace, saved, config)
+
+
+def test_resume_refuses_a_changed_input_that_no_flag_sets(tmp_path):
+    out = saved_sweep(tmp_path, digest="old")
+    config, saved = SETTINGS.resolve(args(out, resume=True), build)
+    with pytest.raises(RunDirectoryError, match="digest: saved 'old', now 'abc'.*no flag sets these"):
+        SETTINGS.check_resume(args(out, resume=True), saved, config)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"colour": "red"}, "has unknown key(s) colour"),
+    ({"digest": None, "lr": None}, "has no digest, lr"),
+    ({"sizes": [5, "x"]}, "holds invalid settings (--sizes must be positive integers"),
+])
+def test_resume_refuses_a_damaged_config(tmp_path, changes, message):
+    out = saved_sweep(tmp_path)
+    config = json.loads((out / "config.json").read_text())
+    config.update(changes)
+    (out / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+    with pytest.raises(RunDirectoryError, match=re.escape(message)):
+        SETTINGS.resolve(args(out, resume=True), build)

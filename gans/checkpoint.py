@@ -1,8 +1,12 @@
 """GAN checkpoints: a plain tensor file (state_dict, loaded with weights_only=True) plus a JSON sidecar.
 
-<name>.pt    the generator's state_dict, nothing else
-<name>.json  family, architecture config, training config, sha256 of the .pt, a digest of the training
-             data and the package version
+<name>.pt        the finished generator's state_dict, nothing else; float32, or float16 when saved with half=True
+                 (upcast to float32 on load)
+<name>.json      family, architecture and training config, sha256 of the .pt as stored, weights_dtype, a digest
+                 of the training data and the package version (runners.train_gans adds seed and budget trained)
+<name>.train.pt  the training state of a resumable run (gans.registry.TrainingSession): networks, optimisers,
+                 RNG state, loop position and progress, plus what identifies the run (family, config, seed, data
+                 digest); tensors, numbers, strings, lists and dicts only, loaded with weights_only=True
 A checkpoint that is corrupt, not a plain tensor file, of another family or another architecture is refused.
 """
 
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import pickle
 import zipfile
@@ -21,6 +26,9 @@ import acquire
 from acquire.data import ImageSet
 from acquire.files import write_atomic, write_json
 from gans.registry import ConditionalGenerator, get_family
+
+
+STORED_DTYPES = {"float32": torch.float32, "float16": torch.float16}  # a sidecar's weights_dtype
 
 
 class CheckpointError(RuntimeError):
@@ -35,24 +43,40 @@ def data_digest(images: ImageSet) -> str:
     return h.hexdigest()
 
 
+def write_tensors(path: Path, obj: dict) -> Path:
+    """torch.save(obj) to `path` atomically, serialised in memory first: the bytes then depend only on obj (a save
+    straight to the temp file embeds its name in the archive), so equal weights give an equal sha256."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_atomic(Path(path), lambda tmp: tmp.write_bytes(buffer.getvalue()))
+
+
 def file_sha256(path: Path) -> str:
+    """sha256 of the file's bytes, as hex."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def save_checkpoint(path: Path, family: str, generator: ConditionalGenerator, config, training_data: ImageSet,
-                    extra: dict | None = None) -> Path:
-    """Write path (.pt) and its .json sidecar atomically; returns the .pt path."""
+                    extra: dict | None = None, half: bool = False) -> Path:
+    """Write path (.pt) and its .json sidecar atomically; returns the .pt path.
+
+    half: store floating-point tensors as float16 (half the size, for committing converged generators; samples
+    then come from the float16-rounded weights); the sidecar's weights_dtype says so.
+    """
     path = Path(path).with_suffix(".pt")
-    state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
-    write_atomic(path, lambda tmp: torch.save(state, tmp))
+    dtype = torch.float16 if half else torch.float32
+    state = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in generator.state_dict().items()}
+    write_tensors(path, state)
     write_json(path.with_suffix(".json"), {
         "family": family, "config": dataclasses.asdict(config), "weights_sha256": file_sha256(path),
-        "training_data_sha256": data_digest(training_data), "training_images": len(training_data),
-        "package_version": acquire.__version__, **(extra or {})})
+        "weights_dtype": str(dtype).removeprefix("torch."), "training_data_sha256": data_digest(training_data),
+        "training_images": len(training_data), "package_version": acquire.__version__, **(extra or {})})
     return path
 
 
 def read_sidecar(path: Path) -> dict:
+    """The JSON sidecar of checkpoint `path` as a dict; CheckpointError if it is missing or not JSON."""
     sidecar = Path(path).with_suffix(".json")
     try:
         return json.loads(sidecar.read_text())
@@ -83,6 +107,11 @@ def load_checkpoint(path: Path, family: str | None = None, device="cpu") -> tupl
         raise CheckpointError(f"{path} is not a plain tensor checkpoint and was refused: {error}") from error
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} must hold a state_dict of tensors only")
+    stored = STORED_DTYPES.get(meta.get("weights_dtype", "float32"))
+    if stored is None or any(v.is_floating_point() and v.dtype != stored for v in state.values()):
+        raise CheckpointError(f"{path} holds tensors that are not the {meta.get('weights_dtype', 'float32')} its "
+                              "sidecar records; delete both files and retrain")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     spec = get_family(meta["family"])
     try:
         generator = spec.build(spec.config_from_dict(meta["config"]))
@@ -97,3 +126,29 @@ def load_checkpoint(path: Path, family: str | None = None, device="cpu") -> tupl
                               f"(differing tensors, e.g. {diff})")
     generator.load_state_dict(state)
     return generator.to(device).eval(), meta
+
+
+TRAINING_STATE_FORMAT = "gan-acquire training state 1"
+
+
+def training_state_path(path: Path) -> Path:
+    """OUT/<name>.train.pt beside the checkpoint OUT/<name>.pt."""
+    return Path(path).with_suffix(".train.pt")
+
+
+def save_training_state(path: Path, state: dict) -> Path:
+    """Atomically write a training state (tensors moved to the CPU on load, so any machine can continue it)."""
+    return write_tensors(path, {"format": TRAINING_STATE_FORMAT, **state})
+
+
+def load_training_state(path: Path) -> dict:
+    """The training state at `path` (tensors on the CPU); CheckpointError if it is not one this code wrote."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable training state ({str(error).splitlines()[0]}); delete it "
+                              "(or add --force) to train from scratch") from error
+    if not isinstance(state, dict) or state.get("format") != TRAINING_STATE_FORMAT:
+        raise CheckpointError(f"{path} is not a training state of this version ({TRAINING_STATE_FORMAT!r}); delete "
+                              "it (or add --force) to train from scratch")
+    return state

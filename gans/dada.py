@@ -14,8 +14,10 @@ Phase-I losses (the paper's eqs. 1-4):
 with p the softmax over all 2k logits (eq. 3 writes a plain norm; its square, as in Improved-GAN's feature
 matching, is used). Per Algorithm 1, each iteration takes one real batch, makes
 one C step (fakes conditioned on the batch's labels), then `generator_steps` G steps on the same
-real batch and labels with fresh z. Phase II (eqs. 5-7, class probability = real + fake class
-probability) fine-tunes `DadaDiscriminator` as a classifier and is not part of this module.
+real batch and labels with fresh z. The budget is `epochs`: a larger value continues the same iteration
+stream, so a saved training state (see gans.registry.TrainingSession) extends. Phase II (eqs. 5-7, class
+probability = real + fake class probability) fine-tunes `DadaDiscriminator` as a classifier and is not part of
+this module.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from torch.nn.utils.parametrizations import weight_norm
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
-from gans.registry import ConditionalGenerator, batch_indices, register_family, train_images_to_float
+from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family,
+                           train_images_to_float)
 
 NUM_CLASSES = 10                  # k
 ADAM_BETAS = (0.5, 0.999)         # the paper gives none; these are the authors' code's (and DCGAN's)
@@ -225,7 +228,9 @@ def init_networks(config: DadaConfig, real_NCHW: torch.Tensor, labels_N: torch.T
     G is initialised on z for INIT_BATCH random labels of the data, C on the same INIT_BATCH real images.
     """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator)))
+        # the CPU RNG only (restored on exit): weights are drawn on the CPU, no CUDA RNG is touched
+        torch.default_generator.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator,
+                                                              device=generator.device)))
         gen, disc = DadaGenerator(config), DadaDiscriminator(config)
     gen, disc = gen.to(real_NCHW.device), disc.to(real_NCHW.device, memory_format=torch.channels_last)
     index_B = torch.randperm(len(labels_N), generator=generator, device=generator.device)[:INIT_BATCH]
@@ -270,39 +275,52 @@ def generator_step(gen: DadaGenerator, disc: DadaDiscriminator, optimiser: torch
     return loss.detach()
 
 
+def total_iterations(config: DadaConfig, n_images: int) -> int:
+    """Iterations (real batches) that `config.epochs` passes over n_images take."""
+    return max(1, math.ceil(config.epochs * n_images / config.batch_size))
+
+
 def train_phase_one(images: ImageSet, config: DadaConfig, device, generator: torch.Generator,
-                    progress: bool = True) -> tuple[DadaGenerator, DadaDiscriminator]:
+                    progress: bool = True, session: TrainingSession | None = None
+                    ) -> tuple[DadaGenerator, DadaDiscriminator]:
     """Algorithm 1, phase I, on real uint8 images: the trained augmenter G and classifier C (both in eval mode).
 
-    All randomness (init, batches, z, C's input noise) comes from `generator`.
+    All randomness (init, batches, z, C's input noise) comes from `generator`. `session` resumes from / saves
+    training states (G, C, both Adams, the batch stream, the RNG).
     """
+    session = session or TrainingSession()
     real_NCHW, labels_N = train_images_to_float(images, device)
     gen, disc = init_networks(config, real_NCHW, labels_N, generator)
     optimiser_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=ADAM_BETAS)
     optimiser_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=ADAM_BETAS)
-    iterations = max(1, math.ceil(config.epochs * len(labels_N) / config.batch_size))
+    batches = BatchStream(len(labels_N), config.batch_size, generator)
+    parts = {"generator": gen, "discriminator": disc, "optimiser_g": optimiser_g, "optimiser_d": optimiser_d,
+             "batches": batches}
+    iterations = total_iterations(config, len(labels_N))
     gen.train()
     disc.train()
-    bar = tqdm(batch_indices(len(labels_N), config.batch_size, iterations, generator), total=iterations,
-               desc="DADA phase I", unit="it", disable=not progress)
-    for iteration, index_B in enumerate(bar):
-        index_B = index_B.to(device)
-        real_BCHW, labels_B = real_NCHW[index_B], labels_N[index_B]
-        disc.requires_grad_(True)
-        loss_d = discriminator_step(gen, disc, optimiser_d, real_BCHW, labels_B, generator)
-        disc.requires_grad_(False)
-        for _ in range(config.generator_steps):
-            loss_g = generator_step(gen, disc, optimiser_g, real_BCHW, labels_B, config, generator)
-        if progress and iteration % LOG_EVERY == 0:
-            bar.set_postfix(loss_c=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}", refresh=False)
-    disc.requires_grad_(True)
+    with session.running(lambda: parts, generator, iterations, lambda: gen):
+        bar = tqdm(total=iterations, initial=session.steps, desc="DADA phase I", unit="it", disable=not progress)
+        for iteration in range(session.steps, iterations):
+            index_B = next(batches).to(device)
+            real_BCHW, labels_B = real_NCHW[index_B], labels_N[index_B]
+            loss_d = discriminator_step(gen, disc, optimiser_d, real_BCHW, labels_B, generator)
+            disc.requires_grad_(False)
+            for _ in range(config.generator_steps):
+                loss_g = generator_step(gen, disc, optimiser_g, real_BCHW, labels_B, config, generator)
+            disc.requires_grad_(True)
+            session.step_done(len(index_B))
+            bar.update()
+            if progress and iteration % LOG_EVERY == 0:
+                bar.set_postfix(loss_c=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}", refresh=False)
+        bar.close()
     return gen.eval(), disc.eval()
 
 
 def train(images: ImageSet, config: DadaConfig, device, generator: torch.Generator,
-          progress: bool = True) -> DadaGenerator:
+          progress: bool = True, session: TrainingSession | None = None) -> DadaGenerator:
     """Phase I on real images; the trained augmenter (eval mode)."""
-    return train_phase_one(images, config, device, generator, progress)[0]
+    return train_phase_one(images, config, device, generator, progress, session)[0]
 
 
 register_family("dada", DadaConfig, build, train,

@@ -6,7 +6,8 @@ Discriminator (D = ``d_channels``), a projection discriminator (Miyato & Koyama 
 image [1,28,28] -> conv 4x4/2 -> [D,14,14] -> LeakyReLU(0.2) -> conv 4x4/2 -> [2D,7,7] -> BN, LeakyReLU(0.2)
 -> features h [2D·49]; logit = w·h + b + embedding(label)·h.  No BN on the input layer.
 Training: Adam(lr 2e-4, betas (0.5, 0.999)) on both nets, non-saturating loss (BCE with logits), one D step
-then one G step per batch; fakes are conditioned on the real batch's labels.
+then one G step per batch; fakes are conditioned on the real batch's labels. The budget is `epochs`: a larger
+value continues the same step stream, so a saved training state (see gans.registry.TrainingSession) extends.
 The two families share this code and differ only by their config defaults.
 """
 
@@ -21,7 +22,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
-from gans.registry import ConditionalGenerator, batch_indices, register_family, train_images_to_float
+from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family,
+                           train_images_to_float)
 
 IMAGE_SIZE = 28
 BASE_SIZE = IMAGE_SIZE // 4  # 7: the generator's first feature map, upsampled twice
@@ -148,8 +150,10 @@ def init_networks(config: DCGANConfig, device, generator: torch.Generator) -> tu
                                                                                   DCGANDiscriminator]:
     """Freshly initialised (generator, discriminator) on `device`, seeded by one draw from `generator`."""
     device = torch.device(device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator, device=generator.device)))
+    with torch.random.fork_rng(devices=[]):
+        # the CPU RNG only (restored on exit): weights are drawn on the CPU, no CUDA RNG is touched
+        torch.default_generator.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator,
+                                                              device=generator.device)))
         return build(config).to(device), build_discriminator(config).to(device)
 
 
@@ -173,32 +177,44 @@ def adversarial_step(netG: DCGANGenerator, netD: DCGANDiscriminator, optG, optD,
     return d_loss.detach(), g_loss.detach()
 
 
-def train(images: ImageSet, config: DCGANConfig, device, generator: torch.Generator,
-          progress: bool = True) -> DCGANGenerator:
+def total_steps(config: DCGANConfig, n_images: int) -> int:
+    """Steps (batches) that `config.epochs` passes over n_images take."""
+    return max(1, math.ceil(config.epochs * n_images / config.batch_size))
+
+
+def train(images: ImageSet, config: DCGANConfig, device, generator: torch.Generator, progress: bool = True,
+          session: TrainingSession | None = None) -> DCGANGenerator:
     """Train a conditional DCGAN on real uint8 images [N,1,28,28] for `config.epochs`; the generator, in eval mode.
 
     Initialisation (seeded from `generator`), shuffling and z all draw from `generator`: same seed, same weights.
+    `session` resumes from / saves training states (both nets, both Adams, the batch stream, the RNG).
     """
     if len(images) == 0:
         raise ValueError("cannot train a GAN on an empty image set")
+    session = session or TrainingSession()
     device = torch.device(device)
     real_NCHW, labels_N = train_images_to_float(images, device)
     netG, netD = init_networks(config, device, generator)
     betas = (config.beta1, config.beta2)
     optG = torch.optim.Adam(netG.parameters(), lr=config.lr, betas=betas)
     optD = torch.optim.Adam(netD.parameters(), lr=config.lr, betas=betas)
-    steps = max(1, math.ceil(config.epochs * len(images) / config.batch_size))
+    batches = BatchStream(len(images), config.batch_size, generator)
+    parts = {"generator": netG, "discriminator": netD, "optimiser_g": optG, "optimiser_d": optD, "batches": batches}
+    steps = total_steps(config, len(images))
     netG.train()
     netD.train()
-    bar = tqdm(batch_indices(len(images), config.batch_size, steps, generator), total=steps,
-               desc="dcgan", unit="step", disable=not progress)
-    for step, batch_B in enumerate(bar):
-        batch_B = batch_B.to(device)
-        z_BZ = torch.randn(len(batch_B), config.latent_dim, generator=generator,
-                           device=generator.device).to(device)
-        d_loss, g_loss = adversarial_step(netG, netD, optG, optD, real_NCHW[batch_B], labels_N[batch_B], z_BZ)
-        if step % 50 == 0:
-            bar.set_postfix(d_loss=f"{d_loss.item():.3f}", g_loss=f"{g_loss.item():.3f}")
+    with session.running(lambda: parts, generator, steps, lambda: netG):
+        bar = tqdm(total=steps, initial=session.steps, desc="dcgan", unit="step", disable=not progress)
+        for step in range(session.steps, steps):
+            batch_B = next(batches).to(device)
+            z_BZ = torch.randn(len(batch_B), config.latent_dim, generator=generator,
+                               device=generator.device).to(device)
+            d_loss, g_loss = adversarial_step(netG, netD, optG, optD, real_NCHW[batch_B], labels_N[batch_B], z_BZ)
+            session.step_done(len(batch_B))
+            bar.update()
+            if progress and step % 50 == 0:
+                bar.set_postfix(d_loss=f"{d_loss.item():.3f}", g_loss=f"{g_loss.item():.3f}")
+        bar.close()
     return netG.eval()
 
 

@@ -4,8 +4,11 @@ Training grows both networks 4 -> 8 -> 16 -> 32 on MNIST padded to 32x32 (2 pixe
 Each new resolution is faded in: over a phase of ``images_per_stage`` images alpha goes 0 -> 1 and the output
 is lerp(upsampled toRGB of the previous resolution, toRGB of the new block, alpha), mirrored in the critic
 (lerp of fromRGB of the 2x-downsampled input and the new block's output); a stabilising phase of the same
-length at alpha = 1 follows. Every conv/linear layer has an equalised learning rate, the generator applies
-pixel norm after every conv, the critic's last block starts with a minibatch standard-deviation channel.
+length at alpha = 1 follows. ``final_images`` (default 0) lengthens the last, 32x32 stabilising phase (same
+Adam state, same EMA): the budget field of a longer run, which continues a shorter run's saved training state
+(gans.registry.TrainingSession) without changing the fade-in schedule. Every conv/linear layer has an equalised
+learning rate, the generator applies pixel norm after every conv, the critic's last block starts with a
+minibatch standard-deviation channel.
 Every minibatch is label-grouped: the members of each minibatch-stddev group share one digit (reals drawn from
 that digit's images, fakes conditioned on it), so the statistic measures within-class diversity. With groups of
 mixed digits the critic cannot see a generator that ignores z, and our first run collapsed to one image per digit
@@ -32,12 +35,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
-from gans.registry import ConditionalGenerator, register_family, train_images_to_float
+from gans.registry import ConditionalGenerator, TrainingSession, register_family, train_images_to_float
 
 PAD = 2                # MNIST 28x28 -> 32x32
 BASE_RESOLUTION = 4
 FINAL_RESOLUTION = 28 + 2 * PAD
 LEAK = 0.2
+LOG_EVERY = 25        # steps between progress-bar loss updates
 
 
 @dataclass
@@ -47,7 +51,9 @@ class PgganConfig:
     channels: feature maps at resolutions 4, 8, 16, 32 (in G and D);
     images_per_stage: real images shown per phase (the 4x4 stage has one stabilising phase, every later
     resolution a fade-in phase and a stabilising phase: 7 phases in all);
-    batch_sizes: minibatch size at resolutions 4, 8, 16, 32 (each a multiple of mbstd_group).
+    batch_sizes: minibatch size at resolutions 4, 8, 16, 32 (each a multiple of mbstd_group);
+    final_images: extra real images shown at 32x32 after the schedule, lengthening its last stabilising phase
+    (the budget that a longer run raises: a run with more final_images continues a shorter one's training state).
 
     The defaults show 7 x 24,000 = 168,000 images. Measured with 1 CPU thread (images/s of a critic + generator
     step pair): 680 at 4x4, 230 at 8x8, 140 at 16x16, 69 at 32x32, so ~21 min on 1 thread and ~13-14 min on
@@ -69,6 +75,7 @@ class PgganConfig:
     mbstd_group: int = 4
     ema_decay: float = 0.99
     num_classes: int = 10
+    final_images: int = 0
 
     def __post_init__(self):
         self.channels, self.batch_sizes, self.betas = tuple(self.channels), tuple(self.batch_sizes), tuple(self.betas)
@@ -82,6 +89,8 @@ class PgganConfig:
         if any(b <= 0 or b % self.mbstd_group for b in self.batch_sizes):
             raise ValueError(f"every batch size must be a positive multiple of mbstd_group={self.mbstd_group}, "
                              f"got {self.batch_sizes}")
+        if self.final_images < 0:
+            raise ValueError(f"final_images must be >= 0, got {self.final_images}")
         if self.lr <= 0 or self.lambda_gp < 0 or self.drift < 0 or self.ac_weight < 0 or not 0 <= self.ema_decay < 1:
             raise ValueError("need lr > 0, lambda_gp, drift, ac_weight >= 0 and 0 <= ema_decay < 1")
 
@@ -285,26 +294,45 @@ def schedule(config: PgganConfig) -> list[tuple[int, bool]]:
     return [(0, False)] + [(level, fading) for level in range(1, config.final_level + 1) for fading in (True, False)]
 
 
+def phase_steps(config: PgganConfig) -> list[int]:
+    """Steps of each phase of schedule(config): images_per_stage images per phase (final_images more in the last),
+    in batches of its resolution's batch size (a last partial batch counts as a step)."""
+    phases = schedule(config)
+    return [math.ceil((config.images_per_stage + (config.final_images if index == len(phases) - 1 else 0))
+                      / config.batch_sizes[level]) for index, (level, _) in enumerate(phases)]
+
+
 def seeded_init(module_class, config: PgganConfig, generator: torch.Generator) -> nn.Module:
     """module_class(config) with weights drawn from a seed taken from `generator`."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator, device=generator.device)))
+        # the CPU RNG only (restored on exit): weights are drawn on the CPU, no CUDA RNG is touched
+        torch.default_generator.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator,
+                                                              device=generator.device)))
         return module_class(config)
 
 
+def check_every_class(labels_N: torch.Tensor, num_classes: int) -> None:
+    """ValueError unless labels [N] hold every class (label-grouped batches draw reals of each digit)."""
+    counts_K = torch.bincount(labels_N.cpu(), minlength=num_classes)
+    if (counts_K == 0).any():
+        missing = (counts_K == 0).nonzero().flatten().tolist()
+        raise ValueError(f"PGGAN training needs images of every class; none of class(es) {missing}")
+
+
 class Trainer:
-    """One WGAN-GP + AC-GAN step pair (critic, then generator) at a given level and alpha, plus the EMA update."""
+    """One WGAN-GP + AC-GAN step pair (critic, then generator) at a given level and alpha, plus the EMA update.
+
+    Every class must occur in labels_N (check_every_class).
+    """
 
     def __init__(self, config: PgganConfig, reals_N1HW: torch.Tensor, labels_N: torch.Tensor,
                  generator_net: PgganGenerator, critic: PgganCritic, ema: PgganGenerator, generator: torch.Generator):
         self.config, self.reals_N1HW, self.labels_N = config, reals_N1HW, labels_N
         self.G, self.D, self.ema, self.rng = generator_net, critic, ema, generator
         self.by_class_N = torch.argsort(labels_N, stable=True)  # image indices sorted by digit
-        self.class_counts_K = torch.bincount(labels_N, minlength=config.num_classes)
+        self.class_counts_K = torch.zeros(config.num_classes, dtype=torch.long, device=labels_N.device).index_add_(
+            0, labels_N, torch.ones_like(labels_N))
         self.class_starts_K = torch.cumsum(self.class_counts_K, 0) - self.class_counts_K
-        if (self.class_counts_K == 0).any():
-            missing = (self.class_counts_K == 0).nonzero().flatten().tolist()
-            raise ValueError(f"PGGAN training needs images of every class; none of class(es) {missing}")
         self.reset_optimisers()
 
     def reset_optimisers(self) -> None:
@@ -333,8 +361,8 @@ class Trainer:
         z_BZ = torch.randn(batch, self.config.latent_dim, generator=self.rng, device=self.rng.device)
         return self.G.synthesize(z_BZ.to(labels_B.device), labels_B, level, alpha), labels_B
 
-    def critic_step(self, batch: int, level: int, alpha: float) -> float:
-        """One Adam step of D on a real and a fake batch; returns its loss."""
+    def critic_step(self, batch: int, level: int, alpha: float) -> torch.Tensor:
+        """One Adam step of D on a real and a fake batch; returns its loss (detached, on the device)."""
         c = self.config
         index_B = self.real_index(self.grouped_labels(batch))
         real = reals_at(self.reals_N1HW[index_B], level, c.final_level, alpha)
@@ -350,10 +378,10 @@ class Trainer:
         self.opt_D.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_D.step()
-        return loss.item()
+        return loss.detach()
 
-    def generator_step(self, batch: int, level: int, alpha: float) -> float:
-        """One Adam step of G (D frozen), then the EMA generator moves towards G; returns G's loss."""
+    def generator_step(self, batch: int, level: int, alpha: float) -> torch.Tensor:
+        """One Adam step of G (D frozen), then the EMA generator moves towards G; returns G's loss (detached)."""
         c = self.config
         self.D.requires_grad_(False)
         fake, fake_labels = self.fakes(batch, level, alpha)
@@ -365,7 +393,41 @@ class Trainer:
         self.D.requires_grad_(True)
         with torch.no_grad():
             torch._foreach_lerp_(list(self.ema.parameters()), list(self.G.parameters()), 1 - c.ema_decay)
-        return loss.item()
+        return loss.detach()
+
+
+class GrowingView(ConditionalGenerator):
+    """A PGGAN generator as it stands mid-training: forward(z [N,Z], labels [N]) -> [N,1,28,28] in [-1,1], its
+    output at `level` (newest block faded in by alpha) upsampled (nearest) to 32x32 and cropped like forward()."""
+
+    def __init__(self, generator: PgganGenerator, level: int, alpha: float):
+        super().__init__()
+        self.generator, self.level, self.alpha = generator, level, alpha
+        self.latent_dim, self.num_classes = generator.latent_dim, generator.num_classes
+
+    def forward(self, z_NZ: torch.Tensor, labels_N: torch.Tensor) -> torch.Tensor:
+        """[N, latent_dim], [N] -> [N,1,28,28]."""
+        images = self.generator.synthesize(z_NZ, labels_N, self.level, self.alpha)
+        scale = 2 ** (self.generator.final_level - self.level)
+        if scale > 1:
+            images = F.interpolate(images, scale_factor=scale, mode="nearest")
+        return images[:, :, PAD:-PAD, PAD:-PAD]
+
+
+@dataclass
+class Position:
+    """Where training stands: phase index into schedule() and steps done in that phase."""
+
+    phase: int = 0
+    phase_step: int = 0
+
+    def state_dict(self) -> dict:
+        """{'phase': int, 'phase_step': int}."""
+        return {"phase": self.phase, "phase_step": self.phase_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a state_dict()."""
+        self.phase, self.phase_step = state["phase"], state["phase_step"]
 
 
 def padded_reals(images: ImageSet, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -379,34 +441,60 @@ def build(config: PgganConfig) -> PgganGenerator:
     return PgganGenerator(config)
 
 
-def train(images: ImageSet, config: PgganConfig, device, generator: torch.Generator,
-          progress: bool = True) -> PgganGenerator:
-    """Grow G and D from 4x4 to 32x32 on `images`; returns the EMA generator (eval mode)."""
+def train(images: ImageSet, config: PgganConfig, device, generator: torch.Generator, progress: bool = True,
+          session: TrainingSession | None = None) -> PgganGenerator:
+    """Grow G and D from 4x4 to 32x32 on `images`, then final_images more at 32x32; returns the EMA generator
+    (eval mode). `session` resumes from / saves training states (G, D, the EMA, both Adams, the phase and step
+    within it, the RNG); the images shown count every step's full batch."""
+    check_every_class(images.labels_N, config.num_classes)
+    session = session or TrainingSession()
     reals_N1HW, labels_N = padded_reals(images, device)
     G = seeded_init(PgganGenerator, config, generator).to(device)
     D = seeded_init(PgganCritic, config, generator).to(device)
     ema = copy.deepcopy(G).requires_grad_(False)
     trainer = Trainer(config, reals_N1HW, labels_N, G, D, ema, generator)
-    phases = schedule(config)
-    bar = tqdm(total=config.images_per_stage * len(phases), unit="img", desc="pggan", disable=not progress)
-    for level, fading in phases:
-        if fading:
-            trainer.reset_optimisers()
-        batch, shown = config.batch_sizes[level], 0
-        while shown < config.images_per_stage:
-            alpha = min(shown / config.images_per_stage, 1.0) if fading else 1.0
-            d_loss = trainer.critic_step(batch, level, alpha)
-            g_loss = trainer.generator_step(batch, level, alpha)
-            step = min(batch, config.images_per_stage - shown)
-            shown += step
-            bar.update(step)
-            bar.set_postfix(res=BASE_RESOLUTION * 2 ** level, alpha=f"{alpha:.2f}", d=f"{d_loss:.2f}",
-                            g=f"{g_loss:.2f}", refresh=False)
-    bar.close()
+    phases, steps = schedule(config), phase_steps(config)
+    at = Position()
+
+    def parts() -> dict:
+        """The stateful pieces of training (the optimisers are replaced at each new resolution)."""
+        return {"generator": G, "critic": D, "ema": ema, "optimiser_g": trainer.opt_G, "optimiser_d": trainer.opt_D,
+                "position": at}
+
+    def alpha_now() -> float:
+        """The fade-in alpha of the next step at the current position."""
+        level, fading = phases[at.phase]
+        return min(at.phase_step * config.batch_sizes[level] / config.images_per_stage, 1.0) if fading else 1.0
+
+    def current() -> GrowingView:
+        """The EMA generator as it stands (for budget milestones)."""
+        return GrowingView(ema, phases[at.phase][0], alpha_now())
+
+    with session.running(parts, generator, sum(steps), current):
+        bar = tqdm(total=sum(steps), initial=session.steps, unit="step", desc="pggan", disable=not progress)
+        while True:
+            level, fading = phases[at.phase]
+            if fading and at.phase_step == 0:
+                trainer.reset_optimisers()
+            batch = config.batch_sizes[level]
+            while at.phase_step < steps[at.phase]:
+                alpha = alpha_now()
+                d_loss = trainer.critic_step(batch, level, alpha)
+                g_loss = trainer.generator_step(batch, level, alpha)
+                at.phase_step += 1
+                session.step_done(batch)
+                bar.update()
+                if progress and at.phase_step % LOG_EVERY == 0:
+                    bar.set_postfix(res=BASE_RESOLUTION * 2 ** level, alpha=f"{alpha:.2f}", d=f"{d_loss.item():.2f}",
+                                    g=f"{g_loss.item():.2f}", refresh=False)
+            if at.phase == len(phases) - 1:  # the last phase is never left: more final_images extend it
+                break
+            at.phase, at.phase_step = at.phase + 1, 0
+        bar.close()
     return ema.eval()
 
 
 register_family(
     "pggan", PgganConfig, build, train,
     "Progressive growing GAN (Karras et al. 2017): 4->32 with fade-in, equalised lr, pixel norm, minibatch "
-    "stddev, WGAN-GP + drift, AC-GAN class head, EMA generator")
+    "stddev, WGAN-GP + drift, AC-GAN class head, EMA generator", budget_field="final_images")

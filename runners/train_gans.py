@@ -1,38 +1,49 @@
-"""Train the class-conditional GAN zoo on real MNIST (`python -m runners.train_gans --help`)."""
+"""Train the class-conditional GAN zoo on real MNIST (`python -m runners.train_gans --help`).
+
+Training is resumable: each GAN's training state lives in OUT/<gan>.train.pt (gans.checkpoint), so a killed run,
+or a longer budget, continues from it when the same command is run again.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from acquire.data import ImageSet, class_balanced_indices, load_split
 from acquire.device import resolve_device
-from acquire.files import write_csv
+from acquire.files import append_csv_row, write_csv
 from acquire.seeding import derive_seed
-from gans.checkpoint import CheckpointError, data_digest, load_checkpoint, read_sidecar, save_checkpoint
+from gans.checkpoint import (CheckpointError, data_digest, load_checkpoint, load_training_state, read_sidecar,
+                             save_checkpoint, save_training_state, training_state_path)
 from gans.grid import save_sample_grid
-from gans.quality import QualityConfig, balanced_labels, measure, train_reference_classifier
-from gans.registry import get_family
+from gans.quality import (QualityConfig, generated_set, measure, plot_quality_by_budget,
+                          train_reference_classifier)
+from gans.registry import ConditionalGenerator, GanFamily, TrainingSession, get_family
 from gans.sources import DEFAULT_GAN_DIR, checkpoint_path
 from runners.cli import run_guarded
 
 ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]
-QUALITY_COLUMNS = ["gan", "generator_parameters", "train_images", "train_seconds", "label_agreement",
-                   "frechet_distance", "cas_accuracy", "cas_balanced_accuracy"]
+MEASURES = ["label_agreement", "frechet_distance", "cas_accuracy", "cas_balanced_accuracy"]
+QUALITY_COLUMNS = ["gan", "generator_parameters", "train_images", "images_shown", "train_seconds", *MEASURES]
+BUDGET_COLUMNS = ["gan", "images_shown", "train_steps", "train_seconds", *MEASURES]
+SIDECAR_CORE = {"family", "config", "weights_sha256", "weights_dtype", "training_data_sha256", "training_images",
+                "package_version"}  # what save_checkpoint writes itself; the rest are train_gans' extras
 
 DESCRIPTION = """\
 Trains class-conditional GANs on real MNIST and caches them as OUT/<gan>.pt (a plain state_dict)
-plus OUT/<gan>.json (family, config, data digest, version). A GAN already trained with the same
-config, seed and training data is skipped. For each GAN it writes OUT/<gan>_grid.png (10 samples
-per digit, one row per class), then OUT/quality.csv: label agreement under a CNN trained on all
-real training images, Frechet distance in that CNN's 128-d feature space to the real test set,
-and the classification accuracy score (a CNN trained on 10,000 generated images, tested on real).
+plus OUT/<gan>.json (family, config, data digest, version, and the budget trained: images_shown,
+train_steps, train_seconds summed over sessions). A GAN already trained with the same config, seed
+and training data is skipped. For each GAN it writes OUT/<gan>_grid.png (10 samples per digit, one
+row per class), then OUT/quality.csv: label agreement under a CNN trained on all real training
+images, Frechet distance in that CNN's 128-d feature space to the real test set, and the
+classification accuracy score (a CNN trained on 10,000 generated images, tested on real), with
+the images shown in training of each checkpoint.
 """
 
 EPILOG = """\
@@ -41,11 +52,28 @@ presets (--set overrides them):
   quick  small_dcgan 0.4 epochs, large_dcgan 0.3, dada 0.2, pggan 4,000 images per phase, quality on 300
          samples per digit: 9 min on 2 idle CPU cores, enough to try the pipeline, not for results
 
+--set FAMILY.FIELD=VALUE is typed by the field: numbers, true/false/1/0, and comma-separated tuples
+(pggan.channels=64,64,32,16, pggan.betas=0,0.99).
+
+resuming and training longer:
+  Each GAN's training state (networks, optimisers, RNG, position) is saved to OUT/<gan>.train.pt every
+  --checkpoint-minutes, at the end, and on Ctrl-C or SIGTERM (at the next step; a second signal stops at
+  once). Rerun the same command to continue a killed run from its last save: the final weights are
+  bit-identical to an uninterrupted run on the same machine and thread count. To train a finished GAN
+  longer, rerun with a larger budget and it continues from its state: epochs for the DCGANs and DADA,
+  final_images for PGGAN (extra images at 32x32 after the growth schedule, which stays as it was; keep
+  images_per_stage). A state of another config, seed or training data is refused; --force discards it
+  and retrains from scratch. Keep OUT/<gan>.train.pt (carry it to the next machine) to continue there.
+
 examples:
   python -m runners.train_gans --preset quick
   python -m runners.train_gans --gans small_dcgan,large_dcgan,pggan,dada
   python -m runners.train_gans --gans dada --train-size 500 --out runs/gans-500
-  python -m runners.train_gans --gans pggan --set pggan.images_per_stage=200000
+  python -m runners.train_gans --gans pggan --set pggan.images_per_stage=48000 --out runs/pggan_long
+  python -m runners.train_gans --gans pggan --set pggan.images_per_stage=48000 --set pggan.final_images=336000 \\
+      --out runs/pggan_long --quality-every 100000      # 3x the images, continuing the run above
+  timeout -s TERM 170m python -m runners.train_gans ...  # stop cleanly before a session ends; rerun to continue
+  python -m runners.train_gans --gans small_dcgan --half --no-quality --out results/gans   # float16 weights
   python -m runners.train_gans --quality-only
 """
 
@@ -59,6 +87,7 @@ QUICK_QUALITY_SAMPLES = 300
 
 
 def parse_override(text: str) -> tuple[str, str, str]:
+    """'FAMILY.FIELD=VALUE' -> (family, field, value text); the value is typed later, by family_config."""
     family, _, rest = text.partition(".")
     field, _, value = rest.partition("=")
     if not (family and field and value):
@@ -67,6 +96,7 @@ def parse_override(text: str) -> tuple[str, str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line (see --help)."""
     p = argparse.ArgumentParser(prog="python -m runners.train_gans", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gans", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default=ALL_GANS,
@@ -79,12 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                    metavar="FAMILY.FIELD=VALUE", help="override one config field, e.g. small_dcgan.epochs=2")
     p.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
-    p.add_argument("--force", action="store_true", help="retrain even if an up-to-date checkpoint exists")
+    p.add_argument("--force", action="store_true",
+                   help="retrain from scratch, discarding any checkpoint and training state of the GANs asked for")
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                   help="save each GAN's training state (OUT/<gan>.train.pt) this often while it trains; 0 = "
+                        "after every step (default: 10)")
+    p.add_argument("--half", action="store_true",
+                   help="store finished generators as float16 (half the size, for committing; an up-to-date "
+                        "float32 checkpoint is converted); without it new checkpoints are float32")
     p.add_argument("--no-quality", action="store_true", help="skip the quality report")
     p.add_argument("--quality-only", action="store_true", help="only (re)write the quality report")
     p.add_argument("--quality-samples", type=int,
                    help=f"generated images per class for the quality report (default: "
                         f"{QualityConfig.samples_per_class}; quick preset: {QUICK_QUALITY_SAMPLES})")
+    p.add_argument("--quality-every", type=int, default=0, metavar="IMAGES",
+                   help="also measure each GAN's current generator every IMAGES real images shown in training, "
+                        "and at its end, into OUT/quality_by_budget.csv and .png (a row per GAN and budget, kept "
+                        "across resumed runs); each measurement trains a CAS classifier (~1 min on 2 CPU cores), "
+                        "so choose a coarse grid (default: 0 = off)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--data-dir", type=Path, help="MNIST directory (default: $GAN_ACQUIRE_DATA or the cache)")
     p.add_argument("--out", type=Path, default=DEFAULT_GAN_DIR, help="checkpoint directory (default: %(default)s)")
@@ -92,19 +134,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def family_config(name: str, overrides: list[tuple[str, str, str]], preset: str = "full"):
-    """The family's default config, with the preset's budget and then the --set overrides applied
-    (values cast to the field's type)."""
+    """The family's default config, with the preset's budget and then the --set overrides applied (each value typed
+    like its field; an unknown family or field, or a value of the wrong type, is a one-line ValueError)."""
     family = get_family(name)
-    config = family.config_class()
-    fields = {f.name: f for f in dataclasses.fields(config)}
     changes = dict(PRESETS[preset].get(name, {}))
     for target, field, value in overrides:
-        if target != name:
-            continue
-        if field not in fields:
-            raise ValueError(f"--set {target}.{field}: {name} has no field {field!r}; fields: {sorted(fields)}")
-        changes[field] = type(getattr(config, field))(value)
-    return dataclasses.replace(config, **changes)
+        try:
+            target_family = get_family(target)
+        except ValueError as error:
+            raise ValueError(f"--set {target}.{field}={value}: {error}") from None
+        try:
+            parsed = target_family.parse_field(field, value)
+        except ValueError as error:
+            raise ValueError(f"--set {error}") from None
+        if target == name:
+            changes[field] = parsed
+    try:
+        return dataclasses.replace(family.config_class(), **changes)
+    except ValueError as error:
+        raise ValueError(f"{name} config: {error}") from None
 
 
 def training_subset(train: ImageSet, size: int, seed: int) -> ImageSet:
@@ -115,71 +163,210 @@ def training_subset(train: ImageSet, size: int, seed: int) -> ImageSet:
         derive_seed(seed, "gan-train"))))
 
 
+def json_config(config) -> dict:
+    """The config as its JSON dict (tuples as lists), as sidecars and training states record it."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
 def is_up_to_date(path: Path, config, data: ImageSet, seed: int) -> bool:
+    """A finished checkpoint at `path` trained with exactly this config (budget included), seed and data."""
     if not path.exists():
         return False
     try:
         meta = read_sidecar(path)
-    except CheckpointError:
+        saved = get_family(meta["family"]).config_from_dict(meta["config"])  # fields added since take defaults
+    except (CheckpointError, KeyError, TypeError, ValueError):
         return False
-    as_saved = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples come back from JSON as lists
-    return (meta.get("config") == as_saved and meta.get("seed") == seed
+    return (json_config(saved) == json_config(config) and meta.get("seed") == seed
             and meta.get("training_data_sha256") == data_digest(data))
 
 
-def train_one(name: str, config, data: ImageSet, args, device) -> None:
-    path = checkpoint_path(args.out, name)
+def run_identity(name: str, config, seed: int, data: ImageSet) -> dict:
+    """What a training state records about its run: gan, config (budget included), seed, training data digest."""
+    return {"gan": name, "config": json_config(config), "seed": seed, "training_data_sha256": data_digest(data)}
+
+
+def resume_state(state_path: Path, identity: dict, family: GanFamily) -> dict | None:
+    """The saved training state to continue (None if there is none); a one-line ValueError if it belongs to
+    another run (config apart from the budget, seed, data) or to a larger budget than asked for."""
+    if not state_path.exists():
+        return None
+    state = load_training_state(state_path)
+    fix = f"or add --force to discard it and train {identity['gan']} from scratch (or use another --out)"
+    asked, saved = identity["config"], state.get("config", {})
+    budget = family.budget_field
+    differing = [f"{field} (saved {saved.get(field)}, asked {asked[field]})" for field in asked
+                 if field != budget and saved.get(field, asked[field]) != asked[field]]
+    if state.get("gan") != identity["gan"]:
+        differing.insert(0, f"GAN {state.get('gan')!r}")
+    if state.get("seed") != identity["seed"]:
+        differing.append(f"seed (saved {state.get('seed')}, asked {identity['seed']})")
+    if state.get("training_data_sha256") != identity["training_data_sha256"]:
+        differing.append("training data (another --train-size, --seed or data set)")
+    if differing:
+        raise ValueError(f"{state_path} is the training state of another run, differing in {'; '.join(differing)}: "
+                         f"rerun with the settings it was trained with, {fix}")
+    if saved.get(budget, asked[budget]) > asked[budget]:
+        raise ValueError(f"{state_path} was trained towards {budget}={saved[budget]}, which the smaller "
+                         f"{budget}={asked[budget]} cannot continue: ask for {budget} >= {saved[budget]}, {fix}")
+    return state
+
+
+class Judge:
+    """Quality measures of generators against real MNIST; the reference CNN is trained on first use, once."""
+
+    def __init__(self, train: ImageSet, test: ImageSet, args: argparse.Namespace, device):
+        self.train, self.test, self.seed, self.device = train, test, args.seed, device
+        self.config = QualityConfig(samples_per_class=args.quality_samples, seed=args.seed)
+        self._reference = None
+
+    def reference(self):
+        """Gal's CNN trained on all real training images (trained at the first call)."""
+        if self._reference is None:
+            print("quality: training the reference CNN on all real training images ...", file=sys.stderr)
+            self._reference = train_reference_classifier(self.train, self.config, self.device)
+        return self._reference
+
+    def real_measures(self) -> dict:
+        """The measures of a class-balanced sample of real training images (the baseline row)."""
+        index = class_balanced_indices(self.train.labels_N, 10 * self.config.samples_per_class,
+                                       torch.Generator().manual_seed(derive_seed(self.seed, "quality-real")))
+        return measure(self.train.subset(index), self.reference(), self.test, self.config, self.device)
+
+    def measures(self, generator: ConditionalGenerator, name: str) -> dict:
+        """The measures of `generator`'s samples (seeded per GAN: the same samples for the same weights)."""
+        samples = generated_set(generator, self.config.samples_per_class, derive_seed(self.seed, name, "quality"),
+                                self.device)
+        return measure(samples, self.reference(), self.test, self.config, self.device)
+
+
+class BudgetLog:
+    """OUT/quality_by_budget.csv (BUDGET_COLUMNS, one row per GAN and images shown) and its plot, .png."""
+
+    def __init__(self, out: Path):
+        self.csv, self.png = Path(out) / "quality_by_budget.csv", Path(out) / "quality_by_budget.png"
+
+    def rows(self) -> list[dict]:
+        """The CSV's rows as dicts of strings (none before the first)."""
+        if not self.csv.exists():
+            return []
+        with open(self.csv, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def has(self, gan: str, images_shown: int) -> bool:
+        """Whether gan was measured at this budget."""
+        return any(row["gan"] == gan and int(row["images_shown"]) == images_shown for row in self.rows())
+
+    def record(self, gan: str, generator: ConditionalGenerator, session: TrainingSession, judge: Judge) -> None:
+        """Measure `generator` at the session's budget, unless a row for it exists; append the row and replot."""
+        if self.has(gan, session.images_shown):
+            return
+        print(f"quality: {gan} after {session.images_shown:,} images ...", file=sys.stderr)
+        row = {"gan": gan, "images_shown": session.images_shown, "train_steps": session.steps,
+               "train_seconds": round(session.train_seconds, 1), **judge.measures(generator, gan)}
+        append_csv_row(self.csv, BUDGET_COLUMNS, row)
+        plot_quality_by_budget(self.csv, self.png)
+
+    def drop(self, gan: str) -> None:
+        """Forget gan's rows (its run starts from scratch)."""
+        rows = self.rows()
+        kept = [row for row in rows if row["gan"] != gan]
+        if len(kept) == len(rows):
+            return
+        if kept:
+            write_csv(self.csv, BUDGET_COLUMNS, kept)
+            plot_quality_by_budget(self.csv, self.png)
+        else:
+            self.csv.unlink()
+            self.png.unlink(missing_ok=True)
+
+
+def convert_to_half(path: Path, name: str, config, data: ImageSet) -> None:
+    """Rewrite the float32 checkpoint at `path` as float16, keeping its sidecar's records."""
+    generator, meta = load_checkpoint(path, name)
+    save_checkpoint(path, name, generator, config, data, {k: v for k, v in meta.items() if k not in SIDECAR_CORE},
+                    half=True)
+
+
+def train_one(name: str, config, data: ImageSet, args, device, judge: Judge, log: BudgetLog) -> None:
+    """Train (or continue, or skip) one GAN; writes OUT/<name>.pt/.json/.train.pt/_grid.png and budget rows."""
+    family, path = get_family(name), checkpoint_path(args.out, name)
+    state_path = training_state_path(path)
     if not args.force and is_up_to_date(path, config, data, args.seed):
-        print(f"{name}: up to date ({path}); --force retrains", file=sys.stderr)
+        if args.half and read_sidecar(path).get("weights_dtype", "float32") != "float16":
+            convert_to_half(path, name, config, data)
+            print(f"{name}: up to date; rewrote {path} as float16", file=sys.stderr)
+        else:
+            print(f"{name}: up to date ({path}); --force retrains", file=sys.stderr)
         return
-    print(f"{name}: training on {len(data)} real images on {device} with {config}", file=sys.stderr)
-    start = time.perf_counter()
-    generator = get_family(name).train(data, config, device, torch.Generator().manual_seed(derive_seed(args.seed, name)))
-    seconds = time.perf_counter() - start
-    save_checkpoint(path, name, generator, config, data,
-                    extra={"seed": args.seed, "train_seconds": round(seconds, 1), "device": str(device),
-                           "generator_parameters": sum(p.numel() for p in generator.parameters())})
-    save_sample_grid(generator.cpu(), args.out / f"{name}_grid.png", f"{name}: one row per digit")
-    print(f"{name}: {seconds / 60:.1f} min; wrote {path} and {name}_grid.png", file=sys.stderr)
+    identity = run_identity(name, config, args.seed, data)
+    if args.force:
+        state_path.unlink(missing_ok=True)
+    state = resume_state(state_path, identity, family)
+    if state is None:
+        log.drop(name)
+        why = f" (no {state_path.name} to continue {path.name} from)" if path.exists() and not args.force else ""
+        print(f"{name}: training from scratch{why} on {len(data)} real images on {device} with {config}",
+              file=sys.stderr)
+    else:
+        print(f"{name}: continuing {state_path} from step {state['steps']:,} ({state['images_shown']:,} images "
+              f"shown, {state['train_seconds'] / 60:.1f} min trained) to {family.budget_field}="
+              f"{getattr(config, family.budget_field)}", file=sys.stderr)
+    session = TrainingSession(
+        resume_from=state, save=lambda snapshot: save_training_state(state_path, {**identity, **snapshot}),
+        save_every_seconds=args.checkpoint_minutes * 60, every_images=args.quality_every,
+        on_budget=(lambda generator, at: log.record(name, generator, at, judge)) if args.quality_every else None)
+    generator = family.train(data, config, device, torch.Generator().manual_seed(derive_seed(args.seed, name)),
+                             session=session)
+    save_checkpoint(path, name, generator, config, data, half=args.half, extra={
+        "seed": args.seed, "images_shown": session.images_shown, "train_steps": session.steps,
+        "train_seconds": round(session.train_seconds, 1), "sessions": session.sessions, "device": str(device),
+        "generator_parameters": sum(p.numel() for p in generator.parameters())})
+    save_sample_grid(generator, args.out / f"{name}_grid.png", f"{name}: one row per digit")
+    print(f"{name}: {session.train_seconds / 60:.1f} min over {session.sessions} session(s); wrote {path}, "
+          f"{state_path.name} and {name}_grid.png", file=sys.stderr)
+    if args.quality_every:
+        log.record(name, generator, session, judge)
 
 
-def quality_report(names: list[str], train: ImageSet, test: ImageSet, args, device) -> Path:
-    config = QualityConfig(samples_per_class=args.quality_samples, seed=args.seed)
-    print("quality: training the reference CNN on all real training images ...", file=sys.stderr)
-    reference = train_reference_classifier(train, config, device)
-    labels = balanced_labels(config.samples_per_class)
-    real_index = class_balanced_indices(train.labels_N, 10 * config.samples_per_class,
-                                        torch.Generator().manual_seed(derive_seed(args.seed, "quality-real")))
-    rows = [{"gan": "real (training images)", "generator_parameters": 0, "train_images": len(train),
-             "train_seconds": 0.0, **measure(train.subset(real_index), reference, test, config, device)}]
+def quality_report(names: list[str], judge: Judge, out: Path) -> Path:
+    """OUT/quality.csv: the real-image baseline, then one row per trained GAN (with the images it was shown)."""
+    rows = [{"gan": "real (training images)", "generator_parameters": 0, "train_images": len(judge.train),
+             "images_shown": 0, "train_seconds": 0.0, **judge.real_measures()}]
     for name in names:
-        generator, meta = load_checkpoint(checkpoint_path(args.out, name), name, device)
-        samples = ImageSet(generator.sample(labels.to(device), torch.Generator(device).manual_seed(
-            derive_seed(args.seed, name, "quality"))), labels.to(device))
+        generator, meta = load_checkpoint(checkpoint_path(out, name), name, judge.device)
         rows.append({"gan": name, "generator_parameters": meta.get("generator_parameters"),
-                     "train_images": meta.get("training_images"), "train_seconds": meta.get("train_seconds"),
-                     **measure(samples, reference, test, config, device)})
-        print(f"quality: {name}: " + ", ".join(f"{k}={rows[-1][k]:.4g}" for k in QUALITY_COLUMNS[4:]), file=sys.stderr)
-    return write_csv(args.out / "quality.csv", QUALITY_COLUMNS, rows)
+                     "train_images": meta.get("training_images"), "images_shown": meta.get("images_shown"),
+                     "train_seconds": meta.get("train_seconds"), **judge.measures(generator, name)})
+        print(f"quality: {name}: " + ", ".join(f"{k}={rows[-1][k]:.4g}" for k in MEASURES), file=sys.stderr)
+    return write_csv(out / "quality.csv", QUALITY_COLUMNS, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point: exit 0, 2 on a user error (one line), 130 when interrupted (the training state saved)."""
     args = build_parser().parse_args(argv)
-    return run_guarded(lambda: run(args), "GANs finished so far are saved and will be skipped next time")
+    return run_guarded(lambda: run(args), f"finished GANs are kept, and the GAN in training saved its state to "
+                                          f"{args.out}/<gan>.train.pt: rerun the same command to continue")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train (or continue) each GAN asked for, then write the quality report."""
+    if args.checkpoint_minutes < 0 or args.quality_every < 0:
+        raise ValueError("--checkpoint-minutes and --quality-every must be >= 0")
     device = resolve_device(args.device)
     if args.quality_samples is None:
         args.quality_samples = QUICK_QUALITY_SAMPLES if args.preset == "quick" else QualityConfig.samples_per_class
+    if args.quality_samples <= 0:
+        raise ValueError(f"--quality-samples must be positive, got {args.quality_samples}")
     configs = {name: family_config(name, args.overrides, args.preset) for name in args.gans}
     train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
     data = training_subset(train, args.train_size, args.seed)
+    judge, log = Judge(train, test, args, device), BudgetLog(args.out)
     if not args.quality_only:
         for name, config in configs.items():
-            train_one(name, config, data, args, device)
+            train_one(name, config, data, args, device, judge, log)
     if not args.no_quality:
-        print(f"wrote {quality_report(args.gans, train, test, args, device)}")
+        print(f"wrote {quality_report(args.gans, judge, args.out)}")
     return 0
 
 

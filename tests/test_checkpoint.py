@@ -74,3 +74,29 @@ def test_missing_sidecar_is_refused(saved):
     path.with_suffix(".json").unlink()
     with pytest.raises(CheckpointError, match="sidecar"):
         load_checkpoint(path)
+
+
+def test_equal_weights_give_an_equal_sha_whatever_the_file_name(saved, tmp_path):
+    path, generator = saved
+    family = get_family("small_dcgan")
+    data = ImageSet(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4))
+    other = save_checkpoint(tmp_path / "elsewhere" / "renamed.pt", "small_dcgan", generator, family.config_class(), data)
+    assert file_sha256(other) == file_sha256(path) == json.loads(path.with_suffix(".json").read_text())["weights_sha256"]
+
+
+def test_half_checkpoint_is_float16_on_disk_and_float32_when_loaded(saved, tmp_path):
+    _, generator = saved
+    family = get_family("small_dcgan")
+    data = ImageSet(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4))
+    path = save_checkpoint(tmp_path / "half.pt", "small_dcgan", generator, family.config_class(), data, half=True)
+    full = tmp_path / "small_dcgan.pt"
+    assert path.stat().st_size < 0.6 * full.stat().st_size
+    assert json.loads(path.with_suffix(".json").read_text())["weights_dtype"] == "float16"
+    loaded, _ = load_checkpoint(path, "small_dcgan")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert torch.equal(loaded.state_dict()["project.weight"], generator.state_dict()["project.weight"].half().float())
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["weights_dtype"] = "float32"  # a sidecar that lies about the stored precision
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="float32"):
+        load_checkpoint(path, "small_dcgan")

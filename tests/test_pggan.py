@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from gans.checkpoint import load_checkpoint, save_checkpoint
-from gans.pggan import (EqualConv2d, EqualLinear, PgganConfig, PgganCritic, PgganGenerator, Trainer, build,
+from gans.pggan import (EqualConv2d, check_every_class, EqualLinear, PgganConfig, PgganCritic, PgganGenerator, Trainer, build,
                         gradient_penalty, minibatch_stddev, padded_reals, pixel_norm, reals_at, schedule, seeded_init, upsample)
 from gans.registry import ConditionalGenerator, get_family
 
@@ -167,4 +167,4 @@ def test_minibatch_stddev_groups_share_a_digit_for_reals_and_fakes(tiny_train):
     drawn = trainer.real_index(torch.full((2000,), 3))
     assert set(drawn.tolist()) == set((labels == 3).nonzero().flatten().tolist())  # uniform over all the 3s
     with pytest.raises(ValueError, match="every class"):
-        Trainer(TINY, reals[labels != 7], labels[labels != 7], G, D, G, torch.Generator())
+        check_every_class(labels[labels != 7], TINY.num_classes)

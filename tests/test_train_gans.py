@@ -1,13 +1,19 @@
-"""runners.train_gans: config overrides, and skipping GANs already trained with the same settings."""
+"""runners.train_gans: typed config overrides, skipping GANs already trained with the same settings, resuming a
+killed run and extending a finished one through the command line, float16 checkpoints, quality by budget."""
 
+import csv
 import dataclasses
+import json
+import signal
 
 import pytest
 import torch
 
 from acquire.data import ImageSet
-from gans.checkpoint import save_checkpoint
-from gans.registry import get_family
+from acquire.model import new_model
+from gans import dcgan
+from gans.checkpoint import file_sha256, load_checkpoint, load_training_state, save_checkpoint
+from gans.registry import GanFamily, get_family
 from runners import train_gans
 
 
@@ -38,3 +44,185 @@ def test_a_checkpoint_with_the_same_config_seed_and_data_is_up_to_date(tmp_path,
     field = next(f.name for f in dataclasses.fields(config) if f.name in ("epochs", "images_per_stage"))
     changed = dataclasses.replace(config, **{field: getattr(config, field) * 2})
     assert not train_gans.is_up_to_date(path, changed, data, seed=0)
+
+
+# ------------------------------------------------------------------ --set parsing
+
+def test_set_parses_tuples_per_element_and_bools():
+    config = train_gans.family_config("pggan", [("pggan", "channels", "64,64,32,16"), ("pggan", "betas", "0,0.99"),
+                                                ("pggan", "batch_sizes", "8, 8,16,32")])
+    assert config.channels == (64, 64, 32, 16) and all(isinstance(c, int) for c in config.channels)
+    assert config.betas == (0.0, 0.99) and all(isinstance(b, float) for b in config.betas)
+    assert config.batch_sizes == (8, 8, 16, 32)
+
+    @dataclasses.dataclass
+    class Toy:
+        flag: bool = False
+        sizes: tuple[int, float] = (1, 2.0)
+
+    toy = GanFamily("toy", Toy, build=None, train=None)
+    assert [toy.parse_field("flag", text) for text in ("true", "False", "1", "0")] == [True, False, True, False]
+    assert toy.parse_field("sizes", "3,4") == (3, 4.0)
+    with pytest.raises(ValueError, match=r"toy.flag='yes': expected true/false/1/0"):
+        toy.parse_field("flag", "yes")
+    with pytest.raises(ValueError, match="expected 2 comma-separated"):
+        toy.parse_field("sizes", "3")
+
+
+@pytest.mark.parametrize("override, expected", [
+    (("pggan", "channels", "64,x,32,16"), r"pggan.channels='64,x,32,16': expected comma-separated integers"),
+    (("pggan", "betas", "0"), r"pggan.betas='0': expected 2 comma-separated numbers"),
+    (("small_dcgan", "epochs", "lots"), r"small_dcgan.epochs='lots': expected a number"),
+    (("small_dcgan", "batch_size", "6.5"), r"small_dcgan.batch_size='6.5': expected an integer"),
+    (("pgan", "epochs", "1"), r"--set pgan.epochs=1: unknown GAN family 'pgan'"),
+    (("dada", "nope", "1"), r"--set dada.nope: dada has no field 'nope'"),
+])
+def test_bad_set_values_are_one_line_errors_naming_key_and_type(override, expected):
+    with pytest.raises(ValueError, match=expected) as error:
+        train_gans.family_config("small_dcgan", [override])
+    assert "\n" not in str(error.value)
+
+
+def test_bad_set_exits_2_with_one_line(capsys):
+    assert train_gans.main(["--gans", "pggan", "--set", "pggan.channels=64,64,x,16"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pggan.channels" in err and "integers" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ resuming through the command line
+
+TINY_DCGAN = [x for field, value in [("latent_dim", 8), ("embed_dim", 4), ("g_channels", 8), ("d_channels", 8),
+                                     ("batch_size", 50), ("epochs", 0.5)]  # 4 steps of 50 on 400 images
+              for x in ("--set", f"small_dcgan.{field}={value}")]
+
+
+@pytest.fixture
+def tiny_mnist(monkeypatch, tiny_train, tiny_test):
+    """train_gans loads the tiny slices instead of all of MNIST."""
+    monkeypatch.setattr(train_gans, "load_split", lambda split, data_dir: tiny_train if split == "train" else tiny_test)
+
+
+def run_main(out, *extra) -> int:
+    return train_gans.main(["--gans", "small_dcgan", *TINY_DCGAN, "--no-quality", "--checkpoint-minutes", "0",
+                            "--out", str(out), *extra])
+
+
+def sidecar(out) -> dict:
+    return json.loads((out / "small_dcgan.json").read_text())
+
+
+def signal_at_step(monkeypatch, step: int, signum=signal.SIGTERM):
+    """Sends `signum` to this process during the step'th DCGAN step (as `kill` would)."""
+    original, calls = dcgan.adversarial_step, []
+
+    def step_then_signal(*args):
+        calls.append(1)
+        out = original(*args)
+        if len(calls) == step:
+            signal.raise_signal(signum)
+        return out
+
+    monkeypatch.setattr(dcgan, "adversarial_step", step_then_signal)
+    return lambda: monkeypatch.setattr(dcgan, "adversarial_step", original)
+
+
+def test_a_killed_run_continues_with_the_same_command_and_a_larger_budget_extends_it(tmp_path, tiny_mnist,
+                                                                                       monkeypatch, capsys):
+    assert run_main(tmp_path / "straight") == 0
+    restore = signal_at_step(monkeypatch, 2)
+    assert run_main(tmp_path / "run") == 130
+    restore()
+    assert "rerun the same command to continue" in capsys.readouterr().err
+    assert load_training_state(tmp_path / "run" / "small_dcgan.train.pt")["steps"] == 2
+    assert not (tmp_path / "run" / "small_dcgan.pt").exists()
+    assert run_main(tmp_path / "run") == 0
+    assert "continuing" in capsys.readouterr().err
+    straight, resumed = sidecar(tmp_path / "straight"), sidecar(tmp_path / "run")
+    assert resumed["weights_sha256"] == straight["weights_sha256"]  # bit-identical weights
+    assert (resumed["images_shown"], resumed["train_steps"], resumed["sessions"]) == (200, 4, 2)
+    assert run_main(tmp_path / "run") == 0 and "up to date" in capsys.readouterr().err
+
+    assert run_main(tmp_path / "run", "--set", "small_dcgan.epochs=1") == 0  # train longer: continues
+    assert run_main(tmp_path / "straight_long", "--set", "small_dcgan.epochs=1") == 0
+    longer, straight_long = sidecar(tmp_path / "run"), sidecar(tmp_path / "straight_long")
+    assert longer["weights_sha256"] == straight_long["weights_sha256"]
+    assert (longer["images_shown"], longer["train_steps"], longer["sessions"]) == (400, 8, 3)
+    assert longer["train_seconds"] >= resumed["train_seconds"]
+
+
+def test_a_state_of_another_run_or_a_larger_budget_is_refused_in_one_line(tmp_path, tiny_mnist, monkeypatch, capsys):
+    restore = signal_at_step(monkeypatch, 2, signal.SIGINT)
+    assert run_main(tmp_path, "--set", "small_dcgan.epochs=1") == 130
+    restore()
+    capsys.readouterr()
+    for extra, expected in ((["--seed", "1"], "seed (saved 0, asked 1)"),
+                            (["--set", "small_dcgan.g_channels=16"], "g_channels (saved 8, asked 16)"),
+                            (["--train-size", "200"], "training data"),
+                            ([], "ask for epochs >= 1.0")):  # TINY_DCGAN's epochs=0.5 < the state's 1.0
+        assert run_main(tmp_path, *extra) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "--force" in err and err.count("\n") == 1, err
+    assert run_main(tmp_path, "--seed", "1", "--force") == 0
+    assert load_training_state(tmp_path / "small_dcgan.train.pt")["seed"] == 1
+
+
+def test_half_stores_float16_weights_covered_by_the_sha(tmp_path, tiny_mnist, capsys):
+    assert run_main(tmp_path) == 0
+    full, _ = load_checkpoint(tmp_path / "small_dcgan.pt", "small_dcgan")
+    assert run_main(tmp_path, "--half") == 0 and "float16" in capsys.readouterr().err
+    meta = sidecar(tmp_path)
+    assert meta["weights_dtype"] == "float16" and meta["weights_sha256"] == file_sha256(tmp_path / "small_dcgan.pt")
+    assert meta["images_shown"] == 200  # the sidecar's records survive the conversion
+    stored = torch.load(tmp_path / "small_dcgan.pt", weights_only=True)
+    assert stored["project.weight"].dtype == torch.float16
+    half, _ = load_checkpoint(tmp_path / "small_dcgan.pt", "small_dcgan")
+    for key, value in full.state_dict().items():
+        expected = value.half().float() if value.is_floating_point() else value
+        assert half.state_dict()[key].dtype == value.dtype and torch.equal(half.state_dict()[key], expected)
+    assert run_main(tmp_path) == 0 and sidecar(tmp_path)["weights_dtype"] == "float16"  # kept as it is
+
+
+def test_quality_by_budget_rows_survive_an_interrupt_and_force_restarts_them(tmp_path, tiny_mnist, monkeypatch):
+    monkeypatch.setattr(train_gans, "train_reference_classifier", lambda train, config, device: new_model(0, device))
+    measured = []
+
+    def fake_measure(samples, reference, test, config, device):
+        measured.append(len(samples))
+        return {"label_agreement": 0.5, "frechet_distance": 1.0, "cas_accuracy": 0.25, "cas_balanced_accuracy": 0.25}
+
+    monkeypatch.setattr(train_gans, "measure", fake_measure)
+    restore = signal_at_step(monkeypatch, 3)
+    assert run_main(tmp_path, "--quality-every", "100", "--quality-samples", "2") == 130
+    restore()
+    assert budgets(tmp_path) == [100]
+    assert run_main(tmp_path, "--quality-every", "100", "--quality-samples", "2") == 0
+    assert budgets(tmp_path) == [100, 200] and (tmp_path / "quality_by_budget.png").stat().st_size > 0
+    assert measured == [20, 20]
+    assert run_main(tmp_path, "--quality-every", "100", "--quality-samples", "2", "--force",
+                    "--set", "small_dcgan.epochs=0.25") == 0
+    assert budgets(tmp_path) == [100]  # a run from scratch drops the old run's rows
+
+
+def budgets(out) -> list[int]:
+    with open(out / "quality_by_budget.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == train_gans.BUDGET_COLUMNS
+    return [int(row["images_shown"]) for row in rows]
+
+
+def test_quality_csv_records_each_checkpoints_budget(tmp_path, tiny_mnist, monkeypatch):
+    assert run_main(tmp_path) == 0
+
+    class FakeJudge:
+        train, device = ImageSet(torch.zeros(3, 1, 28, 28, dtype=torch.uint8), torch.arange(3)), "cpu"
+
+        def real_measures(self):
+            return dict.fromkeys(train_gans.MEASURES, 1.0)
+
+        def measures(self, generator, name):
+            return dict.fromkeys(train_gans.MEASURES, 0.5)
+
+    path = train_gans.quality_report(["small_dcgan"], FakeJudge(), tmp_path)
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == train_gans.QUALITY_COLUMNS and rows[1]["images_shown"] == "200"

@@ -1,0 +1,48 @@
+"""GAN sources: the untrained-GAN error gives a command that writes only that GAN's own files, with the settings of
+a sidecar committed without its weights; generated pools are seeded and device-independent."""
+
+import pytest
+import torch
+
+from acquire.data import ImageSet
+from gans.checkpoint import save_checkpoint
+from gans.pggan import PgganConfig
+from gans.registry import get_family
+from gans.sources import GanNotTrainedError, gan_weights_digests, generated_source, trained_checkpoint
+from runners import train_gans
+
+
+def test_the_suggested_command_trains_only_the_missing_gans_and_leaves_quality_csv_alone(tmp_path):
+    with pytest.raises(GanNotTrainedError) as error:
+        gan_weights_digests(tmp_path, ["dada", "pggan"])
+    message = str(error.value)
+    assert f"python -m runners.train_gans --gans dada,pggan --out {tmp_path} --no-quality" in message
+    assert "writes only" in message and "quality.csv" in message and "--preset" not in message
+
+
+def test_a_committed_sidecar_without_weights_gives_its_own_settings(tmp_path):
+    config = PgganConfig(channels=(32, 32, 16, 8), betas=(0.0, 0.9), images_per_stage=48000)
+    data = ImageSet(torch.zeros(20, 1, 28, 28, dtype=torch.uint8), torch.arange(10).repeat(2))
+    path = save_checkpoint(tmp_path / "pggan.pt", "pggan", get_family("pggan").build(config), config, data,
+                           extra={"seed": 3}, half=True)
+    path.unlink()  # committed lean: sidecar only
+    with pytest.raises(GanNotTrainedError) as error:
+        trained_checkpoint(tmp_path, "pggan")
+    command = str(error.value).split("Train them with: ")[1].split("   (")[0]
+    assert command == (f"python -m runners.train_gans --gans pggan --set pggan.channels=32,32,16,8 "
+                       f"--set pggan.images_per_stage=48000 --set pggan.betas=0.0,0.9 --out {tmp_path} --no-quality "
+                       "--seed 3 --train-size 20 --half")
+    overrides = [train_gans.parse_override(word) for word in command.split() if "=" in word]
+    assert train_gans.family_config("pggan", overrides) == config  # the flags parse back to the sidecar's config
+
+
+def test_generated_source_is_seeded_balanced_and_uint8(tmp_path):
+    family = get_family("small_dcgan")
+    config = family.config_class(latent_dim=8, embed_dim=4, g_channels=8, d_channels=8)
+    torch.manual_seed(0)
+    data = ImageSet(torch.zeros(10, 1, 28, 28, dtype=torch.uint8), torch.arange(10))
+    save_checkpoint(tmp_path / "small_dcgan.pt", "small_dcgan", family.build(config), config, data)
+    a, b = (generated_source("small_dcgan", tmp_path, 3, seed, "cpu") for seed in (0, 0))
+    c = generated_source("small_dcgan", tmp_path, 3, 1, "cpu")
+    assert a.images_NCHW.dtype == torch.uint8 and torch.bincount(a.labels_N).tolist() == [3] * 10
+    assert torch.equal(a.images_NCHW, b.images_NCHW) and not torch.equal(a.images_NCHW, c.images_NCHW)

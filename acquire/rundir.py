@@ -30,10 +30,7 @@ def check_out_dir(out_dir: Path, resume: bool, kind: str = "run") -> None:
     (config.json), without resume it must not.
     """
     out_dir = Path(out_dir)
-    for place in [out_dir, *out_dir.parents]:
-        if place.exists() and not place.is_dir():
-            where = "is" if place == out_dir else f"lies under {place}, which is"
-            raise RunDirectoryError(f"--out {out_dir} {where} a regular file, not a directory; choose another --out")
+    check_directory(out_dir)
     saved = (out_dir / CONFIG_FILE).exists()
     if resume and not saved:
         raise RunDirectoryError(f"--resume: {out_dir} holds no {kind} to continue (no {CONFIG_FILE}); "
@@ -48,12 +45,22 @@ def check_out_dir(out_dir: Path, resume: bool, kind: str = "run") -> None:
                                 "choose another --out, or restore its config.json and pass --resume")
 
 
+def check_directory(out_dir: Path) -> None:
+    """Refuse an --out that is a regular file or lies under one."""
+    out_dir = Path(out_dir)
+    for place in [out_dir, *out_dir.parents]:
+        if place.exists() and not place.is_dir():
+            where = "is" if place == out_dir else f"lies under {place}, which is"
+            raise RunDirectoryError(f"--out {out_dir} {where} a regular file, not a directory; choose another --out")
+
+
 class RunDir:
     """An exclusive lock on out_dir/.lock for as long as it is open (a second process is refused instead of
     interleaving rows), with the temp files of killed writers removed. Use as a context manager or close()."""
 
     def __init__(self, out_dir: Path):
         self.path = Path(out_dir)
+        check_directory(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._handle = open(self.path / LOCK_FILE, "a")
         try:

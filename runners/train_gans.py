@@ -6,27 +6,32 @@ or a longer budget, continues from it when the same command is run again.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import dataclasses
-import json
-import sys
-from pathlib import Path
+from runners.cli import stop_before_work
 
-import torch
+stop_before_work(__name__)  # before the slow imports below
 
-from acquire.data import ImageSet, class_balanced_indices, load_split
-from acquire.device import resolve_device
-from acquire.files import append_csv_row, write_csv
-from acquire.seeding import derive_seed
-from gans.checkpoint import (CheckpointError, data_digest, load_checkpoint, load_training_state, read_sidecar,
-                             save_checkpoint, save_training_state, training_state_path)
-from gans.grid import save_sample_grid
-from gans.quality import (QualityConfig, generated_set, measure, plot_quality_by_budget,
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from acquire.data import ImageSet, class_balanced_indices, load_split  # noqa: E402
+from acquire.device import resolve_device  # noqa: E402
+from acquire.files import append_csv_row, write_csv  # noqa: E402
+from acquire.rundir import RunDir  # noqa: E402
+from acquire.seeding import derive_seed  # noqa: E402
+from gans.checkpoint import (CheckpointError, data_digest, load_checkpoint, load_training_state,  # noqa: E402
+                             read_sidecar, save_checkpoint, save_training_state, training_state_path)
+from gans.grid import save_sample_grid  # noqa: E402
+from gans.quality import (QualityConfig, generated_set, measure, plot_quality_by_budget,  # noqa: E402
                           train_reference_classifier)
-from gans.registry import ConditionalGenerator, GanFamily, TrainingSession, get_family
-from gans.sources import DEFAULT_GAN_DIR, checkpoint_path
-from runners.cli import run_guarded
+from gans.registry import ConditionalGenerator, GanFamily, TrainingSession, get_family  # noqa: E402
+from gans.sources import DEFAULT_GAN_DIR, checkpoint_path  # noqa: E402
+from runners.cli import run_guarded  # noqa: E402
 
 ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]
 MEASURES = ["label_agreement", "frechet_distance", "cas_accuracy", "cas_balanced_accuracy"]
@@ -361,12 +366,13 @@ def run(args: argparse.Namespace) -> int:
     configs = {name: family_config(name, args.overrides, args.preset) for name in args.gans}
     train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
     data = training_subset(train, args.train_size, args.seed)
-    judge, log = Judge(train, test, args, device), BudgetLog(args.out)
-    if not args.quality_only:
-        for name, config in configs.items():
-            train_one(name, config, data, args, device, judge, log)
-    if not args.no_quality:
-        print(f"wrote {quality_report(args.gans, judge, args.out)}")
+    with RunDir(args.out):  # one trainer per directory
+        judge, log = Judge(train, test, args, device), BudgetLog(args.out)
+        if not args.quality_only:
+            for name, config in configs.items():
+                train_one(name, config, data, args, device, judge, log)
+        if not args.no_quality:
+            print(f"wrote {quality_report(args.gans, judge, args.out)}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """`python -m runners.mnist_bald` killed at any moment: SIGKILL then --resume gives the rows of an uninterrupted
 run and leaves no temp file; SIGTERM before the work starts exits 130 without a traceback."""
 
+import json
 import os
 import random
 import signal
@@ -57,3 +58,29 @@ def test_a_signal_during_start_up_stops_cleanly(tmp_path, mnist_dir, sig):
     process.send_signal(sig)
     assert process.wait() == 130
     assert "Traceback" not in process.stderr.read()
+
+
+def test_gan_training_killed_at_random_moments_continues_to_the_uninterrupted_weights(tmp_path, mnist_slice_dir):
+    """SIGKILL loses at most the steps since the last save (here: every step); rerunning the command continues."""
+    tiny = [x for field, value in [("latent_dim", 8), ("embed_dim", 4), ("g_channels", 8), ("d_channels", 8),
+                                   ("batch_size", 50), ("epochs", 12)] for x in ("--set", f"small_dcgan.{field}={value}")]
+
+    def train(out):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        return subprocess.Popen([sys.executable, "-m", "runners.train_gans", "--gans", "small_dcgan", *tiny,
+                                 "--no-quality", "--checkpoint-minutes", "0", "--data-dir", str(mnist_slice_dir),
+                                 "--out", str(out)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+
+    start = time.perf_counter()
+    assert train(tmp_path / "whole").wait() == 0
+    seconds, draw = time.perf_counter() - start, random.Random(1)
+    for _ in range(3):
+        process = train(tmp_path / "killed")
+        time.sleep(seconds * draw.uniform(0.45, 0.9))  # past start-up (~5 s of ~12), into the 240 steps
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    process = train(tmp_path / "killed")
+    assert process.wait() == 0, process.stderr.read()
+    sha = [json.loads((tmp_path / d / "small_dcgan.json").read_text())["weights_sha256"] for d in ("whole", "killed")]
+    assert sha[0] == sha[1]
+    assert not [p for p in (tmp_path / "killed").rglob("*") if ".partial" in p.name]

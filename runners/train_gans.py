@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 from acquire.data import ImageSet, class_balanced_indices, load_split  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
-from acquire.files import append_csv_row, write_csv  # noqa: E402
+from acquire.files import CsvError, append_csv_row, read_csv_rows, write_csv  # noqa: E402
 from acquire.rundir import RunDir  # noqa: E402
 from acquire.seeding import derive_seed  # noqa: E402
 from gans.checkpoint import (CheckpointError, data_digest, load_checkpoint, load_training_state,  # noqa: E402
@@ -34,6 +34,7 @@ from gans.sources import DEFAULT_GAN_DIR, checkpoint_path  # noqa: E402
 from runners.cli import run_guarded  # noqa: E402
 
 ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]
+REAL_ROW = "real (training images)"  # quality.csv's baseline row
 MEASURES = ["label_agreement", "frechet_distance", "cas_accuracy", "cas_balanced_accuracy"]
 QUALITY_COLUMNS = ["gan", "generator_parameters", "train_images", "images_shown", "train_seconds", *MEASURES]
 BUDGET_COLUMNS = ["gan", "images_shown", "train_steps", "train_seconds", *MEASURES]
@@ -335,9 +336,18 @@ def train_one(name: str, config, data: ImageSet, args, device, judge: Judge, log
 
 
 def quality_report(names: list[str], judge: Judge, out: Path) -> Path:
-    """OUT/quality.csv: the real-image baseline, then one row per trained GAN (with the images it was shown)."""
-    rows = [{"gan": "real (training images)", "generator_parameters": 0, "train_images": len(judge.train),
+    """OUT/quality.csv: the real-image baseline, then one row per trained GAN (with the images it was shown).
+
+    The GANs in `names` are measured now; rows of other GANs measured earlier, whose checkpoints are still in
+    OUT, are kept (the measures are seeded, so they agree on the same machine and thread count).
+    """
+    rows = [{"gan": REAL_ROW, "generator_parameters": 0, "train_images": len(judge.train),
              "images_shown": 0, "train_seconds": 0.0, **judge.real_measures()}]
+    try:
+        earlier = read_csv_rows(out / "quality.csv", QUALITY_COLUMNS)
+    except CsvError:  # a report of an older version: measured again from scratch
+        earlier = []
+    rows += [row for row in earlier if row["gan"] not in (REAL_ROW, *names) and checkpoint_path(out, row["gan"]).exists()]
     for name in names:
         generator, meta = load_checkpoint(checkpoint_path(out, name), name, judge.device)
         rows.append({"gan": name, "generator_parameters": meta.get("generator_parameters"),

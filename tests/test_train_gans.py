@@ -226,3 +226,25 @@ def test_quality_csv_records_each_checkpoints_budget(tmp_path, tiny_mnist, monke
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == train_gans.QUALITY_COLUMNS and rows[1]["images_shown"] == "200"
+
+
+def test_the_quality_report_keeps_the_rows_of_gans_measured_in_earlier_runs(tmp_path, tiny_mnist):
+    assert run_main(tmp_path) == 0
+
+    class FakeJudge:
+        train, device = ImageSet(torch.zeros(3, 1, 28, 28, dtype=torch.uint8), torch.arange(3)), "cpu"
+
+        def real_measures(self):
+            return dict.fromkeys(train_gans.MEASURES, 1.0)
+
+        def measures(self, generator, name):
+            return dict.fromkeys(train_gans.MEASURES, 0.5)
+
+    train_gans.quality_report(["small_dcgan"], FakeJudge(), tmp_path)
+    # a later run that trains another GAN into the same directory measures only that one
+    (tmp_path / "large_dcgan.pt").write_bytes((tmp_path / "small_dcgan.pt").read_bytes())
+    (tmp_path / "large_dcgan.json").write_text((tmp_path / "small_dcgan.json").read_text()
+                                               .replace('"small_dcgan"', '"large_dcgan"'))
+    path = train_gans.quality_report(["large_dcgan"], FakeJudge(), tmp_path)
+    assert [row["gan"] for row in train_gans.read_csv_rows(path, train_gans.QUALITY_COLUMNS)] == [
+        train_gans.REAL_ROW, "small_dcgan", "large_dcgan"]

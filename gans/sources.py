@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 
 from acquire.data import ImageSet
+from acquire.files import write_atomic, write_text
+from acquire.pool import image_set_digest
 from acquire.seeding import derive_seed
 from gans.checkpoint import load_checkpoint, read_sidecar
 from gans.quality import balanced_labels
@@ -22,6 +24,7 @@ DEFAULT_GAN_DIR = Path("runs/gans")
 # 6,000 per class = 60,000 generated candidates, as many as the real pool: random acquisition then takes
 # real and generated images half and half, so any skew under BALD is the acquisition function's choice.
 DEFAULT_PER_CLASS = 6000
+POOL_CACHE = "pools"  # gan_dir/pools: generated pools, a local cache
 MNIST_TRAIN_IMAGES = 60_000  # train_gans trains on all of them unless --train-size says otherwise
 
 
@@ -96,8 +99,27 @@ def gan_weights_digests(gan_dir: Path, families: list[str]) -> dict[str, str]:
 
 def generated_source(family: str, gan_dir: Path, per_class: int, seed: int, device) -> ImageSet:
     """per_class samples of every digit from the trained `family` generator: uint8 [10·per_class,1,28,28] on
-    `device`, the same bytes on every device and thread count."""
-    generator, _ = load_checkpoint(trained_checkpoint(gan_dir, family), family, device)
+    `device`, the same bytes on every device and thread count.
+
+    Sampling runs in float64 (minutes for 60,000 images on one CPU thread), so the samples are cached in
+    gan_dir/pools/ (git-ignored), keyed by the weights' sha256, per_class and seed, and checked against
+    their digest when read back; a missing or damaged cache file is sampled again.
+    """
+    generator, meta = load_checkpoint(trained_checkpoint(gan_dir, family), family, device)
+    cache = Path(gan_dir) / POOL_CACHE / f"{family}-{meta['weights_sha256'][:16]}-{per_class}-seed{seed}.pt"
+    try:
+        saved = torch.load(cache, map_location="cpu", weights_only=True)
+        images = ImageSet(saved["images_NCHW"], saved["labels_N"])
+        if image_set_digest(images) == saved["sha256"]:
+            return images.to(device)
+    except Exception:  # absent or damaged: it is only a cache
+        pass
     labels_N = balanced_labels(per_class, device)
-    images_NCHW = generator.sample(labels_N, torch.Generator().manual_seed(derive_seed(seed, family, "pool")))
-    return ImageSet(images_NCHW, labels_N)
+    images = ImageSet(generator.sample(labels_N, torch.Generator().manual_seed(derive_seed(seed, family, "pool"))),
+                      labels_N)
+    payload = {"images_NCHW": images.images_NCHW.cpu(), "labels_N": images.labels_N.cpu(),
+               "sha256": image_set_digest(images)}
+    write_atomic(cache, lambda tmp: torch.save(payload, tmp))
+    if not (cache.parent / ".gitignore").exists():
+        write_text(cache.parent / ".gitignore", "# generated pools, re-sampled when absent\n*\n")
+    return images

@@ -7,7 +7,7 @@ import torch
 from acquire.data import ImageSet
 from gans.checkpoint import save_checkpoint
 from gans.pggan import PgganConfig
-from gans.registry import get_family
+from gans.registry import ConditionalGenerator, get_family
 from gans.sources import GanNotTrainedError, gan_weights_digests, generated_source, trained_checkpoint
 from runners import train_gans
 
@@ -36,13 +36,38 @@ def test_a_committed_sidecar_without_weights_gives_its_own_settings(tmp_path):
     assert train_gans.family_config("pggan", overrides) == config  # the flags parse back to the sidecar's config
 
 
-def test_generated_source_is_seeded_balanced_and_uint8(tmp_path):
+def save_small_gan(gan_dir):
+    """An untrained tiny small_dcgan checkpoint in gan_dir; returns gan_dir."""
     family = get_family("small_dcgan")
     config = family.config_class(latent_dim=8, embed_dim=4, g_channels=8, d_channels=8)
     torch.manual_seed(0)
     data = ImageSet(torch.zeros(10, 1, 28, 28, dtype=torch.uint8), torch.arange(10))
-    save_checkpoint(tmp_path / "small_dcgan.pt", "small_dcgan", family.build(config), config, data)
+    save_checkpoint(gan_dir / "small_dcgan.pt", "small_dcgan", family.build(config), config, data)
+    return gan_dir
+
+
+def test_generated_source_is_seeded_balanced_and_uint8(tmp_path):
+    save_small_gan(tmp_path)
     a, b = (generated_source("small_dcgan", tmp_path, 3, seed, "cpu") for seed in (0, 0))
     c = generated_source("small_dcgan", tmp_path, 3, 1, "cpu")
     assert a.images_NCHW.dtype == torch.uint8 and torch.bincount(a.labels_N).tolist() == [3] * 10
     assert torch.equal(a.images_NCHW, b.images_NCHW) and not torch.equal(a.images_NCHW, c.images_NCHW)
+
+
+def test_generated_pools_are_cached_locally_and_a_damaged_cache_is_sampled_again(tmp_path, monkeypatch):
+    from gans import sources
+    gan_dir = save_small_gan(tmp_path)
+    first = sources.generated_source("small_dcgan", gan_dir, 5, 0, "cpu")
+    cached = list((gan_dir / sources.POOL_CACHE).glob("*.pt"))
+    assert len(cached) == 1 and (gan_dir / sources.POOL_CACHE / ".gitignore").read_text().strip().endswith("*")
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("a cached pool must not be sampled again")
+
+    monkeypatch.setattr(ConditionalGenerator, "sample", no_sampling)
+    again = sources.generated_source("small_dcgan", gan_dir, 5, 0, "cpu")
+    assert torch.equal(again.images_NCHW, first.images_NCHW) and torch.equal(again.labels_N, first.labels_N)
+    monkeypatch.undo()
+    cached[0].write_bytes(b"damaged")
+    resampled = sources.generated_source("small_dcgan", gan_dir, 5, 0, "cpu")
+    assert torch.equal(resampled.images_NCHW, first.images_NCHW)

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from acquire.rundir import check_out_dir
+
 INTERRUPTED = 130
 USER_ERROR = 2
 
@@ -91,3 +93,14 @@ def _typed_list(kind: type, name: str) -> Callable[[str], list]:
 
 int_list = _typed_list(int, "integers")
 float_list = _typed_list(float, "numbers")
+
+
+def config_for_out_dir(args: argparse.Namespace, make_config: Callable[[], object], kind: str = "run"):
+    """make_config(), with --out checked in the order that gives the most specific error: resuming, the directory
+    first (the saved config lives there); starting, the flags first, then the directory."""
+    if args.resume:
+        check_out_dir(args.out, resume=True, kind=kind)
+        return make_config()
+    config = make_config()
+    check_out_dir(args.out, resume=False, kind=kind)
+    return config

@@ -57,12 +57,11 @@ from acquire.device import resolve_device  # noqa: E402
 from acquire.files import write_atomic  # noqa: E402
 from acquire.metrics import accuracy, balanced_accuracy  # noqa: E402
 from acquire.plotting import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep  # noqa: E402
-from acquire.rundir import check_out_dir  # noqa: E402
 from acquire.seeding import make_generator  # noqa: E402
 from acquire.sweep import Sweep, SweepSettings  # noqa: E402
 from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one  # noqa: E402
 from gans.dada_phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two  # noqa: E402
-from runners.cli import comma_list, int_list, resume_hint, run_guarded  # noqa: E402
+from runners.cli import comma_list, config_for_out_dir, int_list, resume_hint, run_guarded  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -340,12 +339,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.resume:  # the saved settings first, then the flags given
-        check_out_dir(args.out, resume=True, kind="sweep")
-        config = config_from_args(args)
-    else:  # the flags first (their errors are the more specific), then the directory
-        config = config_from_args(args)
-        check_out_dir(args.out, resume=False, kind="sweep")
+    config = config_for_out_dir(args, lambda: config_from_args(args), kind="sweep")
     device = resolve_device(args.device)
     data_dir = None if config.data_dir is None else Path(config.data_dir)
     train, test = load_split("train", data_dir), load_split("test", data_dir)

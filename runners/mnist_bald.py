@@ -17,10 +17,10 @@ from acquire.loop import ActiveLearningRun, ExperimentConfig  # noqa: E402
 from acquire.model import TrainConfig  # noqa: E402
 from acquire.plotting import final_table, format_final_table, plot_curves, protocol_text, read_curves  # noqa: E402
 from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
-from acquire.rundir import CONFIG_FILE, check_out_dir  # noqa: E402
+from acquire.rundir import CONFIG_FILE  # noqa: E402
 from gans.registry import get_family  # noqa: E402
 from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source  # noqa: E402
-from runners.cli import comma_list, resume_hint, run_guarded  # noqa: E402
+from runners.cli import comma_list, config_for_out_dir, resume_hint, run_guarded  # noqa: E402
 
 DESCRIPTION = """\
 Nielsen & Okoniewski's protocol (Algorithm 1): each round an MC-dropout CNN scores the candidate
@@ -149,12 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.resume:  # the saved settings first, then the flags given
-        check_out_dir(args.out, resume=True)
-        config = config_from_args(args, ExperimentConfig.load(args.out / CONFIG_FILE))
-    else:  # the flags first (their errors are the more specific), then the directory
-        config = config_from_args(args)
-        check_out_dir(args.out, resume=False)
+    config = config_for_out_dir(args, lambda: config_from_args(
+        args, ExperimentConfig.load(args.out / CONFIG_FILE) if args.resume else None))
     device = resolve_device(args.device)
     config.dataset = resolve_data_dir(args.data_dir).name
     pools = build_pools(config, args.data_dir, device)

@@ -21,13 +21,12 @@ from acquire.metrics import accuracy, balanced_accuracy  # noqa: E402
 from acquire.mixing import MODES, generated_per_class, mix  # noqa: E402
 from acquire.model import GalCNN, TrainConfig, new_model, predict, train_classifier  # noqa: E402
 from acquire.plotting import format_mean_std, plot_sweep, summarise_sweep  # noqa: E402
-from acquire.rundir import check_out_dir  # noqa: E402
 from acquire.seeding import derive_seed, make_generator  # noqa: E402
 from acquire.sweep import Sweep, SweepSettings  # noqa: E402
 from gans.registry import get_family  # noqa: E402
 from gans.sources import (DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests,  # noqa: E402
                           generated_source)
-from runners.cli import comma_list, float_list, int_list, resume_hint, run_guarded  # noqa: E402
+from runners.cli import comma_list, config_for_out_dir, float_list, int_list, resume_hint, run_guarded  # noqa: E402
 
 DESCRIPTION = """\
 Liu's naive GAN augmentation (section 3.4 of "Data augmentation with GAN") on MNIST. Each cell trains a fresh
@@ -315,12 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.resume:  # the saved settings first, then the flags given
-        check_out_dir(args.out, resume=True, kind="sweep")
-        config = config_from_args(args)
-    else:  # the flags first (their errors are the more specific), then the directory
-        config = config_from_args(args)
-        check_out_dir(args.out, resume=False, kind="sweep")
+    config = config_for_out_dir(args, lambda: config_from_args(args), kind="sweep")
     device = resolve_device(args.device)
     data_dir = None if config.data_dir is None else Path(config.data_dir)
     train, test = load_split("train", data_dir), load_split("test", data_dir)

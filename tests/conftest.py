@@ -40,3 +40,18 @@ def mnist_slice_dir(tmp_path_factory, mnist_dir) -> Path:
     """An MNIST directory of the first 1,000 real training and 300 real test images (fast runner tests)."""
     from tests.mnist_slices import write_mnist_slice
     return write_mnist_slice(tmp_path_factory.mktemp("mnist_slice"), mnist_dir, train=1000, test=300)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one torch thread is fastest, spares the shared CPU and makes the numbers reproducible."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def gan_images(tiny_train):
+    """The first 128 real training images: enough for a few GAN steps."""
+    return tiny_train.subset(torch.arange(128))

@@ -44,38 +44,28 @@ class DrawsOnTheGeneratorsDevice(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def images(tiny_train):
-    return tiny_train.subset(torch.arange(128))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", list(TINY))
-def test_training_and_sampling_draw_on_the_generators_device(images, name):
+def test_training_and_sampling_draw_on_the_generators_device(gan_images, name):
     with DrawsOnTheGeneratorsDevice() as mode:
-        generator = get_family(name).train(images, TINY[name], "cpu", torch.Generator().manual_seed(0),
+        generator = get_family(name).train(gan_images, TINY[name], "cpu", torch.Generator().manual_seed(0),
                                            progress=False)
         generated_set(generator, 2, seed=1, device="cpu")
     assert mode.draws >= 5  # init, shuffles, z, and sampling were all seen
 
 
 @pytest.mark.parametrize("name", ["small_dcgan", "pggan"])
-def test_training_keeps_every_tensor_on_the_runs_device(images, name):
-    generator = get_family(name).train(images, TINY[name], "meta", torch.Generator().manual_seed(0), progress=False)
+def test_training_keeps_every_tensor_on_the_runs_device(gan_images, name):
+    generator = get_family(name).train(gan_images, TINY[name], "meta", torch.Generator().manual_seed(0), progress=False)
     assert {p.device.type for p in generator.parameters()} == {"meta"}
     samples = generated_set(generator, 2, seed=1, device="meta")
     assert samples.images_NCHW.device.type == "meta" and samples.images_NCHW.dtype == torch.uint8
 
 
-def test_dada_initialisation_and_critic_step_keep_tensors_on_the_runs_device(images):
-    real_NCHW, labels_N = train_images_to_float(images, "meta")
+def test_dada_initialisation_and_critic_step_keep_tensors_on_the_runs_device(gan_images):
+    real_NCHW, labels_N = train_images_to_float(gan_images, "meta")
     generator = torch.Generator().manual_seed(0)
     gen, disc = init_networks(TINY["dada"], real_NCHW, labels_N, generator)
     assert {p.device.type for p in [*gen.parameters(), *disc.parameters()]} == {"meta"}

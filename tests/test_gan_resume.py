@@ -25,17 +25,7 @@ CASES = {
 PROGRESS_ONLY = {"train_seconds", "sessions"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def images(tiny_train):
-    return tiny_train.subset(torch.arange(128))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def assert_same(a, b, where="state"):
@@ -65,20 +55,20 @@ def saver(path):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_interrupted_resumed_and_extended_run_is_bit_identical(tmp_path, images, name):
+def test_interrupted_resumed_and_extended_run_is_bit_identical(tmp_path, gan_images, name):
     short, longer, stop_at = CASES[name]
     long = dataclasses.replace(short, **longer)
-    straight = train(name, long, images, TrainingSession(save=saver(tmp_path / "straight.pt")))
+    straight = train(name, long, gan_images, TrainingSession(save=saver(tmp_path / "straight.pt")))
 
     path = tmp_path / "resumed.pt"
     with pytest.raises(KeyboardInterrupt):
-        train(name, short, images, TrainingSession(save=saver(path), stop_after_steps=stop_at))
+        train(name, short, gan_images, TrainingSession(save=saver(path), stop_after_steps=stop_at))
     assert load_training_state(path)["steps"] == stop_at
     session = TrainingSession(resume_from=load_training_state(path), save=saver(path))
-    train(name, short, images, session)                       # finishes the shorter budget
+    train(name, short, gan_images, session)                       # finishes the shorter budget
     assert session.sessions == 2 and session.steps > stop_at
     extended = TrainingSession(resume_from=load_training_state(path), save=saver(path))
-    resumed = train(name, long, images, extended)             # and continues under the larger one
+    resumed = train(name, long, gan_images, extended)             # and continues under the larger one
     assert extended.sessions == 3
 
     expected, got = straight.state_dict(), resumed.state_dict()
@@ -87,18 +77,18 @@ def test_interrupted_resumed_and_extended_run_is_bit_identical(tmp_path, images,
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_a_state_past_the_budget_is_refused(tmp_path, images, name):
+def test_a_state_past_the_budget_is_refused(tmp_path, gan_images, name):
     short, longer, _ = CASES[name]
     long = dataclasses.replace(short, **longer)
-    train(name, long, images, TrainingSession(save=saver(tmp_path / "s.pt")))
+    train(name, long, gan_images, TrainingSession(save=saver(tmp_path / "s.pt")))
     with pytest.raises(ValueError, match="past the"):
-        train(name, short, images, TrainingSession(resume_from=load_training_state(tmp_path / "s.pt")))
+        train(name, short, gan_images, TrainingSession(resume_from=load_training_state(tmp_path / "s.pt")))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_saves_the_state_at_the_next_step_boundary(tmp_path, images, monkeypatch, signum):
+def test_a_signal_saves_the_state_at_the_next_step_boundary(tmp_path, gan_images, monkeypatch, signum):
     config = CASES["small_dcgan"][0]
-    straight = train("small_dcgan", config, images, TrainingSession())
+    straight = train("small_dcgan", config, gan_images, TrainingSession())
     calls = []
 
     def step_then_signal(*args):
@@ -113,20 +103,20 @@ def test_a_signal_saves_the_state_at_the_next_step_boundary(tmp_path, images, mo
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # were the session's handler missing
     try:
         with pytest.raises(KeyboardInterrupt):
-            train("small_dcgan", config, images, TrainingSession(save=saver(tmp_path / "s.pt")))
+            train("small_dcgan", config, gan_images, TrainingSession(save=saver(tmp_path / "s.pt")))
         assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler  # handlers restored
     finally:
         signal.signal(signal.SIGTERM, previous)
     monkeypatch.setattr(dcgan, "adversarial_step", original)
     assert load_training_state(tmp_path / "s.pt")["steps"] == 2
-    resumed = train("small_dcgan", config, images,
+    resumed = train("small_dcgan", config, gan_images,
                     TrainingSession(resume_from=load_training_state(tmp_path / "s.pt")))
     assert_same(straight.state_dict(), resumed.state_dict())
 
 
-def test_a_killed_run_continues_from_its_last_periodic_save(tmp_path, images, monkeypatch):
+def test_a_killed_run_continues_from_its_last_periodic_save(tmp_path, gan_images, monkeypatch):
     config = CASES["small_dcgan"][0]
-    straight = train("small_dcgan", config, images, TrainingSession())
+    straight = train("small_dcgan", config, gan_images, TrainingSession())
     calls = []
 
     def step_then_die(*args):
@@ -138,19 +128,19 @@ def test_a_killed_run_continues_from_its_last_periodic_save(tmp_path, images, mo
     original = dcgan.adversarial_step
     monkeypatch.setattr(dcgan, "adversarial_step", step_then_die)
     with pytest.raises(RuntimeError):
-        train("small_dcgan", config, images, TrainingSession(save=saver(tmp_path / "s.pt"), save_every_seconds=0))
+        train("small_dcgan", config, gan_images, TrainingSession(save=saver(tmp_path / "s.pt"), save_every_seconds=0))
     monkeypatch.setattr(dcgan, "adversarial_step", original)
     assert load_training_state(tmp_path / "s.pt")["steps"] == 2
-    resumed = train("small_dcgan", config, images,
+    resumed = train("small_dcgan", config, gan_images,
                     TrainingSession(resume_from=load_training_state(tmp_path / "s.pt")))
     assert_same(straight.state_dict(), resumed.state_dict())
 
 
 @pytest.mark.parametrize("name", ["small_dcgan", "pggan"])
-def test_budget_milestones_see_the_current_generator_and_are_redone_after_an_interrupt(tmp_path, images, name):
+def test_budget_milestones_see_the_current_generator_and_are_redone_after_an_interrupt(tmp_path, gan_images, name):
     config = CASES[name][0]
     every = 32 if name == "small_dcgan" else 24
-    straight = train(name, config, images, TrainingSession())
+    straight = train(name, config, gan_images, TrainingSession())
     seen = []
 
     def on_budget(generator, session):
@@ -162,8 +152,8 @@ def test_budget_milestones_see_the_current_generator_and_are_redone_after_an_int
 
     path = tmp_path / "s.pt"
     with pytest.raises(KeyboardInterrupt):
-        train(name, config, images, TrainingSession(save=saver(path), every_images=every, on_budget=on_budget))
-    resumed = train(name, config, images, TrainingSession(resume_from=load_training_state(path), save=saver(path),
+        train(name, config, gan_images, TrainingSession(save=saver(path), every_images=every, on_budget=on_budget))
+    resumed = train(name, config, gan_images, TrainingSession(resume_from=load_training_state(path), save=saver(path),
                                                           every_images=every, on_budget=on_budget))
     assert seen[1] == seen[2] and seen == sorted(seen) and len(set(seen)) == len(seen) - 1
     assert [s // every for s in seen[2:]] == list(range(seen[1] // every, seen[-1] // every + 1))

@@ -15,13 +15,7 @@ from gans.registry import ConditionalGenerator, get_family
 TINY = PgganConfig(latent_dim=8, label_dim=4, channels=(8, 8, 4, 4), images_per_stage=16, batch_sizes=(8, 8, 8, 8))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest, and spares the shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_generator(seed: int = 0) -> PgganGenerator:

@@ -210,17 +210,20 @@ def budgets(out) -> list[int]:
     return [int(row["images_shown"]) for row in rows]
 
 
+class FakeJudge:
+    """Quality measures without training any CNN: 1.0 for the real images, 0.5 for every GAN."""
+
+    train, device = ImageSet(torch.zeros(3, 1, 28, 28, dtype=torch.uint8), torch.arange(3)), "cpu"
+
+    def real_measures(self):
+        return dict.fromkeys(train_gans.MEASURES, 1.0)
+
+    def measures(self, generator, name):
+        return dict.fromkeys(train_gans.MEASURES, 0.5)
+
+
 def test_quality_csv_records_each_checkpoints_budget(tmp_path, tiny_mnist, monkeypatch):
     assert run_main(tmp_path) == 0
-
-    class FakeJudge:
-        train, device = ImageSet(torch.zeros(3, 1, 28, 28, dtype=torch.uint8), torch.arange(3)), "cpu"
-
-        def real_measures(self):
-            return dict.fromkeys(train_gans.MEASURES, 1.0)
-
-        def measures(self, generator, name):
-            return dict.fromkeys(train_gans.MEASURES, 0.5)
 
     path = train_gans.quality_report(["small_dcgan"], FakeJudge(), tmp_path)
     with open(path, newline="") as f:
@@ -230,15 +233,6 @@ def test_quality_csv_records_each_checkpoints_budget(tmp_path, tiny_mnist, monke
 
 def test_the_quality_report_keeps_the_rows_of_gans_measured_in_earlier_runs(tmp_path, tiny_mnist):
     assert run_main(tmp_path) == 0
-
-    class FakeJudge:
-        train, device = ImageSet(torch.zeros(3, 1, 28, 28, dtype=torch.uint8), torch.arange(3)), "cpu"
-
-        def real_measures(self):
-            return dict.fromkeys(train_gans.MEASURES, 1.0)
-
-        def measures(self, generator, name):
-            return dict.fromkeys(train_gans.MEASURES, 0.5)
 
     train_gans.quality_report(["small_dcgan"], FakeJudge(), tmp_path)
     # a later run that trains another GAN into the same directory measures only that one

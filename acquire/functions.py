@@ -30,6 +30,8 @@ from typing import Callable
 
 import torch
 
+from acquire.batchbald import batchbald
+
 
 @dataclass(frozen=True)
 class Acquisition:
@@ -167,6 +169,16 @@ def variation_ratios(probs_NTK: torch.Tensor) -> torch.Tensor:
     return 1.0 - probs_NTK.double().mean(1).max(-1).values
 
 
+@acquisition("variation_ratios_mode")
+def variation_ratios_mode(probs_NTK: torch.Tensor) -> torch.Tensor:
+    """1 - (votes for the modal class among the T samples' argmax)/T [N], float64: the form of Gal et al.'s
+    code. A sample's argmax ties go to the lowest class, as numpy's argmax."""
+    N, T, K = probs_NTK.shape
+    votes_NK = torch.zeros(N, K, dtype=torch.float64, device=probs_NTK.device)
+    votes_NK.scatter_add_(1, probs_NTK.argmax(-1), torch.ones(N, T, dtype=torch.float64, device=probs_NTK.device))
+    return 1.0 - votes_NK.max(-1).values / T
+
+
 @acquisition("mean_std")
 def mean_std(probs_NTK: torch.Tensor) -> torch.Tensor:
     """Mean over classes of the std over MC samples of p_t(y|x) [N] (population std, two-pass, float64)."""
@@ -183,3 +195,6 @@ def power_bald(probs_NTK: torch.Tensor, k: int, generator: torch.Generator, pool
     uniform_N = torch.rand(log_weight_N.shape, generator=generator, device=generator.device).to(log_weight_N.device)
     gumbel_N = -(-uniform_N.clamp_min(1e-20).log()).log()
     return torch.topk(log_weight_N + gumbel_N, k).indices
+
+
+acquisition("batchbald", selects=True)(batchbald)  # greedy BatchBALD, see acquire/batchbald.py

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from acquire.batchbald import batchbald
 from acquire.data import DataError, load_split
 from acquire.device import resolve_device
 from acquire.files import write_json
@@ -22,12 +23,15 @@ Measures, in one process and on the same images and weights:
   1. MC-dropout throughput (candidates x samples per second) of gan-acquire's fused scorer
      (trunk once per image, T masked heads as one GEMM) against the naive scorer (T full forward
      passes in train-mode dropout) and, when installed, BaaL's MC dropout;
-  2. one full round of the paper's protocol at 500 training images: MC-dropout scoring of the
+  2. one BatchBALD selection of 10 from the candidates' MC-dropout probabilities (seconds per round);
+  3. one full round of the paper's protocol at 500 training images: MC-dropout scoring of the
      whole pool, training a fresh CNN for 100 epochs, evaluating on the 10,000 test images.
 Prints the ratios and writes JSON to --out.  BaaL is optional: pip install --no-deps baal
 structlog scikit-learn torchmetrics lightning-utilities narwhals (its full install pulls in
 torchvision, which breaks the CPU torch build).
 """
+
+BATCHBALD_K = 10
 
 
 def timed(fn, device: torch.device, repeats: int = 1) -> float:
@@ -81,6 +85,14 @@ def bench_mc_dropout(model: GalCNN, images_NCHW: torch.Tensor, samples: int, dev
             "speedup_fused_over": {k: v / seconds["fused"] for k, v in seconds.items() if k != "fused"}}
 
 
+def bench_batchbald(probs_NTK: torch.Tensor, k: int, device: torch.device) -> dict:
+    """Seconds for one greedy BatchBALD selection of k from probs_NTK [N, T, K] (after a warm-up call)."""
+    def select():
+        batchbald(probs_NTK, k, torch.Generator(device).manual_seed(0))
+    return {"candidates": probs_NTK.shape[0], "mc_samples": probs_NTK.shape[1], "k": k,
+            "seconds_per_round": timed(select, device, repeats=1)}
+
+
 def bench_round(train, test, pool_images_NCHW, samples: int, device: torch.device) -> dict:
     """One paper round at 500 training images: score the pool, train 100 epochs, evaluate."""
     model = new_model(0, device)
@@ -129,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:6s} {rate:12,.0f} candidate-samples/s{ratio}")
     if "baal" not in mc["seconds"]:
         print("  baal   not installed (optional; see --help)")
+    k = min(BATCHBALD_K, args.candidates)
+    print(f"BatchBALD: k={k} of {args.candidates} candidates x T={args.mc_samples} ...", file=sys.stderr)
+    probs_NTK = mc_dropout_probs(model, train.images_NCHW[:args.candidates],
+                                 draw_head_masks(model, args.mc_samples, torch.Generator(device).manual_seed(0)))
+    report["batchbald"] = bench_batchbald(probs_NTK, k, device)
+    print(f"  batchbald {report['batchbald']['seconds_per_round']:.1f} s per round")
     if not args.skip_round:
         print("one paper round at 500 training images (whole 60,000 pool scored) ...", file=sys.stderr)
         round_report = bench_round(train.subset(torch.arange(500, device=device)), test, train.images_NCHW,

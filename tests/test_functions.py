@@ -117,3 +117,23 @@ def test_scores_of_confident_candidates_keep_their_precision():
     expected_bald = -(np.where(mean > 0, mean * np.log(np.where(mean > 0, mean, 1)), 0)).sum(-1) + xlogy.sum(-1).mean(1)
     np.testing.assert_allclose(REGISTRY["bald"].fn(probs_NTK).numpy(), expected_bald, rtol=1e-6, atol=1e-15)
     assert REGISTRY["bald"].fn(probs_NTK).dtype == torch.float64
+
+
+def test_variation_ratios_in_both_forms_on_a_hand_made_pool():
+    """Gal et al. 2017 print 1 - max_y of the MC-mean; their code counts argmax votes. Candidate 1's samples
+    tie 0.4/0.4: the vote goes to the lower class (numpy's argmax), giving votes 0,0,1,1 (not 1,1,2,1)."""
+    probs_NTK = torch.tensor([
+        [[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.3, 0.6]],     # votes 0,0,1,2
+        [[0.4, 0.4, 0.2], [0.4, 0.4, 0.2], [0.2, 0.4, 0.4], [0.3, 0.4, 0.3]],     # votes 0,0,1,1
+        [[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.5, 0.5, 0.0]],  # votes 0,0,0,0
+    ])
+    np.testing.assert_allclose(REGISTRY["variation_ratios"].fn(probs_NTK).numpy(), [0.6, 0.6, 0.2], atol=1e-7)
+    mode = REGISTRY["variation_ratios_mode"].fn(probs_NTK)
+    assert mode.dtype == torch.float64 and mode.tolist() == [0.5, 0.5, 0.0]
+
+
+def test_variation_ratios_mode_matches_numpy_votes(probs_NTK):
+    p = probs_NTK.numpy()
+    votes = np.array([np.bincount(np.argmax(x, axis=-1), minlength=p.shape[-1]) for x in p])
+    expected = 1 - votes.max(-1) / p.shape[1]
+    np.testing.assert_array_equal(functions.variation_ratios_mode(probs_NTK).numpy(), expected)

@@ -1,9 +1,10 @@
-"""MNIST-format data: IDX reading, locating (and, if needed, downloading) the files, loading a split.
+"""Labelled images: the `ImageSet` type, and loading one from arrays, `.npz` files or MNIST-format IDX directories.
 
-Where the files come from, in order: an explicit ``data_dir`` (``--data-dir``), the directory in
+IDX directories: where the files come from, in order: an explicit ``data_dir`` (``--data-dir``), the directory in
 ``$GAN_ACQUIRE_DATA``, then a per-user cache (``$XDG_CACHE_HOME/gan-acquire/mnist``) that is filled
 from public mirrors on first use. Any directory holding the four MNIST-named IDX files loads, so
-Fashion-MNIST (same file names) works too.
+Fashion-MNIST (same file names) works too. `.npz` files hold ``x_train, y_train, x_test, y_test`` (or ``x, y``);
+arrays and tensors of any N×C×H×W shape and any number of classes go through `as_image_set`.
 """
 
 from __future__ import annotations
@@ -301,6 +302,78 @@ def load_split(
             "replace both with a matching pair (delete and download again)."
         )
     return ImageSet(images_NHW.unsqueeze(1), labels_N.long())
+
+
+def as_image_set(images, labels) -> ImageSet:
+    """An ImageSet (on the CPU) from NumPy arrays or tensors: images [N,H,W] or [N,C,H,W], uint8 (or integers in
+    0..255) or float in [0, 1] (rounded to the nearest of 256 levels); labels [N], integer classes 0..K-1."""
+    images = _as_tensor(images)
+    labels = _as_tensor(labels)
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    if images.dim() != 4:
+        raise ValueError(f"images must be [N,H,W] or [N,C,H,W], got shape {list(images.shape)}; "
+                         "channels-last arrays [N,H,W,C] need x.transpose(0, 3, 1, 2)")
+    if images.is_floating_point():
+        low, high = (images.min().item(), images.max().item()) if images.numel() else (0.0, 0.0)
+        if not (0.0 <= low and high <= 1.0):  # also catches NaN
+            raise ValueError(f"float images must lie in [0, 1], got values from {low} to {high}; divide 0..255 "
+                             "pixels by 255, or give them as uint8")
+        images = images.double().mul(255).round().to(torch.uint8)
+    elif images.dtype != torch.uint8:
+        if images.dtype == torch.bool or images.is_complex():
+            raise ValueError(f"images must be uint8 or float in [0, 1], got {images.dtype}")
+        if images.numel() and (images.min() < 0 or images.max() > 255):
+            raise ValueError(f"integer images must lie in 0..255, got values from {int(images.min())} to "
+                             f"{int(images.max())}; give uint8 pixels or floats in [0, 1]")
+        images = images.to(torch.uint8)
+    if labels.dim() == 2 and labels.shape[1] > 1:
+        raise ValueError(f"labels must be class indices [N], not one-hot [N,K] = {list(labels.shape)}; use y.argmax(1)")
+    if labels.dim() != 1:
+        raise ValueError(f"labels must be a 1-D array [N] of class indices, got shape {list(labels.shape)}; "
+                         "use y.ravel()")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices 0..K-1, got {labels.dtype}; use y.astype(int)")
+    if len(labels) and int(labels.min()) < 0:
+        raise ValueError(f"labels must be class indices 0..K-1, got a label {int(labels.min())}")
+    return ImageSet(images.contiguous(), labels.long())
+
+
+def _as_tensor(array) -> torch.Tensor:
+    """A CPU tensor of a NumPy array, tensor or nested list (NumPy arrays copied so they may be any strides)."""
+    if isinstance(array, torch.Tensor):
+        return array.detach().cpu()
+    return torch.from_numpy(np.array(array))
+
+
+def load_npz(path: str | Path, split: str | None = None) -> ImageSet:
+    """A NumPy ``.npz`` file's images and labels: arrays ``x_<split>`` and ``y_<split>`` (``x_train``, ``y_train``,
+    ``x_test``, ``y_test``), or ``x`` and ``y`` when split is None; x [N,H,W] or [N,C,H,W], y [N] (see as_image_set)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist (or is not a file); give the path of an .npz data set")
+    keys = ("x", "y") if split is None else (f"x_{split}", f"y_{split}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in keys if key not in archive.files]
+            if missing:
+                raise DataError(f"{path} has no array(s) {missing} (it holds {sorted(archive.files)}); an .npz data "
+                                "set needs x_train, y_train, x_test, y_test (or x, y for a single set)")
+            x, y = archive[keys[0]], archive[keys[1]]
+    except (OSError, ValueError, zlib.error) as error:
+        raise DataError(f"{path} cannot be read as an .npz file ({error}); save it with numpy.savez") from None
+    try:
+        return as_image_set(x, y)
+    except ValueError as error:
+        raise DataError(f"{path}: {error}") from None
+
+
+def load_dataset(path: str | Path, split: str) -> ImageSet:
+    """The ``"train"`` or ``"test"`` split of the data set at `path`: an ``.npz`` file (load_npz) or a directory of
+    MNIST-format IDX files (load_split)."""
+    if Path(path).suffix == ".npz":
+        return load_npz(path, split)
+    return load_split(split, path)
 
 
 def class_balanced_indices(labels_N: torch.Tensor, n: int, generator: torch.Generator,

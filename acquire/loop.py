@@ -6,6 +6,8 @@ An arm is (source set, acquisition function, repeat). Each round every arm
   3. trains a fresh classifier from scratch on everything acquired so far, and
   4. measures balanced accuracy and accuracy on the full test set: one CSV row.
 Arms advance round by round together, so a run stopped early still has comparable curves.
+The classifier is Gal et al.'s CNN trained with Adam unless the run is given a model factory and a training
+function; the number of classes K and the image shape [C,H,W] come from the data.
 
 Files in the output directory, all small enough to commit, so that a clone anywhere continues the run:
   config.json        every setting, the seeding scheme and the pool's fingerprint (see `acquire.pool`)
@@ -29,17 +31,20 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import append_csv_row, read_csv_rows, write_atomic, write_csv, write_json, write_text
 from acquire.functions import Acquisition, get_acquisition
-from acquire.mc_dropout import draw_head_masks, mc_dropout_probs
+from acquire.mc_dropout import check_mc_dropout, mc_probs
 from acquire.metrics import accuracy, balanced_accuracy
-from acquire.model import GalCNN, TrainConfig, new_model, predict, train_classifier
+from acquire.model import (ModelFactory, TrainConfig, TrainFn, check_model, check_trainable, make_model, new_model,
+                           predict, seeded_global_rng, train_classifier)
 from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, config_changes, read_json
 from acquire.seeding import derive_seed, make_generator
@@ -50,8 +55,8 @@ CSV_COLUMNS = ["sources", "acquisition", "repeat", "seed", "round", "train_size"
 TIMING_COLUMNS = ["train_seconds", "score_seconds", "eval_seconds"]
 RESUMABLE_CHANGES = {"rounds", "gan_dir", "dataset"}  # config fields a resumed run may change
 STATE_FORMAT = 2
-NUM_CLASSES = 10            # the Gal CNN's output classes
-IMAGE_SHAPE = (1, 28, 28)   # what the Gal CNN takes, [C,H,W]
+DEFAULT_MODEL = "acquire.model:new_model"            # Gal et al.'s CNN for the data's K and [C,H,W]
+DEFAULT_TRAINER = "acquire.model:train_classifier"   # its Adam recipe (TrainConfig)
 # Seeding schemes. "paired": a repeat's model initialisations, training draws and initial images are shared by
 # every source set and acquisition function, so arms compare pairwise. "per_source": they were keyed by the
 # source set too (runs saved before the scheme was recorded).
@@ -69,6 +74,8 @@ class ExperimentConfig:
     seeding: how arms share random draws (SEEDING_SCHEMES).
     dataset: the data set's name for figures (the data directory's name; the pool fingerprint identifies it).
     pool_fingerprint: source set -> source -> {images, sha256}, filled in by the run from its pools.
+    model, trainer: the model factory and training function ('module:name'), filled in by the run; a resume must
+    be given the same ones.
     """
 
     sources: list[str] = field(default_factory=lambda: ["raw"])
@@ -88,6 +95,8 @@ class ExperimentConfig:
     seeding: str = "paired"
     dataset: str = ""
     pool_fingerprint: dict = field(default_factory=dict)
+    model: str = DEFAULT_MODEL
+    trainer: str = DEFAULT_TRAINER
 
     def __post_init__(self):
         if isinstance(self.train, dict):
@@ -100,9 +109,6 @@ class ExperimentConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if self.initial % NUM_CLASSES:
-            raise ValueError(f"initial must be a multiple of the {NUM_CLASSES} classes (class-balanced), "
-                             f"got {self.initial}")
         if self.pool_subset and self.pool_subset < self.per_round:
             raise ValueError(f"pool_subset ({self.pool_subset}) must be 0 (whole pool) or >= per_round ({self.per_round})")
         if not self.sources or not self.acquisitions:
@@ -159,7 +165,7 @@ class ArmState:
     arm: Arm
     acquisition: Acquisition
     pool: CandidatePool
-    model: GalCNN | None = None
+    model: nn.Module | None = None
     rows: list[dict] = field(default_factory=list)
     record: list[dict] = field(default_factory=list)  # per round: index, label, source, score lists
     model_sha256: str = ""  # digest of the classifier a saved state holds (checked when it is restored)
@@ -169,7 +175,7 @@ class ArmState:
         return self.rows[-1]["round"] if self.rows else 0
 
 
-def model_digest(model: GalCNN) -> str:
+def model_digest(model: nn.Module) -> str:
     """sha256 over the classifier's parameters and buffers (names, shapes, float32 bytes)."""
     h = hashlib.sha256()
     for name, tensor in model.state_dict().items():
@@ -178,42 +184,69 @@ def model_digest(model: GalCNN) -> str:
     return h.hexdigest()
 
 
-def initial_indices(pool: CandidatePool, n: int, generator: torch.Generator) -> torch.Tensor:
-    """n real candidates, n/10 per class, drawn at random: global indices [n]."""
+def initial_indices(pool: CandidatePool, n: int, generator: torch.Generator, num_classes: int) -> torch.Tensor:
+    """n real candidates, n/K per class, drawn at random: global indices [n]."""
     real_M = (pool.source_N.cpu() == pool.source_names.index(REAL_SOURCE)).nonzero().squeeze(1)
-    return real_M[class_balanced_indices(pool.labels_N.cpu()[real_M], n, generator)]
+    return real_M[class_balanced_indices(pool.labels_N.cpu()[real_M], n, generator, num_classes)]
 
 
-def check_images(name: str, images: ImageSet) -> None:
-    """Refuse data the Gal CNN cannot take: images other than [N,1,28,28] or labels outside 0..9."""
-    shape = tuple(images.images_NCHW.shape[1:])
-    if shape != IMAGE_SHAPE:
-        raise ValueError(f"{name} has images of shape [C,H,W] = {list(shape)}, but the Gal CNN takes "
-                         f"{list(IMAGE_SHAPE)}; give MNIST-format 28x28 grey-scale data (--data-dir)")
-    if images.images_NCHW.device.type != "meta" and len(images):
+def data_classes(named_sets: dict[str, ImageSet]) -> tuple[tuple[int, int, int], int]:
+    """The image shape [C,H,W] all the sets share and their number of classes K (largest label + 1)."""
+    shapes = {name: tuple(images.images_NCHW.shape[1:]) for name, images in named_sets.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError("the pools and the test set need one image shape [C,H,W]; got "
+                         + ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items()))
+    highest = max(int(images.labels_N.max()) for images in named_sets.values() if len(images))
+    return next(iter(shapes.values())), highest + 1
+
+
+def check_labels(name: str, images: ImageSet, num_classes: int) -> None:
+    """Refuse labels the model cannot predict: outside 0..num_classes-1."""
+    if len(images):
         low, high = int(images.labels_N.min()), int(images.labels_N.max())
-        if low < 0 or high >= NUM_CLASSES:
-            raise ValueError(f"{name} has labels from {low} to {high}, but the Gal CNN has {NUM_CLASSES} classes: "
-                             f"labels must lie in 0..{NUM_CLASSES - 1}; check the label files in --data-dir")
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"{name} has labels from {low} to {high}, but the model has {num_classes} classes: labels "
+                             f"must lie in 0..{num_classes - 1}; check the labels, or give a model with {high + 1} "
+                             "outputs")
+
+
+def callable_name(fn) -> str:
+    """'module:qualname' of a function (of the one a functools.partial wraps; of the class of other callables)."""
+    target = fn.func if isinstance(fn, partial) else fn
+    target = target if hasattr(target, "__qualname__") else type(target)
+    return f"{target.__module__}:{target.__qualname__}"
 
 
 class ActiveLearningRun:
     """Runs (or resumes) every arm of `config` on the given pools, writing into `out_dir`.
 
     pools: source-set name -> CandidatePool on `device` (shared candidates; each arm gets `fresh()` state).
-    test_set: the full test set (uint8 images [N,1,28,28], labels [N]).
+    test_set: the full test set (uint8 images [N,C,H,W], labels [N]).
+    model_factory: (seed, device) -> nn.Module, float images [N,C,H,W] in [0, 1] -> logits [N,K] (default: Gal et
+    al.'s CNN for the data's K and [C,H,W]); MC dropout samples its nn.Dropout layers (GalCNN: the fused scorer).
+    train_fn: (model, uint8 images [N,C,H,W], labels [N], config.train, generator) -> model (default:
+    train_classifier, Adam); torch's global RNG is seeded per arm and round around both.
     Everything is checked before a file is written. Use as a context manager, or call close(), to release
     the directory's lock.
     """
 
     def __init__(self, config: ExperimentConfig, pools: dict[str, CandidatePool], test_set: ImageSet,
-                 out_dir: Path, device: torch.device | str = "cpu", resume: bool = False):
+                 out_dir: Path, device: torch.device | str = "cpu", resume: bool = False,
+                 model_factory: ModelFactory | None = None, train_fn: TrainFn | None = None):
         self.device = torch.device(device)
-        self.config = self._with_fingerprint(config, pools)
+        config = self._with_fingerprint(config, pools)
+        data = {**{f"the pool of {name!r}": pools[name].candidates() for name in config.sources},
+                "the test set": test_set}
+        image_shape, self.data_classes = data_classes(data)
+        self.model_factory = model_factory or partial(new_model, num_classes=self.data_classes, image_shape=image_shape)
+        self.train_fn = train_fn or train_classifier
+        self.config = dataclasses.replace(
+            config, model=callable_name(model_factory) if model_factory else DEFAULT_MODEL,
+            trainer=callable_name(self.train_fn) if train_fn else DEFAULT_TRAINER)
         acquisitions = {name: get_acquisition(name) for name in config.acquisitions}
+        num_classes = self._check_model(config, data, image_shape, acquisitions.values())
         for acquisition in acquisitions.values():
-            acquisition.probe(config.per_round, config.mc_samples, NUM_CLASSES)
-        check_images("the test set", test_set)
+            acquisition.probe(config.per_round, config.mc_samples, num_classes)
         self.out_dir = Path(out_dir)
         self.csv_path = self.out_dir / "rounds.csv"
         self.test_set = test_set.to(self.device)
@@ -253,12 +286,29 @@ class ActiveLearningRun:
             if pool.device != self.device:
                 raise ValueError(f"the pool of {name!r} lives on {pool.device} but the run on {self.device}; build "
                                  f"it with CandidatePool(..., device={str(self.device)!r})")
-            check_images(f"the pool of {name!r}", ImageSet(pool.images_NCHW, pool.labels_N))
             if needed > len(pool):
                 raise ValueError(f"{config.rounds} rounds of {config.per_round} (+{config.initial} initial) need "
                                  f"{needed} candidates but source set {name!r} holds {len(pool)}")
         fingerprint = {name: pools[name].fingerprint for name in config.sources}
         return dataclasses.replace(config, pool_fingerprint=fingerprint)
+
+    def _check_model(self, config: ExperimentConfig, data: dict[str, ImageSet], image_shape: tuple[int, int, int],
+                     acquisitions) -> int:
+        """The model's K, after checking that one made by the factory takes the data's images (`data`: the pools and
+        the test set by name), predicts their labels, can be trained with config.train and (if an acquisition needs
+        it) sampled by MC dropout."""
+        model = make_model(self.model_factory, 0, self.device)
+        num_classes = check_model(model, data["the test set"].images_NCHW[:2].to(self.device), image_shape)
+        for name, images in data.items():
+            check_labels(name, images, num_classes)
+        if self.train_fn is train_classifier:
+            check_trainable(model, config.train)
+        if any(acquisition.needs_mc for acquisition in acquisitions):
+            check_mc_dropout(model, image_shape)
+        if config.initial % self.data_classes:
+            raise ValueError(f"initial must be a multiple of the {self.data_classes} classes (class-balanced), "
+                             f"got {config.initial}")
+        return num_classes
 
     def _load_saved(self) -> None:
         """Read and check config.json, every arm's state and rounds.csv; adopt the states. Writes nothing."""
@@ -367,9 +417,11 @@ class ActiveLearningRun:
         """A fresh classifier, initialised and trained from draws keyed by (seed, repeat, round), on the
         arm's training set."""
         training = state.pool.training_set()
-        state.model = new_model(self._init_seed(state.arm, round_index), self.device)
-        train_classifier(state.model, training.images_NCHW, training.labels_N, self.config.train,
-                         make_generator(*self._seed_keys(state.arm), round_index, "train", device=self.device))
+        state.model = make_model(self.model_factory, self._init_seed(state.arm, round_index), self.device)
+        keys = (*self._seed_keys(state.arm), round_index, "train")
+        with seeded_global_rng(derive_seed(*keys, "global"), self.device):
+            self.train_fn(state.model, training.images_NCHW, training.labels_N, self.config.train,
+                          make_generator(*keys, device=self.device))
 
     def _restore_model(self, state: ArmState) -> None:
         """The classifier the arm held when saved: from the local cache if its digest matches, else re-derived
@@ -377,7 +429,7 @@ class ActiveLearningRun:
         path, expected = self._model_path(state.arm), state.model_sha256
         if path.exists():
             try:
-                model = new_model(0, self.device)
+                model = make_model(self.model_factory, 0, self.device)
                 model.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
                 if model_digest(model) == expected:
                     state.model = model
@@ -396,10 +448,10 @@ class ActiveLearningRun:
     def _start(self, state: ArmState) -> None:
         """A new arm: its untrained classifier, and with config.initial, the class-balanced initial images
         trained on and recorded as round 0."""
-        state.model = new_model(self._init_seed(state.arm, 0), self.device)
+        state.model = make_model(self.model_factory, self._init_seed(state.arm, 0), self.device)
         if self.config.initial:
             chosen = initial_indices(state.pool, self.config.initial,
-                                     make_generator(*self._seed_keys(state.arm), "initial"))
+                                     make_generator(*self._seed_keys(state.arm), "initial"), self.data_classes)
             self._record(state, chosen, None)
             self._train_and_record(state, 0, score_seconds=0.0)
 
@@ -423,9 +475,8 @@ class ActiveLearningRun:
         if state.acquisition.needs_mc:
             if config.pool_subset and len(candidates_M) > config.pool_subset:
                 candidates_M = candidates_M[torch.randperm(len(candidates_M), generator=generator)[:config.pool_subset]]
-            masks = draw_head_masks(state.model, config.mc_samples, make_generator(*keys, "masks", device=self.device))
-            probs_MTK = mc_dropout_probs(state.model, state.pool.images_NCHW[candidates_M.to(self.device)], masks,
-                                         chunk_size=config.score_chunk or None)
+            probs_MTK = mc_probs(state.model, state.pool.images_NCHW[candidates_M.to(self.device)], config.mc_samples,
+                                 make_generator(*keys, "masks", device=self.device), config.score_chunk or None)
         chosen_k, score_k = state.acquisition.choose(probs_MTK, len(candidates_M), config.per_round, generator)
         self._record(state, candidates_M[chosen_k], score_k)
         self._synchronize()

@@ -1,10 +1,17 @@
 """MC-dropout predictions [N, T, K] from T sampled networks ("consistent" dropout).
 
 Each of the T samples is one network ω_t: a dropout mask drawn once per round and shared by every
-candidate. A mask on a layer's input folds into that layer's weights, (h ⊙ m_t) Wᵀ = h (W ⊙ m_t)ᵀ,
-so `mc_dropout_probs` runs the convolutional trunk once per image and the first dense layer of all T
-networks as one matrix product [B, D] x [D, T·H]. `naive_mc_dropout_probs` is the textbook
-version (T full forward passes); it exists for tests and the benchmark.
+candidate. `mc_probs` serves any model:
+
+* GalCNN (it exposes a trunk/head split): a mask on a layer's input folds into that layer's weights,
+  (h ⊙ m_t) Wᵀ = h (W ⊙ m_t)ᵀ, so `mc_dropout_probs` runs the convolutional trunk once per image and the first
+  dense layer of all T networks as one matrix product [B, D] x [D, T·H].
+* any other nn.Module with nn.Dropout layers: `draw_dropout_masks` fixes, per sample t, one mask per dropout
+  layer of that layer's per-example input shape, and `generic_mc_dropout_probs` runs the model T times per chunk
+  (in eval mode) with mask t applied to every candidate by forward hooks.
+
+`naive_mc_dropout_probs` is the textbook version for GalCNN (T full forward passes); it exists for tests and the
+benchmark.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from acquire.model import GalCNN, default_chunk_size, dropout_mask, to_float
 
@@ -92,3 +100,113 @@ def naive_mc_dropout_probs(model: GalCNN, images_NCHW: torch.Tensor, num_samples
     finally:
         model.eval()
     return probs_NTK
+
+
+@dataclass(frozen=True)
+class DropoutMasks:
+    """T sampled networks of a generic model: per nn.Dropout layer (in module order) a mask [T, *input shape]."""
+
+    layers: tuple[nn.Dropout, ...]
+    masks: tuple[torch.Tensor, ...]
+
+    @property
+    def num_samples(self) -> int:
+        return self.masks[0].shape[0]
+
+
+def dropout_layers(model: nn.Module) -> list[nn.Dropout]:
+    """The model's nn.Dropout layers in module order; other dropout kinds, or none at all, are a ValueError."""
+    other_kinds = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+    other = [f"{name} ({type(m).__name__})" for name, m in model.named_modules() if isinstance(m, other_kinds)]
+    if other:
+        raise ValueError(f"MC dropout handles nn.Dropout layers only, but the model has layer(s) {', '.join(other)}; "
+                         "replace them by nn.Dropout")
+    layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    if not layers:
+        raise ValueError(f"the {type(model).__name__} has no nn.Dropout layer, so its MC samples would all be one "
+                         "network; add nn.Dropout layers, or use only acquisition functions without MC (random)")
+    return layers
+
+
+@torch.no_grad()
+def draw_dropout_masks(model: nn.Module, num_samples: int, image_shape: tuple[int, ...],
+                       generator: torch.Generator | None = None) -> DropoutMasks:
+    """Draw T = num_samples inverted-dropout masks for each nn.Dropout layer, shaped like the layer's input for one
+    image [C,H,W] (found by one eval-mode forward pass on a blank image); a layer called twice in one pass applies
+    its mask both times."""
+    if num_samples <= 0:
+        raise ValueError(f"need at least one MC sample, got {num_samples}")
+    layers = dropout_layers(model)
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    shapes: dict[nn.Dropout, tuple[int, ...]] = {}
+
+    def record(layer, inputs, output):
+        shape = tuple(inputs[0].shape[1:])
+        if shapes.setdefault(layer, shape) != shape:
+            raise ValueError(f"an nn.Dropout layer is used at input shapes {list(shapes[layer])} and {list(shape)} in "
+                             "one forward pass; give each use its own nn.Dropout")
+
+    handles = [layer.register_forward_hook(record) for layer in layers]
+    try:
+        model.eval()
+        model(torch.zeros(1, *image_shape, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    used = [layer for layer in layers if layer in shapes]  # a layer the forward pass never calls needs no mask
+    return DropoutMasks(tuple(used), tuple(dropout_mask((num_samples, *shapes[layer]), layer.p, generator, device)
+                                           for layer in used))
+
+
+@torch.no_grad()
+def generic_mc_dropout_probs(model: nn.Module, images_NCHW: torch.Tensor, masks: DropoutMasks,
+                             chunk_size: int | None = None) -> torch.Tensor:
+    """Class probabilities [N, T, K] of the T masked networks for uint8 images [N,C,H,W] (N >= 1), any model.
+
+    The model runs in eval mode; a forward hook makes each nn.Dropout layer multiply its input by mask t, the same
+    for every image of every chunk. Memory is bounded by chunk_size (one forward pass of a chunk at a time).
+    """
+    if len(images_NCHW) == 0:
+        raise ValueError("no candidates to score: images_NCHW is empty")
+    model.eval()
+    chunk_size = chunk_size or default_chunk_size(images_NCHW.device)
+    T = masks.num_samples
+    sample = [0]
+
+    def apply_mask(mask_TX: torch.Tensor):
+        return lambda layer, inputs, output: inputs[0] * mask_TX[sample[0]]
+
+    handles = [layer.register_forward_hook(apply_mask(mask)) for layer, mask in zip(masks.layers, masks.masks)]
+    probs_NTK = None
+    try:
+        for start in range(0, len(images_NCHW), chunk_size):
+            x = to_float(images_NCHW[start:start + chunk_size])
+            for t in range(T):
+                sample[0] = t
+                probs_BK = model(x).softmax(-1)
+                if probs_NTK is None:
+                    probs_NTK = torch.empty(len(images_NCHW), T, probs_BK.shape[1], dtype=probs_BK.dtype,
+                                            device=probs_BK.device)
+                probs_NTK[start:start + len(x), t] = probs_BK
+    finally:
+        for handle in handles:
+            handle.remove()
+    return probs_NTK
+
+
+def check_mc_dropout(model: nn.Module, image_shape: tuple[int, ...]) -> None:
+    """Refuse, with a ValueError, a model that MC dropout cannot sample (a GalCNN always can; another model needs
+    nn.Dropout layers only, each used at one input shape)."""
+    if not isinstance(model, GalCNN):
+        draw_dropout_masks(model, 1, image_shape, torch.Generator().manual_seed(0))
+
+
+def mc_probs(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
+             chunk_size: int | None = None) -> torch.Tensor:
+    """Class probabilities [N, T, K] of T = num_samples networks sampled by consistent MC dropout (masks drawn from
+    `generator`) for uint8 images [N,C,H,W]: the fused scorer for a GalCNN, the generic one for other models."""
+    if isinstance(model, GalCNN):
+        return mc_dropout_probs(model, images_NCHW, draw_head_masks(model, num_samples, generator), chunk_size)
+    masks = draw_dropout_masks(model, num_samples, tuple(images_NCHW.shape[1:]), generator)
+    return generic_mc_dropout_probs(model, images_NCHW, masks, chunk_size)

@@ -1,14 +1,17 @@
-"""Gal et al. (2017)'s MNIST CNN and its from-scratch training.
+"""Classifiers: Gal et al. (2017)'s CNN, the model factories the loop builds any classifier with, and training.
 
-The network is split where MC dropout needs it: a deterministic convolutional `trunk`
-(images -> features [N, 3872]) and a stochastic `head` (features -> logits [N, K]) that
-holds both dropout layers.
+Gal's network is split where MC dropout needs it: a deterministic convolutional `trunk`
+(images -> features [N, 3872] for MNIST) and a stochastic `head` (features -> logits [N, K]) that
+holds both dropout layers. Any other nn.Module mapping float images [N,C,H,W] in [0, 1] to logits [N,K]
+works too, made by a `ModelFactory` (seed, device) -> nn.Module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -32,12 +35,15 @@ def dropout_mask(shape: tuple[int, ...], p: float, generator: torch.Generator | 
 class GalCNN(nn.Module):
     """conv 32@4x4, relu, conv 32@4x4, relu, maxpool 2, dropout .25, dense 128, relu, dropout .5, dense K.
 
-    forward: float images [N,1,28,28] -> logits [N,K].
+    forward: float images [N,C,S,S] (MNIST: [N,1,28,28]) -> logits [N,K]; `image_shape` is (C,S,S).
     """
 
     def __init__(self, num_classes: int = 10, image_size: int = 28, in_channels: int = 1,
                  conv_dropout: float = 0.25, dense_dropout: float = 0.5, hidden: int = 128):
         super().__init__()
+        if image_size < 8:
+            raise ValueError(f"Gal et al.'s CNN needs images of at least 8x8 pixels, got {image_size}x{image_size}")
+        self.image_shape = (in_channels, image_size, image_size)
         self.conv1 = nn.Conv2d(in_channels, 32, kernel_size=4)
         self.conv2 = nn.Conv2d(32, 32, kernel_size=4)
         side = (image_size - 6) // 2
@@ -50,7 +56,7 @@ class GalCNN(nn.Module):
 
 
     def trunk(self, x_NCHW: torch.Tensor) -> torch.Tensor:
-        """Deterministic part: float images [N,1,28,28] -> features [N, feature_dim]."""
+        """Deterministic part: float images [N,C,S,S] -> features [N, feature_dim]."""
         h = F.relu(self.conv1(x_NCHW.contiguous(memory_format=torch.channels_last)))
         h = F.relu(self.conv2(h))
         return F.max_pool2d(h, 2).flatten(1)
@@ -96,24 +102,95 @@ class TrainConfig:
                              f"weight_decay={self.weight_decay}, dense_l2_c={self.dense_l2_c}")
 
 
-def new_model(seed: int, device: torch.device | str, num_classes: int = 10) -> GalCNN:
-    """A freshly initialised GalCNN whose weights depend only on `seed`: drawn on the CPU (from the CPU RNG
-    alone, restored afterwards; no CUDA RNG is touched), then moved to `device`."""
+ModelFactory = Callable[[int, torch.device], nn.Module]
+"""(seed, device) -> a freshly initialised classifier on `device`: float images [N,C,H,W] in [0, 1] -> logits [N,K]."""
+
+TrainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, TrainConfig, torch.Generator], nn.Module]
+"""(model, uint8 images [N,C,H,W], labels [N], config, generator) -> the model, trained in place (train_classifier)."""
+
+
+def new_model(seed: int, device: torch.device | str, num_classes: int = 10,
+              image_shape: tuple[int, int, int] = (1, 28, 28)) -> GalCNN:
+    """A freshly initialised GalCNN for images [C,S,S] whose weights depend only on `seed`: drawn on the CPU
+    (from the CPU RNG alone, restored afterwards; no CUDA RNG is touched), then moved to `device`."""
+    channels, height, width = image_shape
+    if height != width:
+        raise ValueError(f"Gal et al.'s CNN takes square images, got [C,H,W] = {list(image_shape)}; crop or pad "
+                         "them to a square, or pass a model factory built for this shape")
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
-        model = GalCNN(num_classes=num_classes)
+        model = GalCNN(num_classes=num_classes, image_size=height, in_channels=channels)
     return model.to(device)
 
 
-def train_classifier(model: GalCNN, images_NCHW: torch.Tensor, labels_N: torch.Tensor,
-                     config: TrainConfig, generator: torch.Generator) -> GalCNN:
-    """Train `model` in place with Adam on uint8 images [N,1,28,28] / labels [N] already on its device.
+@contextmanager
+def seeded_global_rng(seed: int, device: torch.device | str) -> Iterator[None]:
+    """Inside the block torch's global RNG (the CPU's, and `device`'s if it is a GPU) is seeded by `seed`; after it,
+    restored. Makes models that draw from it (nn.Dropout, default initialisations) reproducible."""
+    device = torch.device(device)
+    gpus = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
+        torch.default_generator.manual_seed(seed)
+        for gpu in gpus:
+            with torch.cuda.device(gpu):
+                torch.cuda.manual_seed(seed)
+        yield
 
-    Shuffling and dropout draw from `generator` only, so a (seed, data) pair gives the same weights.
+
+def make_model(factory: ModelFactory, seed: int, device: torch.device | str) -> nn.Module:
+    """factory(seed, device), called with torch's global RNG seeded by `seed` (see seeded_global_rng), so that a
+    factory that only constructs layers gives weights that depend on `seed` alone."""
+    device = torch.device(device)
+    with seeded_global_rng(seed, device):
+        model = factory(seed, device)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"the model factory returned a {type(model).__name__}, not a torch.nn.Module; it must be "
+                         "a function (seed, device) -> nn.Module")
+    return model
+
+
+@torch.no_grad()
+def check_model(model: nn.Module, example_NCHW: torch.Tensor, image_shape: tuple[int, int, int]) -> int:
+    """The model's number of classes K, after checking that it takes images [C,H,W] = image_shape: the shape it
+    declares (`image_shape` attribute), if any, must match, and on uint8 images example_NCHW [n,C,H,W] (on the run's
+    device) its forward pass must give logits [n,K]."""
+    declared = getattr(model, "image_shape", None)
+    if declared is not None and tuple(declared) != tuple(image_shape):
+        raise ValueError(f"the data has images of shape [C,H,W] = {list(image_shape)}, but the model takes "
+                         f"{list(declared)}; give data of the model's shape, or a model built for the data")
+    model.eval()
+    try:
+        logits = model(to_float(example_NCHW))
+    except Exception as error:
+        raise ValueError(f"the model cannot take images [C,H,W] = {list(image_shape)} on {example_NCHW.device} "
+                         f"({type(error).__name__}: {error}); make the factory build it for this shape and put it on "
+                         "the device it is given") from None
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or len(logits) != len(example_NCHW):
+        got = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"the model must map images [N,C,H,W] to logits [N,K]; for N = {len(example_NCHW)} it "
+                         f"returned {got}")
+    return logits.shape[1]
+
+
+def check_trainable(model: nn.Module, config: TrainConfig) -> None:
+    """Refuse a TrainConfig that `model` cannot be trained with by train_classifier (dense_l2_c needs GalCNN's fc1)."""
+    if config.dense_l2_c and not isinstance(getattr(model, "fc1", None), nn.Linear):
+        raise ValueError(f"dense_l2_c={config.dense_l2_c} penalises the first dense layer `fc1` of Gal et al.'s CNN, "
+                         f"which this {type(model).__name__} lacks; set dense_l2_c to 0 or pass a training function")
+
+
+def train_classifier(model: nn.Module, images_NCHW: torch.Tensor, labels_N: torch.Tensor,
+                     config: TrainConfig, generator: torch.Generator) -> nn.Module:
+    """Train `model` in place with Adam on uint8 images [N,C,H,W] / labels [N] already on its device.
+
+    Shuffling draws from `generator`, and so does a GalCNN's dropout, so a (seed, data) pair gives the same weights;
+    other models' dropout draws from torch's global RNG (which the loop seeds per arm and round).
     """
     n = len(labels_N)
     if n == 0:
         raise ValueError("cannot train on an empty training set")
+    check_trainable(model, config)
+    forward = partial(model, generator=generator) if isinstance(model, GalCNN) else model
     x = to_float(images_NCHW)
     dense_l2 = config.dense_l2_c / n
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -122,7 +199,7 @@ def train_classifier(model: GalCNN, images_NCHW: torch.Tensor, labels_N: torch.T
         order = torch.randperm(n, generator=generator, device=generator.device).to(x.device)
         for start in range(0, n, config.batch_size):
             batch = order[start:start + config.batch_size]
-            loss = F.cross_entropy(model(x[batch], generator=generator), labels_N[batch])
+            loss = F.cross_entropy(forward(x[batch]), labels_N[batch])
             if dense_l2:
                 loss = loss + dense_l2 * model.fc1.weight.square().sum()
             optimiser.zero_grad(set_to_none=True)
@@ -140,13 +217,13 @@ def default_chunk_size(device: torch.device | str) -> int:
 @torch.no_grad()
 def map_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], images_NCHW: torch.Tensor,
                   chunk_size: int | None = None) -> torch.Tensor:
-    """fn applied to consecutive chunks of images [N,1,28,28] (no grad), its outputs concatenated on dim 0."""
+    """fn applied to consecutive chunks of images [N,C,H,W] (no grad), its outputs concatenated on dim 0."""
     chunk_size = chunk_size or default_chunk_size(images_NCHW.device)
     starts = range(0, max(1, len(images_NCHW)), chunk_size)  # an empty input still gives fn's empty output
     return torch.cat([fn(images_NCHW[start:start + chunk_size]) for start in starts])
 
 
-def predict(model: GalCNN, images_NCHW: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """Deterministic (dropout off) predicted labels [N] for uint8 images [N,1,28,28]."""
+def predict(model: nn.Module, images_NCHW: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """Deterministic (dropout off) predicted labels [N] for uint8 images [N,C,H,W]."""
     model.eval()
     return map_in_chunks(lambda chunk: model(to_float(chunk)).argmax(1), images_NCHW, batch_size)

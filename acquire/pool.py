@@ -88,6 +88,10 @@ class CandidatePool:
         """Global indices of all acquired candidates [n], in acquisition order."""
         return torch.cat(self.rounds) if self.rounds else torch.empty(0, dtype=torch.long)
 
+    def candidates(self) -> ImageSet:
+        """Every candidate, acquired or not, as an ImageSet (no copies)."""
+        return ImageSet(self.images_NCHW, self.labels_N)
+
     def training_set(self) -> ImageSet:
         """The acquired candidates as an ImageSet (on the pool's device)."""
         index_n = self.acquired_index.to(self.device)

@@ -8,14 +8,16 @@ stop_before_work(__name__)  # before the slow imports below
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from acquire.api import Experiment  # noqa: E402
 from acquire.data import load_split, resolve_data_dir  # noqa: E402
 from acquire.functions import get_acquisition  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
-from acquire.loop import ActiveLearningRun, ExperimentConfig  # noqa: E402
-from acquire.model import TrainConfig  # noqa: E402
-from acquire.plotting import final_table, format_final_table, plot_curves, protocol_text, read_curves  # noqa: E402
+from acquire.loop import ExperimentConfig  # noqa: E402
+from acquire.model import TrainConfig, new_model  # noqa: E402
+from acquire.plotting import final_table, format_final_table, read_curves  # noqa: E402
 from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
 from acquire.rundir import CONFIG_FILE  # noqa: E402
 from gans.registry import get_family  # noqa: E402
@@ -50,6 +52,7 @@ PRESETS = {
     "paper": {},
     "quick": {"rounds": 8, "epochs": 20, "repeats": 2, "pool_subset": 2000},
 }
+MNIST_MODEL = partial(new_model, num_classes=10, image_shape=(1, 28, 28))  # data of another shape or K is refused
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "dense_l2_c")
 CONFIG_FLAGS = ("sources", "acquisitions", "rounds", "per_round", "initial", "repeats", "mc_samples", "pool_subset",
                 "seed", "generated_per_class")
@@ -154,15 +157,13 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     config.dataset = resolve_data_dir(args.data_dir).name
     pools = build_pools(config, args.data_dir, device)
-    with ActiveLearningRun(config, pools, load_split("test", args.data_dir), args.out, device, args.resume) as active_run:
-        print(f"{len(active_run.arms)} arms x {config.rounds} rounds on {device}; writing {active_run.csv_path}",
+    with Experiment(config, pools, load_split("test", args.data_dir), args.out, model=MNIST_MODEL, device=device,
+                    resume=args.resume) as experiment:
+        print(f"{len(experiment.loop.arms)} arms x {config.rounds} rounds on {device}; writing {experiment.csv_path}",
               file=sys.stderr)
-        csv_path = active_run.run(progress=not args.no_progress)
-    curves = read_curves([csv_path])
-    plot_path = plot_curves(curves, args.out / "curves.png", title=", ".join(config.sources), dataset=config.dataset,
-                            protocol=protocol_text(config.to_dict()))
-    print(format_final_table(final_table(curves)))
-    print(f"wrote {csv_path} and {plot_path}")
+        experiment.run(progress=not args.no_progress)
+    print(format_final_table(final_table(read_curves([experiment.csv_path]))))
+    print(f"wrote {experiment.csv_path} and {experiment.plot_path}")
     return 0
 
 

@@ -331,3 +331,60 @@ def test_imageset_rejects_bad_tensors(images, labels, problem):
 def test_unknown_split_is_rejected():
     with pytest.raises(ValueError, match="train"):
         load_split("validation")
+
+
+# --- arrays, tensors and .npz files --------------------------------------------------------------
+
+
+def test_arrays_and_tensors_of_any_shape_become_uint8_image_sets():
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (5, 3, 4, 6), dtype=np.uint8)
+    from_numpy = data.as_image_set(pixels, np.array([0, 3, 1, 2, 3]))
+    assert from_numpy.images_NCHW.shape == (5, 3, 4, 6) and from_numpy.labels_N.dtype == torch.int64
+    from_floats = data.as_image_set(torch.from_numpy(pixels / 255.0), torch.tensor([0, 3, 1, 2, 3], dtype=torch.int32))
+    assert torch.equal(from_floats.images_NCHW, from_numpy.images_NCHW)  # floats round to the nearest of 256 levels
+    grey = data.as_image_set(pixels[:, 0].astype(np.int64), [1, 1, 0, 0, 2])  # [N,H,W] integers in 0..255
+    assert grey.images_NCHW.shape == (5, 1, 4, 6) and grey.images_NCHW.dtype == torch.uint8
+    assert data.as_image_set(pixels[:, :, ::-1, :], np.zeros(5, int)).images_NCHW.shape == (5, 3, 4, 6)  # any strides
+
+
+@pytest.mark.parametrize("images, labels, problem", [
+    (np.zeros((2, 3)), [0, 1], r"\[N,H,W\] or \[N,C,H,W\]"),
+    (np.full((2, 4, 4), 1.5), [0, 1], r"float images must lie in \[0, 1\].*divide"),
+    (np.full((2, 4, 4), np.nan), [0, 1], r"float images must lie in \[0, 1\]"),
+    (np.full((2, 4, 4), 300), [0, 1], "integer images must lie in 0..255"),
+    (np.zeros((2, 4, 4)), np.eye(2), "not one-hot.*argmax"),
+    (np.zeros((2, 4, 4)), np.array([0.0, 1.0]), "integer class indices.*astype"),
+    (np.zeros((2, 4, 4)), [0, -1], "got a label -1"),
+    (np.zeros((2, 4, 4)), [0, 1, 2], "2 images but 3 labels"),
+])
+def test_bad_arrays_are_refused_with_the_fix(images, labels, problem):
+    with pytest.raises(ValueError, match=problem):
+        data.as_image_set(images, labels)
+
+
+def test_npz_files_load_by_split_or_as_one_set(tmp_path):
+    rng = np.random.default_rng(1)
+    x, y = rng.random((6, 3, 8, 8)).astype(np.float32), rng.integers(0, 5, 6)
+    np.savez(tmp_path / "splits.npz", x_train=x[:4], y_train=y[:4], x_test=x[4:], y_test=y[4:])
+    grey = (x[:, 0] * 255).round().astype(np.uint8)
+    np.savez(tmp_path / "one.npz", x=grey, y=y)
+    train, test = (data.load_dataset(tmp_path / "splits.npz", split) for split in ("train", "test"))
+    assert train.images_NCHW.shape == (4, 3, 8, 8) and test.labels_N.tolist() == y[4:].tolist()
+    one = data.load_npz(tmp_path / "one.npz")
+    assert one.images_NCHW.shape == (6, 1, 8, 8) and torch.equal(one.images_NCHW[:, 0], torch.from_numpy(grey))
+    with pytest.raises(DataError, match=r"no array\(s\) \['x', 'y'\] \(it holds \['x_test'.*x_train, y_train"):
+        data.load_npz(tmp_path / "splits.npz")
+    with pytest.raises(DataError, match="does not exist"):
+        data.load_npz(tmp_path / "missing.npz", "train")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="cannot be read as an .npz"):
+        data.load_npz(tmp_path / "bad.npz", "train")
+    np.savez(tmp_path / "floats.npz", x=x * 2, y=y)
+    with pytest.raises(DataError, match=r"floats.npz: float images must lie in \[0, 1\]"):
+        data.load_npz(tmp_path / "floats.npz")
+
+
+def test_load_dataset_reads_an_idx_directory_too(tmp_path):
+    directory = make_dir(tmp_path / "idx", 3)
+    assert torch.equal(data.load_dataset(directory, "test").labels_N, load_split("test", directory).labels_N)

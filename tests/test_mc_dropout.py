@@ -1,10 +1,13 @@
-"""The fused MC-dropout scorer equals T full forward passes with the same sampled networks."""
+"""MC dropout: the fused scorer equals T full forward passes with the same sampled networks, and the generic path
+for any nn.Module equals a naive per-image loop (and, on Gal's CNN written with nn.Dropout, the fused scorer)."""
 
 import pytest
 import torch
+from torch import nn
 
-from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, naive_mc_dropout_probs
-from acquire.model import new_model
+from acquire.mc_dropout import (DropoutMasks, check_mc_dropout, draw_dropout_masks, draw_head_masks,
+                                generic_mc_dropout_probs, mc_dropout_probs, mc_probs, naive_mc_dropout_probs)
+from acquire.model import GalCNN, new_model, to_float
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +52,88 @@ def test_naive_without_masks_draws_per_image_masks(model_and_images):
 def test_rejects_zero_samples(model_and_images):
     with pytest.raises(ValueError, match="MC sample"):
         draw_head_masks(model_and_images[0], 0)
+
+
+# ---- the generic path: any nn.Module with nn.Dropout layers ------------------------------------------------------
+
+def small_net(seed: int = 0) -> nn.Module:
+    """conv, relu, maxpool, flatten, dropout .3, dense, relu, dropout .6, dense 10: float images [N,1,28,28]."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 4, 5), nn.ReLU(), nn.MaxPool2d(4), nn.Flatten(), nn.Dropout(0.3),
+                         nn.Linear(4 * 6 * 6, 16), nn.ReLU(), nn.Dropout(0.6), nn.Linear(16, 10))
+
+
+def naive_sequential_probs(net: nn.Sequential, images_NCHW: torch.Tensor, masks: DropoutMasks) -> torch.Tensor:
+    """[N, T, K] by hand: one image at a time, layer by layer, Dropout layer i multiplying by its mask [t]."""
+    mask_of = dict(zip(masks.layers, masks.masks))
+    probs = torch.empty(len(images_NCHW), masks.num_samples, 10)
+    with torch.no_grad():
+        for t in range(masks.num_samples):
+            for n in range(len(images_NCHW)):
+                h = to_float(images_NCHW[n:n + 1])
+                for layer in net:
+                    h = h * mask_of[layer][t] if isinstance(layer, nn.Dropout) else layer(h)
+                probs[n, t] = h.softmax(-1)[0]
+    return probs
+
+
+def test_generic_equals_a_naive_per_image_loop_with_the_same_masks(model_and_images, one_thread):
+    images = model_and_images[1][:20]
+    net = small_net()
+    masks = draw_dropout_masks(net, 6, (1, 28, 28), torch.Generator().manual_seed(0))
+    assert [m.shape for m in masks.masks] == [(6, 144), (6, 16)]  # per dropout layer: [T, per-image input shape]
+    generic = generic_mc_dropout_probs(net, images, masks, chunk_size=7)  # chunks of 7, 7, 6 share the masks
+    torch.testing.assert_close(generic, naive_sequential_probs(net, images, masks), atol=1e-6, rtol=1e-5)
+
+
+def test_generic_samples_networks_not_per_image_masks(model_and_images):
+    images = model_and_images[1][:1].repeat(3, 1, 1, 1)
+    probs = mc_probs(small_net(), images, 5, torch.Generator().manual_seed(1), chunk_size=2)
+    torch.testing.assert_close(probs[0], probs[1])  # network t is the same for every candidate, across chunks too
+    torch.testing.assert_close(probs[0], probs[2])
+    assert not torch.allclose(probs[0, 0], probs[0, 1])
+    torch.testing.assert_close(probs.sum(-1), torch.ones(3, 5))
+
+
+def gal_as_sequential(model: GalCNN) -> nn.Sequential:
+    """The same network as `model` (shared weights) written with nn.Dropout layers, for the generic path."""
+    return nn.Sequential(model.conv1, nn.ReLU(), model.conv2, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Dropout(model.conv_dropout), model.fc1, nn.ReLU(), nn.Dropout(model.dense_dropout),
+                         model.fc2)
+
+
+def test_generic_path_on_gal_cnn_matches_the_fused_scorer(model_and_images, one_thread):
+    model, images = model_and_images
+    fused = mc_probs(model, images, 8, torch.Generator().manual_seed(3))
+    generic = mc_probs(gal_as_sequential(model), images, 8, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(generic, fused, atol=1e-6, rtol=1e-5)  # the same masks are drawn in the same order
+
+
+def test_generic_masks_have_each_layers_rate_and_scaling():
+    masks = draw_dropout_masks(small_net(), 300, (1, 28, 28), torch.Generator().manual_seed(2))
+    for mask, p in zip(masks.masks, (0.3, 0.6)):
+        torch.testing.assert_close(mask.unique(), torch.tensor([0.0, 1 / (1 - p)]))
+        assert abs((mask == 0).float().mean().item() - p) < 0.02
+
+
+@pytest.mark.parametrize("net, message", [
+    (nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), "no nn.Dropout layer"),
+    (nn.Sequential(nn.Dropout2d(0.5), nn.Flatten(), nn.Linear(784, 10)),
+     r"layer\(s\) 0 \(Dropout2d\); replace them by nn.Dropout"),
+])
+def test_models_that_cannot_be_sampled_are_refused(net, message):
+    with pytest.raises(ValueError, match=message):
+        check_mc_dropout(net, (1, 28, 28))
+
+
+def test_a_dropout_layer_used_at_two_shapes_is_refused():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop, self.fc = nn.Dropout(0.5), nn.Linear(28, 10)
+
+        def forward(self, x):
+            return self.fc(self.drop(self.drop(x).mean(2))).flatten(1)
+
+    with pytest.raises(ValueError, match="used at input shapes"):
+        draw_dropout_masks(Twice(), 2, (1, 28, 28))

@@ -49,3 +49,11 @@ def test_errors(pool):
         pool.acquire(torch.arange(1, 9))
     with pytest.raises(ValueError, match="at least one source"):
         CandidatePool({})
+
+
+def test_sources_of_any_one_image_shape_join_and_mixed_shapes_are_refused():
+    colour = ImageSet(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.arange(4))
+    pool = CandidatePool({"raw": colour, "more": colour.subset(torch.arange(2))})
+    assert pool.images_NCHW.shape == (6, 3, 32, 32) and pool.fingerprint["more"]["images"] == 2
+    with pytest.raises(ValueError, match=r"same image shape \[C,H,W\]"):
+        CandidatePool({"raw": colour, "grey": image_set(2, 1)})

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "generated beside 60,000 real, so random acquisition draws both equally)")
     p.add_argument("--acquisitions", type=comma_list,
                    help="comma-separated acquisition functions: random, bald, max_entropy, variation_ratios, "
-                        "mean_std, power_bald, or package.module:function (default: random,bald)")
+                        "variation_ratios_mode, mean_std, power_bald, batchbald, or package.module:function "
+                        "(default: random,bald)")
     p.add_argument("--rounds", type=int, help="acquisition rounds (default: 50)")
     p.add_argument("--per-round", type=int, help="candidates acquired per round (default: 10)")
     p.add_argument("--initial", type=int,

@@ -41,3 +41,43 @@ def acquired_class_counts(run_dir: Path, sizes: list[int]) -> pd.DataFrame:
                 rows.append({"sources": sources, "acquisition": acquisition, "repeat": repeat, "train_size": size,
                              **{str(c): n for c, n in enumerate(counts)}})
     return pd.DataFrame(rows)
+
+
+def cumulative_class_counts(run_dir: Path) -> pd.DataFrame:
+    """Per arm and training-set size (every size the arm reached): how many of its acquisitions so far were of
+    each class (columns '0'..'K-1'), one row per arm and size."""
+    arms = acquired_labels(run_dir)
+    sizes = sorted({n for labels in arms.values() for n in range(1, len(labels) + 1)})
+    return acquired_class_counts(run_dir, sizes)
+
+
+def plot_class_counts(run_dir: Path, out_path: Path, title: str = "") -> Path:
+    """One panel per (sources, acquisition): acquired images of each class against the training-set size, the
+    mean over repeats as a line per class, up to the size every repeat reached (a class that is never acquired
+    stays on the axis: starvation)."""
+    from matplotlib.figure import Figure
+
+    from acquire.files import write_atomic
+
+    table = cumulative_class_counts(run_dir)
+    classes = [c for c in table.columns if c.isdigit()]
+    arms = list(dict.fromkeys(zip(table["sources"], table["acquisition"])))
+    columns = min(len(arms), 4)
+    rows = -(-len(arms) // columns)
+    figure = Figure(figsize=(4 * columns, 3.2 * rows + 0.6))
+    for i, (sources, acquisition) in enumerate(arms):
+        axes = figure.add_subplot(rows, columns, i + 1)
+        part = table[(table["sources"] == sources) & (table["acquisition"] == acquisition)]
+        repeats = part["repeat"].nunique()
+        reached_by_all = part.groupby("train_size")["repeat"].nunique() == repeats  # the mean of a fixed set
+        mean = part.groupby("train_size")[classes].mean()[reached_by_all]
+        for c in classes:
+            axes.plot(mean.index, mean[c], label=c, color=f"C{int(c) % 10}", linewidth=1.2)
+        axes.set_title(f"{sources} / {acquisition} (mean of {repeats} repeat{'s' * (repeats != 1)})", fontsize=9)
+        axes.set_xlabel("training-set size")
+        axes.set_ylabel("acquired images of the class")
+        axes.grid(alpha=0.3)
+    figure.axes[0].legend(title="class", fontsize=7, ncol=2)
+    figure.suptitle(title or f"What each arm acquired, by class ({Path(run_dir).name})")
+    figure.tight_layout()
+    return write_atomic(Path(out_path), lambda tmp: figure.savefig(tmp, dpi=110))

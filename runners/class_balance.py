@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from acquire.diagnostics import acquired_class_counts
+from acquire.diagnostics import acquired_class_counts, plot_class_counts
 from acquire.files import write_csv
 from runners.cli import int_list, run_guarded
 
@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int_list, default=[50, 100, 200, 300],
                    help="comma-separated training-set sizes (default: 50,100,200,300)")
     p.add_argument("--out", type=Path, help="also write the table as CSV here")
+    p.add_argument("--plot", type=Path,
+                   help="also draw every arm's acquisitions by class against the training-set size (PNG)")
     args = p.parse_args(argv)
     return run_guarded(lambda: report(args), "nothing was written")
 
@@ -29,6 +31,8 @@ def report(args: argparse.Namespace) -> int:
     print(table.to_string(index=False))
     if args.out:
         write_csv(args.out, list(table.columns), table.to_dict("records"))
+    if args.plot:
+        print(f"wrote {plot_class_counts(args.run_dir, args.plot)}")
     return 0
 
 

@@ -148,6 +148,15 @@ def test_class_counts_of_acquisitions_add_up(tiny_train, tiny_test, tmp_path):
     assert (table[[str(c) for c in range(10)]].sum(axis=1) == table["train_size"]).all()
 
 
+def test_the_class_figure_draws_a_line_per_class_for_each_kind_of_arm(tiny_train, tiny_test, tmp_path):
+    from acquire.diagnostics import cumulative_class_counts, plot_class_counts
+    run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=2, repeats=2)).run(progress=False)
+    table = cumulative_class_counts(tmp_path)
+    assert sorted(table["train_size"].unique()) == list(range(1, 11)) and len(table) == 2 * 2 * 10
+    path = plot_class_counts(tmp_path, tmp_path / "classes.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 SAVED_RUNS = Path(__file__).parent / "data" / "format2_run"
 
 

@@ -1,9 +1,10 @@
 """Resumable sweeps: a list of independent cells (e.g. method x training-set size x repeat), one CSV row each.
 
-The baselines (runners.dada_lowdata, runners.ratio_sweep) are tables, not learning curves: every cell trains
-one classifier from scratch and measures it once. `SweepSettings` turns a runner's flags into its config: for
-a new sweep the defaults, preset and flags; for --resume the saved config.json, which supplies every setting
-(flags given with --resume must change nothing, or be among the resumable ones). A `Sweep` owns the output
+The baselines (the cells of gans.lowdata and acquire.ratio_cells, run by runners.dada_lowdata and
+runners.ratio_sweep) are tables, not learning curves: every cell trains one classifier from scratch and
+measures it once. `SweepSettings` turns a runner's flags into its config: for a new sweep the defaults, preset
+and flags; for --resume the saved config.json, which supplies every setting (flags given with --resume must
+change nothing, or be among the resumable ones). A `Sweep` owns the output
 directory the way the active loop does: a lock against a second process, config.json, and results.csv,
 appended and flushed after every cell and never rewritten. A killed sweep rerun with --resume skips the
 cells already in the CSV (a torn last line is dropped and its cell rerun); every cell derives its randomness

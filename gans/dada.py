@@ -33,7 +33,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
-from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family,
+from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family, seeded_weights,
                            train_images_to_float)
 
 NUM_CLASSES = 10                  # k
@@ -227,10 +227,7 @@ def init_networks(config: DadaConfig, real_NCHW: torch.Tensor, labels_N: torch.T
 
     G is initialised on z for INIT_BATCH random labels of the data, C on the same INIT_BATCH real images.
     """
-    with torch.random.fork_rng(devices=[]):
-        # the CPU RNG only (restored on exit): weights are drawn on the CPU, no CUDA RNG is touched
-        torch.default_generator.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator,
-                                                              device=generator.device)))
+    with seeded_weights(generator):
         gen, disc = DadaGenerator(config), DadaDiscriminator(config)
     gen, disc = gen.to(real_NCHW.device), disc.to(real_NCHW.device, memory_format=torch.channels_last)
     index_B = torch.randperm(len(labels_N), generator=generator, device=generator.device)[:INIT_BATCH]

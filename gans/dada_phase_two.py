@@ -37,7 +37,7 @@ from acquire.data import ImageSet
 from acquire.model import map_in_chunks
 from gans.dada import (INIT_BATCH, OUTPUT_INIT_STD, DadaConfig, DadaDiscriminator, data_dependent_init,
                        weight_normed_layers)
-from gans.registry import ConditionalGenerator, batch_indices, train_images_to_float
+from gans.registry import ConditionalGenerator, batch_indices, seeded_weights, train_images_to_float
 
 BACKGROUND = -1.0   # the background value of images in the GAN range [-1, 1] (augmentation fills with it)
 LOG_EVERY = 25      # steps between progress-bar loss updates
@@ -85,9 +85,7 @@ def phase_two_loss(logits_real_N2K: torch.Tensor, labels_real_N: torch.Tensor,
 def new_classifier(config: DadaConfig, images: ImageSet, generator: torch.Generator, device) -> DadaDiscriminator:
     """An untrained C on `device`: weights drawn from `generator`, then data-dependently initialised (as in phase I)
     on up to INIT_BATCH of the real uint8 `images`."""
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator,
-                                                              device=generator.device)))
+    with seeded_weights(generator):
         classifier = DadaDiscriminator(config)
     classifier = classifier.to(device, memory_format=torch.channels_last)
     real_NCHW, _ = train_images_to_float(images, device)

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
-from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family,
+from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family, seeded_weights,
                            train_images_to_float)
 
 IMAGE_SIZE = 28
@@ -149,12 +149,9 @@ def build_discriminator(config: DCGANConfig) -> DCGANDiscriminator:
 def init_networks(config: DCGANConfig, device, generator: torch.Generator) -> tuple[DCGANGenerator,
                                                                                   DCGANDiscriminator]:
     """Freshly initialised (generator, discriminator) on `device`, seeded by one draw from `generator`."""
-    device = torch.device(device)
-    with torch.random.fork_rng(devices=[]):
-        # the CPU RNG only (restored on exit): weights are drawn on the CPU, no CUDA RNG is touched
-        torch.default_generator.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator,
-                                                              device=generator.device)))
-        return build(config).to(device), build_discriminator(config).to(device)
+    with seeded_weights(generator):
+        netG, netD = build(config), build_discriminator(config)
+    return netG.to(device), netD.to(device)
 
 
 def adversarial_step(netG: DCGANGenerator, netD: DCGANDiscriminator, optG, optD, real_NCHW: torch.Tensor,

@@ -35,7 +35,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
-from gans.registry import ConditionalGenerator, TrainingSession, register_family, train_images_to_float
+from gans.registry import (ConditionalGenerator, TrainingSession, register_family, seeded_weights,
+                           train_images_to_float)
 
 PAD = 2                # MNIST 28x28 -> 32x32
 BASE_RESOLUTION = 4
@@ -302,15 +303,6 @@ def phase_steps(config: PgganConfig) -> list[int]:
                       / config.batch_sizes[level]) for index, (level, _) in enumerate(phases)]
 
 
-def seeded_init(module_class, config: PgganConfig, generator: torch.Generator) -> nn.Module:
-    """module_class(config) with weights drawn from a seed taken from `generator`."""
-    with torch.random.fork_rng(devices=[]):
-        # the CPU RNG only (restored on exit): weights are drawn on the CPU, no CUDA RNG is touched
-        torch.default_generator.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator,
-                                                              device=generator.device)))
-        return module_class(config)
-
-
 def check_every_class(labels_N: torch.Tensor, num_classes: int) -> None:
     """ValueError unless labels [N] hold every class (label-grouped batches draw reals of each digit)."""
     counts_K = torch.bincount(labels_N.cpu(), minlength=num_classes)
@@ -449,8 +441,10 @@ def train(images: ImageSet, config: PgganConfig, device, generator: torch.Genera
     check_every_class(images.labels_N, config.num_classes)
     session = session or TrainingSession()
     reals_N1HW, labels_N = padded_reals(images, device)
-    G = seeded_init(PgganGenerator, config, generator).to(device)
-    D = seeded_init(PgganCritic, config, generator).to(device)
+    with seeded_weights(generator):  # one seed each, G's first
+        G = PgganGenerator(config).to(device)
+    with seeded_weights(generator):
+        D = PgganCritic(config).to(device)
     ema = copy.deepcopy(G).requires_grad_(False)
     trainer = Trainer(config, reals_N1HW, labels_N, G, D, ema, generator)
     phases, steps = schedule(config), phase_steps(config)

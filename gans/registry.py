@@ -10,6 +10,9 @@ Training is resumable through a `TrainingSession`: train() saves a training stat
 torch.Generator's state, the loop position) periodically and when interrupted, and a later call given that state
 continues the same step stream, also under a larger budget. An interrupted and resumed run ends with weights
 bit-identical to an uninterrupted one on the same machine and thread count.
+
+What the family modules share besides: `seeded_weights` (initial weights drawn from the run's generator),
+`train_images_to_float` and `BatchStream`. The built-in families register when the gans package is imported.
 """
 
 from __future__ import annotations
@@ -148,10 +151,21 @@ def register_family(name: str, config_class: type, build: Callable, train: Calla
 
 
 def get_family(name: str) -> GanFamily:
-    import gans.families  # noqa: F401  (registers the built-in families)
+    """The registered family `name` (the built-in ones register when the gans package is imported)."""
     if name not in FAMILIES:
         raise ValueError(f"unknown GAN family {name!r}; available: {', '.join(sorted(FAMILIES))}")
     return FAMILIES[name]
+
+
+@contextmanager
+def seeded_weights(generator: torch.Generator) -> Iterator[None]:
+    """A block in which the global CPU RNG is seeded by one draw from `generator` (an int in [0, 2**62), drawn on
+    its device), so that networks built in it draw their initial weights from `generator`'s stream; the CPU RNG
+    is restored on exit and no CUDA RNG is touched (weights are drawn on the CPU)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator,
+                                                              device=generator.device)))
+        yield
 
 
 def train_images_to_float(images: ImageSet, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from acquire.rundir import check_out_dir
@@ -93,6 +93,33 @@ def _typed_list(kind: type, name: str) -> Callable[[str], list]:
 
 int_list = _typed_list(int, "integers")
 float_list = _typed_list(float, "numbers")
+
+
+PRESET_HELP = "starting values (default: paper; with --resume the saved settings)"
+
+
+def add_run_flags(parser: argparse.ArgumentParser, *, out: Path, presets: Iterable[str], seed_help: str,
+                  preset_help: str = PRESET_HELP, preset_default: str | None = None, seed_default: int | None = None,
+                  out_help: str = "output directory", resume_help: str | None = None,
+                  resume_keeps_data_dir: bool = False, progress: bool = True) -> None:
+    """Add the flags the runners share: --preset (choices `presets`), --seed, --device, --data-dir, --out (default
+    `out`); --resume when resume_help is given (a resumable runner); --no-progress unless progress is False.
+
+    --preset and --seed default to None unless given otherwise, so that a runner that layers saved settings,
+    preset and flags (acquire.sweep.SweepSettings) sees which were given; seed_help states the default then.
+    resume_keeps_data_dir: a resume without --data-dir uses the saved one (said in its help).
+    """
+    parser.add_argument("--preset", choices=sorted(presets), default=preset_default, help=preset_help)
+    parser.add_argument("--seed", type=int, default=seed_default, help=seed_help)
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)")
+    saved = "; with --resume the saved one" if resume_keeps_data_dir else ""
+    parser.add_argument("--data-dir", type=Path, help="directory with the four MNIST IDX .gz files (default: "
+                        f"$GAN_ACQUIRE_DATA, else a per-user cache filled from the public mirrors{saved})")
+    parser.add_argument("--out", type=Path, default=Path(out), help=f"{out_help} (default: %(default)s)")
+    if resume_help is not None:
+        parser.add_argument("--resume", action="store_true", help=resume_help)
+    if progress:
+        parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def config_for_out_dir(args: argparse.Namespace, make_config: Callable[[], object], kind: str = "run"):

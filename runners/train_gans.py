@@ -31,7 +31,7 @@ from gans.quality import (QualityConfig, generated_set, measure, plot_quality_by
                           train_reference_classifier)
 from gans.registry import ConditionalGenerator, GanFamily, TrainingSession, get_family  # noqa: E402
 from gans.sources import DEFAULT_GAN_DIR, checkpoint_path  # noqa: E402
-from runners.cli import run_guarded  # noqa: E402
+from runners.cli import add_run_flags, run_guarded  # noqa: E402
 
 ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]
 REAL_ROW = "real (training images)"  # quality.csv's baseline row
@@ -107,14 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gans", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default=ALL_GANS,
                    help=f"comma-separated GAN families (default: {','.join(ALL_GANS)})")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="full",
-                   help="training budgets: full (each config's default) or quick (see below; default: full)")
     p.add_argument("--train-size", type=int, default=0,
                    help="train on a class-balanced subset of this many real images, a multiple of 10 "
                         "(the low-data regime; default: 0 = all 60,000)")
     p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                    metavar="FAMILY.FIELD=VALUE", help="override one config field, e.g. small_dcgan.epochs=2")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     p.add_argument("--force", action="store_true",
                    help="retrain from scratch, discarding any checkpoint and training state of the GANs asked for")
     p.add_argument("--checkpoint-minutes", type=float, default=10.0,
@@ -133,9 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "and at its end, into OUT/quality_by_budget.csv and .png (a row per GAN and budget, kept "
                         "across resumed runs); each measurement trains a CAS classifier (~1 min on 2 CPU cores), "
                         "so choose a coarse grid (default: 0 = off)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    p.add_argument("--data-dir", type=Path, help="MNIST directory (default: $GAN_ACQUIRE_DATA or the cache)")
-    p.add_argument("--out", type=Path, default=DEFAULT_GAN_DIR, help="checkpoint directory (default: %(default)s)")
+    add_run_flags(p, out=DEFAULT_GAN_DIR, presets=PRESETS, preset_default="full", seed_default=0,
+                  preset_help="training budgets: full (each config's default) or quick (see below; default: full)",
+                  seed_help="base seed (default: 0)", out_help="checkpoint directory", progress=False)
     return p
 
 

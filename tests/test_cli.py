@@ -1,12 +1,15 @@
-"""The shared main() guard: `kill` stops a run like Ctrl-C, user errors are one line, other errors propagate."""
+"""The shared main() guard: `kill` stops a run like Ctrl-C, user errors are one line, other errors propagate; the
+shared run flags."""
 
+import argparse
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
 from acquire.data import DataError
-from runners.cli import resume_hint, run_guarded
+from runners.cli import add_run_flags, resume_hint, run_guarded
 
 
 def test_sigterm_stops_the_body_cleanly_with_the_resume_hint(tmp_path, capsys):
@@ -50,3 +53,39 @@ def test_the_body_exit_code_is_returned():
 
 def test_the_hint_says_nothing_was_saved_before_a_run_started(tmp_path):
     assert "nothing was saved" in resume_hint("rows", "runners.mnist_bald", tmp_path / "empty")()
+
+
+def test_run_flags_of_a_resumable_runner_leave_preset_and_seed_unset(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_run_flags(parser, out=Path("runs/mnist_bald"), presets={"paper": {}, "quick": {}},
+                  seed_help="base seed; every arm/round draw is derived from it (default: 0)",
+                  resume_help="continue the run saved in --out with its saved settings")
+    args = parser.parse_args([])
+    assert (args.preset, args.seed, args.device, args.data_dir, args.out, args.resume, args.no_progress) == (
+        None, None, "auto", None, Path("runs/mnist_bald"), False, False)
+    args = parser.parse_args(["--preset", "quick", "--seed", "3", "--device", "cpu", "--data-dir", str(tmp_path),
+                              "--out", "o", "--resume", "--no-progress"])
+    assert (args.preset, args.seed, args.device, args.data_dir, args.out, args.resume, args.no_progress) == (
+        "quick", 3, "cpu", tmp_path, Path("o"), True, True)
+    text = parser.format_help()
+    assert "every arm/round draw" in text and "(default: runs/mnist_bald)" in text and "the saved one" not in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--preset", "full"])
+
+
+def test_run_flags_of_a_trainer_have_its_defaults_and_no_resume():
+    parser = argparse.ArgumentParser()
+    add_run_flags(parser, out=Path("runs/gans"), presets=["full", "quick"], preset_default="full", seed_default=0,
+                  preset_help="training budgets", seed_help="base seed (default: 0)", out_help="checkpoint directory",
+                  progress=False)
+    args = parser.parse_args([])
+    assert (args.preset, args.seed, args.out) == ("full", 0, Path("runs/gans"))
+    assert not hasattr(args, "resume") and not hasattr(args, "no_progress")
+    assert "checkpoint directory (default: runs/gans)" in parser.format_help()
+
+
+def test_run_flags_say_when_a_resume_keeps_the_saved_data_dir():
+    parser = argparse.ArgumentParser()
+    add_run_flags(parser, out=Path("o"), presets=["paper"], seed_help="seed", resume_help="resume",
+                  resume_keeps_data_dir=True)
+    assert "with --resume the saved one" in " ".join(parser.format_help().split())

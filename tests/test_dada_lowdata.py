@@ -1,4 +1,5 @@
-"""`python -m runners.dada_lowdata` on a tiny slice of real MNIST: rows, plot, phase-I cache, resume, errors."""
+"""`python -m runners.dada_lowdata` and gans.lowdata on a tiny slice of real MNIST: rows, plot, phase-I cache,
+resume, errors."""
 
 import gzip
 import struct
@@ -8,9 +9,10 @@ import pytest
 import torch
 
 from acquire.data import load_split
+from gans import lowdata
 from runners import dada_lowdata
 
-ALL_METHODS = ",".join(dada_lowdata.METHODS)
+ALL_METHODS = ",".join(lowdata.METHODS)
 TINY = ["--sizes", "2", "--repeats", "1", "--phase-one-iterations", "2", "--phase-two-steps", "3",
         "--methods", ALL_METHODS, "--no-progress"]
 RESULT_COLUMNS = ["method", "n", "repeat", "accuracy", "balanced_accuracy", "train_images"]
@@ -49,20 +51,20 @@ def test_help_lists_flags_methods_and_presets():
     text = dada_lowdata.build_parser().format_help()
     for word in ("--preset", "--sizes", "--methods", "--repeats", "--phase-one-iterations", "--phase-two-steps",
                  "--seed", "--device", "--data-dir", "--out", "--resume", "--no-progress", "quick", "examples",
-                 *dada_lowdata.METHODS):
+                 *lowdata.METHODS):
         assert word in text
 
 
 def test_presets_and_explicit_flags():
     parse = dada_lowdata.build_parser().parse_args
     paper = dada_lowdata.config_from_args(parse([]))
-    assert (paper.sizes, paper.repeats, paper.methods) == ([5, 10, 20, 50], 3, dada_lowdata.DEFAULT_METHODS)
+    assert (paper.sizes, paper.repeats, paper.methods) == ([5, 10, 20, 50], 3, lowdata.DEFAULT_METHODS)
     quick = dada_lowdata.config_from_args(parse(["--preset", "quick", "--repeats", "2"]))
     assert (quick.sizes, quick.repeats, quick.phase_one_iterations, quick.phase_two_steps) == ([5, 20], 2, 150, 200)
 
 
 def test_phase_one_runs_exactly_the_asked_iterations():
-    config = dada_lowdata.LowDataConfig(phase_one_iterations=300)
+    config = lowdata.LowDataConfig(phase_one_iterations=300)
     for images in (20, 50, 100, 200, 300, 500, 1000):
         dada_config = config.phase_one(images)
         assert torch.tensor(dada_config.epochs * images / dada_config.batch_size).ceil() == 300
@@ -70,7 +72,7 @@ def test_phase_one_runs_exactly_the_asked_iterations():
 
 def test_sweep_writes_one_row_per_cell_a_plot_and_the_phase_one_cache(finished):
     df = pd.read_csv(finished / "results.csv")
-    assert sorted(df["method"]) == sorted(dada_lowdata.METHODS)
+    assert sorted(df["method"]) == sorted(lowdata.METHODS)
     assert (df["n"] == 2).all() and (df["repeat"] == 0).all() and (df["train_images"] == 20).all()
     assert df["accuracy"].between(0, 1).all() and df["balanced_accuracy"].between(0, 1).all()
     assert (finished / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -119,9 +121,9 @@ def test_resume_with_another_budget_is_refused_and_loses_nothing(finished, tiny_
 
 @pytest.mark.parametrize("damage", ["cut short", "garbage", "a changed weight", "no digest"])
 def test_a_damaged_phase_one_cache_is_trained_again(tiny_train, tmp_path, capsys, damage):
-    config = dada_lowdata.LowDataConfig(sizes=[2], phase_one_iterations=2)
-    subset = dada_lowdata.real_subset(tiny_train, config, 2, 0)
-    networks = dada_lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
+    config = lowdata.LowDataConfig(sizes=[2], phase_one_iterations=2)
+    subset = lowdata.real_subset(tiny_train, config, 2, 0)
+    networks = lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
     path = tmp_path / "phase_one" / "n2_r0.pt"
     saved = torch.load(path, weights_only=True)
     if damage == "cut short":
@@ -135,20 +137,20 @@ def test_a_damaged_phase_one_cache_is_trained_again(tiny_train, tmp_path, capsys
         if damage == "no digest":
             del changed["sha256"]
         torch.save(changed, path)
-    again = dada_lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
+    again = lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
     assert "training phase I again" in capsys.readouterr().err
     for network, retrained in zip(networks, again):
         assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), retrained.state_dict().values()))
-    assert dada_lowdata.load_phase_one(path)["generator"].keys() == saved["generator"].keys()
+    assert lowdata.load_phase_one(path)["generator"].keys() == saved["generator"].keys()
     assert not list(path.parent.glob(".*.partial"))
 
 
 def test_an_intact_phase_one_cache_is_read_not_trained(tiny_train, tmp_path, monkeypatch):
-    config = dada_lowdata.LowDataConfig(sizes=[2], phase_one_iterations=2)
-    subset = dada_lowdata.real_subset(tiny_train, config, 2, 0)
-    dada_lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
-    monkeypatch.setattr(dada_lowdata, "train_phase_one", None)  # calling it would fail
-    gen, disc = dada_lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
+    config = lowdata.LowDataConfig(sizes=[2], phase_one_iterations=2)
+    subset = lowdata.real_subset(tiny_train, config, 2, 0)
+    lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
+    monkeypatch.setattr(lowdata, "train_phase_one", None)  # calling it would fail
+    gen, disc = lowdata.phase_one_networks(tmp_path, config, subset, 2, 0, "cpu")
     assert not gen.training and not disc.training
 
 
@@ -156,6 +158,6 @@ def test_an_intact_phase_one_cache_is_read_not_trained(tiny_train, tmp_path, mon
 def test_a_cell_trains_on_the_run_device(tiny_train, tmp_path, method):
     """On the 'meta' device (shapes, no data) any CPU tensor mixed into phase II raises, as a CPU/CUDA mix would
     on a GPU; phase I's cache holds real bytes, so DADA's methods are covered by test_dada_phase_two."""
-    config = dada_lowdata.LowDataConfig(sizes=[2], repeats=1, phase_two_steps=2)
-    classifier = dada_lowdata.train_cell({"method": method, "n": 2, "repeat": 0}, config, tiny_train, tmp_path, "meta")
+    config = lowdata.LowDataConfig(sizes=[2], repeats=1, phase_two_steps=2)
+    classifier = lowdata.train_cell({"method": method, "n": 2, "repeat": 0}, config, tiny_train, tmp_path, "meta")
     assert {p.device.type for p in classifier.parameters()} == {"meta"} and not classifier.training

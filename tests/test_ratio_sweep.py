@@ -1,4 +1,5 @@
-"""`python -m runners.ratio_sweep`: the cells, the paired real subsets, refusals, and a tiny real run with resume."""
+"""`python -m runners.ratio_sweep` and acquire.ratio_cells: the cells, the paired real subsets, refusals, and a tiny
+real run with resume."""
 
 import json
 import subprocess
@@ -10,6 +11,9 @@ import pytest
 import torch
 
 from acquire.data import MNIST_FILES, ImageSet, load_split
+from acquire.model import predict
+from acquire.ratio_cells import BASELINE, COLUMNS, CellRunner, RatioSweepConfig
+from acquire.seeding import derive_seed
 from gans.checkpoint import save_checkpoint
 from gans.registry import get_family
 from runners import ratio_sweep
@@ -18,8 +22,12 @@ TINY = ["--gans", "small_dcgan", "--sizes", "20", "--ratios", "0,0.5,1", "--mode
         "--train-images", "40", "--no-progress"]
 
 
-def config(**changes) -> ratio_sweep.RatioSweepConfig:
-    return ratio_sweep.RatioSweepConfig(**{**ratio_sweep.DEFAULTS, **changes})
+def config(**changes) -> RatioSweepConfig:
+    return RatioSweepConfig(**{**ratio_sweep.DEFAULTS, **changes})
+
+
+def no_pools(gan, per_class, seed):
+    raise AssertionError(f"{gan}'s pool was not expected to be drawn")
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -82,13 +90,13 @@ def test_cells_run_r0_once_per_size_and_repeat():
     cells = config().cells()
     assert len(cells) == 2 * 3 * (1 + 4 * 2 * 5)
     baselines = [c for c in cells if c["ratio"] == 0.0]
-    assert len(baselines) == 6 and all(c["gan"] == c["mode"] == ratio_sweep.BASELINE for c in baselines)
+    assert len(baselines) == 6 and all(c["gan"] == c["mode"] == BASELINE for c in baselines)
     assert [c["repeat"] for c in cells] == sorted(c["repeat"] for c in cells)  # whole repeats first
     assert config().pool_per_class() == 500 and config(sizes=[500], ratios=[0.0, 0.5]).pool_per_class() == 25
 
 
 def test_every_gan_of_a_repeat_gets_the_same_real_images(tiny_train, tiny_test):
-    runner = ratio_sweep.CellRunner(config(gans=["small_dcgan", "dada"]), tiny_train, tiny_test, "cpu")
+    runner = CellRunner(config(gans=["small_dcgan", "dada"]), tiny_train, tiny_test, "cpu", no_pools)
     fake_pool = ImageSet(torch.full((100, 1, 28, 28), 255, dtype=torch.uint8), torch.arange(10).repeat(10))
     runner.pools = {("small_dcgan", 0): fake_pool, ("dada", 0): fake_pool}
     cell = {"size": 100, "ratio": 0.6, "repeat": 0}
@@ -99,6 +107,28 @@ def test_every_gan_of_a_repeat_gets_the_same_real_images(tiny_train, tiny_test):
     assert all(any(torch.equal(image, other) for other in baseline.images_NCHW) for image in kept[0])
     other_repeat, _, _ = runner.training_set({**cell, "gan": "none", "mode": "none", "ratio": 0.0, "repeat": 1})
     assert not torch.equal(other_repeat.images_NCHW, baseline.images_NCHW)
+
+
+def test_a_repeat_draws_each_gan_pool_once_from_the_pool_source(tiny_train, tiny_test):
+    calls = []
+
+    def source(gan, per_class, seed):
+        calls.append((gan, per_class, seed))
+        return ImageSet(torch.zeros(10 * per_class, 1, 28, 28, dtype=torch.uint8), torch.arange(10).repeat(per_class))
+
+    sweep = config(sizes=[100], ratios=[0.0, 0.5], seed=4)
+    runner = CellRunner(sweep, tiny_train, tiny_test, "cpu", source)
+    assert runner.pool("dada", 0) is runner.pool("dada", 0) and len(runner.pool("dada", 0)) == 50
+    runner.pool("dada", 1)
+    assert calls == [("dada", 5, derive_seed(4, "repeat", 0)), ("dada", 5, derive_seed(4, "repeat", 1))]
+    assert list(runner.pools) == [("dada", 1)]  # an earlier repeat's pools are let go
+
+
+def test_sizes_beyond_the_training_split_are_refused():
+    labels_N = torch.arange(10).repeat(3)  # 3 images of every class
+    config(sizes=[30]).check_fits(labels_N)
+    with pytest.raises(ValueError, match="40 class-balanced images need 4 of every class"):
+        config(sizes=[10, 40]).check_fits(labels_N)
 
 
 def test_untrained_gan_is_refused_before_any_work_with_the_train_command(tmp_path, gan_dir, capsys):
@@ -117,7 +147,7 @@ def finished(tmp_path_factory, mnist_slice, gan_dir):
 
 def test_a_sweep_writes_one_row_per_cell_and_both_figures(finished):
     df = pd.read_csv(finished / "results.csv")
-    assert list(df.columns) == ratio_sweep.COLUMNS and len(df) == 5
+    assert list(df.columns) == COLUMNS and len(df) == 5
     counts = {(row.mode, row.ratio): (row.n_real, row.n_generated) for row in df.itertuples()}
     assert counts == {("none", 0.0): (20, 0), ("replace", 0.5): (10, 10), ("replace", 1.0): (0, 20),
                       ("add", 0.5): (20, 10), ("add", 1.0): (20, 20)}
@@ -158,11 +188,11 @@ def test_resume_refuses_a_retrained_gan(finished, mnist_slice, tmp_path, capsys)
 def test_a_cell_builds_its_training_set_and_trains_on_the_run_device(tiny_train, tiny_test):
     """On the 'meta' device (shapes, no data) any CPU tensor mixed into the training set or the training
     raises, as a CPU/CUDA mix would on a GPU."""
-    runner = ratio_sweep.CellRunner(config(train_images=200), tiny_train, tiny_test, "meta")
+    runner = CellRunner(config(train_images=200), tiny_train, tiny_test, "meta", no_pools)
     cell = {"size": 100, "mode": "none", "gan": "none", "ratio": 0.0, "repeat": 0}
     images, n_real, n_generated = runner.training_set(cell)
     assert images.images_NCHW.device.type == images.labels_N.device.type == "meta"
     assert (len(images), n_real, n_generated) == (100, 100, 0)
     model, epochs, _ = runner.fit(cell, images)
     assert {p.device.type for p in model.parameters()} == {"meta"} and epochs == 2
-    assert ratio_sweep.predict(model, runner.test.images_NCHW).device.type == "meta"
+    assert predict(model, runner.test.images_NCHW).device.type == "meta"

@@ -1,0 +1,182 @@
+"""The cells of the ratio sweep: accuracy against the share of real images replaced by, or joined by, generated ones.
+
+Liu's naive GAN augmentation (section 3.4 of "Data augmentation with GAN") on MNIST. A cell (size, mode, gan,
+ratio, repeat) trains a fresh Gal et al. CNN on `size` class-balanced real training images of which a fraction r
+is replaced by generated images of the same classes, or to which r*size class-balanced generated images are
+added (acquire.mixing), and scores it on the test set. r = 0 is one all-real cell per (size, repeat), logged with
+gan and mode BASELINE.
+
+Paired design: a repeat's real images and the CNN's initial weights depend only on (seed, size, repeat), so every
+GAN, mode and ratio of a repeat starts from the same real images (replace keeps a subset of them, the smaller r
+the larger). Each GAN's samples come from one pool per (GAN, repeat), just large enough for the largest cell;
+every cell draws its own images from it, and its training order and dropout, from its own key. Training budget:
+every cell shows the CNN about `train_images` images (epochs = max(1, round(train_images / n_train))), so small,
+large and augmented training sets cost the same.
+
+The generated pools come from a caller's `PoolSource` (the runner's samples trained GAN checkpoints): this module
+knows the GANs only by name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from acquire.data import ImageSet, class_balanced_indices
+from acquire.metrics import accuracy, balanced_accuracy
+from acquire.mixing import MODES, generated_per_class, mix
+from acquire.model import GalCNN, TrainConfig, new_model, predict, train_classifier
+from acquire.seeding import derive_seed, make_generator
+
+BASELINE = "none"  # gan and mode of the all-real r = 0 cells
+NUM_CLASSES = 10
+KEY_COLUMNS = ["size", "mode", "gan", "ratio", "repeat"]
+COLUMNS = KEY_COLUMNS + ["seed", "n_real", "n_generated", "epochs", "images_shown", "accuracy", "balanced_accuracy",
+                         "train_seconds"]
+
+PoolSource = Callable[[str, int, int], ImageSet]
+"""(gan, per_class, seed) -> that GAN's samples, per_class of each class, images [M,1,28,28] and labels [M] on the
+run's device; the same seed gives the same images."""
+
+
+@dataclass(frozen=True)
+class RatioSweepConfig:
+    """The whole sweep's settings (saved as config.json); gan_dir and data_dir as given on the command line
+    (data_dir None: $GAN_ACQUIRE_DATA or the cache); gan_checkpoints: GAN name -> weights sha256."""
+
+    gans: list[str]
+    sizes: list[int]
+    ratios: list[float]
+    modes: list[str]
+    repeats: int
+    train_images: int
+    batch_size: int
+    lr: float
+    seed: int
+    gan_dir: str
+    data_dir: str | None
+    gan_checkpoints: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("gans", "sizes", "ratios", "modes"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"--{name} needs at least one value and no duplicates, got {values}")
+        bad_sizes = [s for s in self.sizes if not isinstance(s, int) or s <= 0 or s % NUM_CLASSES]
+        if bad_sizes:
+            raise ValueError(f"--sizes must be positive multiples of {NUM_CLASSES} (class-balanced), got {bad_sizes}")
+        bad_ratios = [r for r in self.ratios if not 0.0 <= r <= 1.0]
+        if bad_ratios:
+            raise ValueError(f"--ratios must lie in [0, 1] (the share of generated images), got {bad_ratios}")
+        bad_modes = [m for m in self.modes if m not in MODES]
+        if bad_modes:
+            raise ValueError(f"--modes must be among {', '.join(MODES)}, got {bad_modes}")
+        for name in ("repeats", "train_images", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+
+    def cells(self) -> list[dict]:
+        """Every cell's key, repeat-major (a killed sweep has whole repeats); r = 0 once per (size, repeat)."""
+        cells = []
+        for repeat in range(self.repeats):
+            for size in self.sizes:
+                if 0.0 in self.ratios:
+                    cells.append({"size": size, "mode": BASELINE, "gan": BASELINE, "ratio": 0.0, "repeat": repeat})
+                cells += [{"size": size, "mode": mode, "gan": gan, "ratio": ratio, "repeat": repeat}
+                          for gan in self.gans for mode in self.modes for ratio in self.ratios if ratio > 0]
+        return cells
+
+    def pool_per_class(self) -> int:
+        """Generated images per class that the largest cell needs."""
+        order_K = torch.arange(NUM_CLASSES)
+        return max(int(generated_per_class(mode, ratio, size, order_K).max())
+                   for size in self.sizes for mode in self.modes for ratio in self.ratios)
+
+    def check_fits(self, train_labels_N: torch.Tensor) -> None:
+        """ValueError unless the training split (labels [N]) holds the largest size's share of every class."""
+        smallest_class, largest = int(train_labels_N.bincount(minlength=NUM_CLASSES).min()), max(self.sizes)
+        if largest > NUM_CLASSES * smallest_class:
+            raise ValueError(f"--sizes: {largest} class-balanced images need {largest // NUM_CLASSES} of every class; "
+                             f"the training split has only {smallest_class} of its rarest class")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so that wall-clock times measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class CellRunner:
+    """CellRunner(...)(cell) -> the cell's result columns: builds its training set, trains a fresh CNN, scores the
+    test set.
+
+    The training split, the generated pools (from `pools`) and the test set live on `device`; which images a cell
+    takes is drawn on the CPU from labels kept there, so every device trains on the same images.
+    """
+
+    def __init__(self, config: RatioSweepConfig, train: ImageSet, test: ImageSet, device, pools: PoolSource):
+        self.config, self.device, self.sample_pool = config, torch.device(device), pools
+        self.train_labels_N = train.labels_N.cpu()
+        self.train, self.test = train.to(self.device), test.to(self.device)
+        self.pools: dict[tuple[str, int], ImageSet] = {}
+
+    def pool(self, gan: str, repeat: int) -> ImageSet:
+        """The GAN's samples for one repeat, pool_per_class of each class, on the device (the current repeat's
+        pools are kept)."""
+        if (gan, repeat) not in self.pools:
+            self.pools = {key: pool for key, pool in self.pools.items() if key[1] == repeat}
+            self.pools[gan, repeat] = self.sample_pool(gan, self.config.pool_per_class(),
+                                                       derive_seed(self.config.seed, "repeat", repeat))
+        return self.pools[gan, repeat]
+
+    def training_set(self, cell: dict) -> tuple[ImageSet, int, int]:
+        """The cell's training images [n,1,28,28] and labels [n] on the device, with n_real and n_generated."""
+        seed, size, repeat = self.config.seed, cell["size"], cell["repeat"]
+        real_generator = make_generator(seed, size, repeat, "real")
+        index_N = class_balanced_indices(self.train_labels_N, size, real_generator, NUM_CLASSES)
+        real = self.train.subset(index_N.to(self.device))
+        if cell["gan"] == BASELINE:
+            return real, size, 0
+        class_order_K = torch.randperm(NUM_CLASSES, generator=real_generator, device=real_generator.device)
+        return mix(real, self.pool(cell["gan"], repeat), cell["mode"], cell["ratio"], class_order_K,
+                   make_generator(seed, *(cell[k] for k in KEY_COLUMNS), "generated"))
+
+    def fit(self, cell: dict, images: ImageSet) -> tuple[GalCNN, int, float]:
+        """A fresh CNN trained on the cell's images (on the device); with its epochs and training seconds.
+
+        Shuffles and dropout masks come from a generator on CUDA when the run is there (drawn where they are
+        used), else on the CPU."""
+        config = self.config
+        epochs = max(1, round(config.train_images / len(images)))
+        model = new_model(derive_seed(config.seed, cell["size"], cell["repeat"], "init"), self.device)
+        generator = make_generator(config.seed, *(cell[k] for k in KEY_COLUMNS), "train",
+                                   device=self.device if self.device.type == "cuda" else "cpu")
+        synchronize(self.device)
+        start = time.perf_counter()
+        train_classifier(model, images.images_NCHW, images.labels_N,
+                         TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr), generator)
+        synchronize(self.device)
+        return model, epochs, time.perf_counter() - start
+
+    def __call__(self, cell: dict) -> dict:
+        images, n_real, n_generated = self.training_set(cell)
+        model, epochs, train_seconds = self.fit(cell, images)
+        predicted_N = predict(model, self.test.images_NCHW)
+        return {"seed": self.config.seed, "n_real": n_real, "n_generated": n_generated, "epochs": epochs,
+                "images_shown": epochs * len(images), "accuracy": accuracy(predicted_N, self.test.labels_N),
+                "balanced_accuracy": balanced_accuracy(predicted_N, self.test.labels_N),
+                "train_seconds": round(train_seconds, 2)}
+
+
+def with_baseline(df: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """The rows of one mode, plus the all-real r = 0 rows copied once per GAN (every line starts at them)."""
+    rows = df[df["mode"] == mode]
+    baseline = df[df["gan"] == BASELINE]
+    copies = [baseline.assign(gan=gan, mode=mode) for gan in sorted(rows["gan"].unique())]
+    return pd.concat([rows, *copies], ignore_index=True)

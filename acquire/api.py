@@ -26,6 +26,8 @@ class Experiment:
     test: the test set, uint8 images [N,C,H,W] and labels [N] (0..K-1).
     model, trainer: see ActiveLearningRun (model_factory, train_fn); default Gal et al.'s CNN and its Adam recipe.
     device: "auto" (CUDA when present), "cpu", "cuda", or a torch.device.
+    Precision is a setting of the run: ExperimentConfig(precision="bf16") trains under bfloat16 autocast and scores
+    with bfloat16 GEMMs (a ValueError where the device lacks bfloat16).
     Writes out_dir/config.json, rounds.csv, state/ (as the CLI does) and, after run(), curves.png. Use as a context
     manager, or call close(), to release the directory's lock.
     """

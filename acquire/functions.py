@@ -10,6 +10,15 @@ Two kinds, both plain functions:
 ``probs_NTK`` holds the class probabilities of T MC-dropout networks for N candidates. A
 function registered with ``needs_mc=False`` receives ``None`` instead and costs no inference.
 
+What each kind receives (the loop streams where it can):
+
+* a score function must score each candidate from its own rows probs_NTK[n] alone: the loop calls it
+  chunk by chunk on contiguous probabilities [B, T, K] while MC dropout runs (``Acquisition.score``,
+  ``acquire.mc_dropout.mc_scores``) and keeps only the N scores, never [N, T, K];
+* a selecting function with ``needs_mc=True`` receives the full probs_NTK [N, T, K] of the whole
+  (subset of the) pool, as BatchBALD's joint entropies and power_bald's global sampling need;
+* a selecting function with ``needs_mc=False`` (random) receives ``None``.
+
 Adding one takes a few lines::
 
     from acquire.functions import acquisition
@@ -45,45 +54,65 @@ class Acquisition:
     def choose(self, probs_NTK: torch.Tensor | None, pool_size: int, k: int,
                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Positions index_k [k] (int64, distinct, in 0..pool_size-1) of the candidates to acquire, and their
-        scores score_k [k] (float64) for a score function (None for a selecting one), both on the CPU.
+        scores score_k [k] (float64) for a score function (None for a selecting one), both on the CPU, from all
+        the probabilities probs_NTK [N, T, K] (None when not needs_mc).
 
         Whatever the function returns is checked: an exception, None, NaN or infinite scores, scores of
         the wrong shape, or positions that are not k distinct integers in range are a ValueError naming it.
         """
-        if k > pool_size:
-            raise ValueError(f"cannot acquire {k} candidates from a pool of {pool_size}")
+        self._check_k(pool_size, k)
+        if not self.selects:
+            return self.top_k(self.score(probs_NTK, pool_size), k, generator)
+        result = self._call(probs_NTK if self.needs_mc else None, k, generator, pool_size).cpu()
+        if result.is_floating_point() or result.is_complex() or result.dtype == torch.bool:
+            raise ValueError(f"acquisition function {self.name!r} returned positions of dtype {result.dtype}; "
+                             "it must return integer positions [k]")
+        return self._checked_positions(result.long(), pool_size, k), None
+
+    def score(self, probs_BTK: torch.Tensor | None, num_candidates: int | None = None) -> torch.Tensor:
+        """A score function's scores [B] (float64, on the device it returns them on) of B candidates'
+        probabilities probs_BTK [B, T, K] (a chunk or the whole pool; B = num_candidates when probs_BTK is None);
+        an exception, None or a wrong shape is a ValueError naming it."""
+        B = len(probs_BTK) if num_candidates is None else num_candidates
+        scores_B = self._call(probs_BTK).double()
+        if scores_B.shape != (B,):
+            raise ValueError(f"acquisition function {self.name!r} returned scores of shape "
+                             f"{tuple(scores_B.shape)}, expected ({B},): one score per candidate")
+        return scores_B
+
+    def top_k(self, scores_N: torch.Tensor, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k best positions index_k [k] (ties at random) of scores_N [N] and their scores score_k [k], float64
+        on the CPU; NaN or infinite scores are a ValueError naming the function."""
+        scores_N = scores_N.cpu().double()
+        self._check_k(len(scores_N), k)
+        bad = int((~torch.isfinite(scores_N)).sum())
+        if bad:
+            raise ValueError(f"acquisition function {self.name!r} returned {bad} NaN or infinite score(s) of "
+                             f"{len(scores_N)}; scores must be finite")
+        index_k = self._checked_positions(top_k_random_ties(scores_N, k, generator), len(scores_N), k)
+        return index_k, scores_N[index_k]
+
+    def _call(self, *args) -> torch.Tensor:
+        """self.fn(*args) as a tensor; an exception or None is a ValueError naming the function."""
         try:
-            if self.selects:
-                result = self.fn(probs_NTK if self.needs_mc else None, k, generator, pool_size)
-            else:
-                result = self.fn(probs_NTK)
+            result = self.fn(*args)
         except Exception as error:
             raise ValueError(f"acquisition function {self.name!r} raised {type(error).__name__}: {error}") from error
         if result is None:
             raise ValueError(f"acquisition function {self.name!r} returned None; it must return "
                              + ("k positions [k]" if self.selects else "one score per candidate [N]"))
-        result = torch.as_tensor(result).cpu()
-        if self.selects:
-            if result.is_floating_point() or result.is_complex() or result.dtype == torch.bool:
-                raise ValueError(f"acquisition function {self.name!r} returned positions of dtype {result.dtype}; "
-                                 "it must return integer positions [k]")
-            index_k, score_k = result.long(), None
-        else:
-            scores_N = result.double()
-            if scores_N.shape != (pool_size,):
-                raise ValueError(f"acquisition function {self.name!r} returned scores of shape "
-                                 f"{tuple(scores_N.shape)}, expected ({pool_size},): one score per candidate")
-            bad = int((~torch.isfinite(scores_N)).sum())
-            if bad:
-                raise ValueError(f"acquisition function {self.name!r} returned {bad} NaN or infinite score(s) of "
-                                 f"{pool_size}; scores must be finite")
-            index_k = top_k_random_ties(scores_N, k, generator)
-            score_k = scores_N[index_k]
+        return torch.as_tensor(result)
+
+    @staticmethod
+    def _check_k(pool_size: int, k: int) -> None:
+        if k > pool_size:
+            raise ValueError(f"cannot acquire {k} candidates from a pool of {pool_size}")
+
+    def _checked_positions(self, index_k: torch.Tensor, pool_size: int, k: int) -> torch.Tensor:
         if index_k.shape != (k,) or len(index_k.unique()) != k or index_k.min() < 0 or index_k.max() >= pool_size:
             raise ValueError(f"acquisition function {self.name!r} must return {k} distinct positions in "
                              f"[0, {pool_size}), got {index_k.tolist()}")
-        return index_k, score_k
-
+        return index_k
 
     def probe(self, k: int, num_samples: int, num_classes: int) -> None:
         """Run the function once on random MC probabilities [2k, T, K], so that one that fails (raises, returns

@@ -41,10 +41,10 @@ from tqdm.auto import tqdm
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import append_csv_row, read_csv_rows, write_atomic, write_csv, write_json, write_text
 from acquire.functions import Acquisition, get_acquisition
-from acquire.mc_dropout import check_mc_dropout, mc_probs
+from acquire.mc_dropout import check_mc_dropout, mc_probs, mc_scores
 from acquire.metrics import accuracy, balanced_accuracy
-from acquire.model import (ModelFactory, TrainConfig, TrainFn, check_model, check_trainable, make_model, new_model,
-                           predict, seeded_global_rng, train_classifier)
+from acquire.model import (PRECISIONS, ModelFactory, TrainConfig, TrainFn, autocast, check_model, check_precision,
+                           check_trainable, make_model, new_model, predict, seeded_global_rng, train_classifier)
 from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, config_changes, read_json
 from acquire.seeding import derive_seed, make_generator
@@ -69,6 +69,8 @@ class ExperimentConfig:
 
     pool_subset: score a random subset of this many candidates per round (0: the whole pool).
     score_chunk: images per MC-dropout chunk (0: 256 on CPU, 8192 on GPU).
+    precision: "fp32", or "bf16" (training under bfloat16 autocast, MC-dropout GEMMs in bfloat16; see
+    acquire.model.PRECISIONS). Configs saved before it existed load as fp32.
     generated_per_class, gan_checkpoints, gan_dir: how GAN source sets were built (samples per digit, each
     checkpoint's weights sha256, and the directory they were read from, which a resume may change).
     seeding: how arms share random draws (SEEDING_SCHEMES).
@@ -89,6 +91,7 @@ class ExperimentConfig:
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     score_chunk: int = 0
+    precision: str = "fp32"
     generated_per_class: int = 0
     gan_checkpoints: dict[str, str] = field(default_factory=dict)
     gan_dir: str = ""
@@ -119,6 +122,8 @@ class ExperimentConfig:
                 raise ValueError(f"{name} lists a name twice: {values}")
         if any(s != REAL_SOURCE for s in self.sources) and self.generated_per_class <= 0:
             raise ValueError(f"GAN source sets need generated_per_class > 0, got {self.generated_per_class}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.seeding not in SEEDING_SCHEMES:
             raise ValueError(f"seeding must be one of {SEEDING_SCHEMES}, got {self.seeding!r}")
 
@@ -234,6 +239,7 @@ class ActiveLearningRun:
                  out_dir: Path, device: torch.device | str = "cpu", resume: bool = False,
                  model_factory: ModelFactory | None = None, train_fn: TrainFn | None = None):
         self.device = torch.device(device)
+        check_precision(config.precision, self.device)
         config = self._with_fingerprint(config, pools)
         data = {**{f"the pool of {name!r}": pools[name].candidates() for name in config.sources},
                 "the test set": test_set}
@@ -419,7 +425,8 @@ class ActiveLearningRun:
         training = state.pool.training_set()
         state.model = make_model(self.model_factory, self._init_seed(state.arm, round_index), self.device)
         keys = (*self._seed_keys(state.arm), round_index, "train")
-        with seeded_global_rng(derive_seed(*keys, "global"), self.device):
+        precision = autocast(self.config.precision, self.device)
+        with seeded_global_rng(derive_seed(*keys, "global"), self.device), precision:
             self.train_fn(state.model, training.images_NCHW, training.labels_N, self.config.train,
                           make_generator(*keys, device=self.device))
 
@@ -471,13 +478,21 @@ class ActiveLearningRun:
         keys = (config.seed, arm.sources, arm.acquisition, arm.repeat, round_index)
         generator = make_generator(*keys, "acquire")
         candidates_M = state.pool.available_index().cpu()
-        probs_MTK = None
-        if state.acquisition.needs_mc:
+        acquisition = state.acquisition
+        if not acquisition.needs_mc:
+            chosen_k, score_k = acquisition.choose(None, len(candidates_M), config.per_round, generator)
+        else:
             if config.pool_subset and len(candidates_M) > config.pool_subset:
                 candidates_M = candidates_M[torch.randperm(len(candidates_M), generator=generator)[:config.pool_subset]]
-            probs_MTK = mc_probs(state.model, state.pool.images_NCHW[candidates_M.to(self.device)], config.mc_samples,
-                                 make_generator(*keys, "masks", device=self.device), config.score_chunk or None)
-        chosen_k, score_k = state.acquisition.choose(probs_MTK, len(candidates_M), config.per_round, generator)
+            scoring = (state.model, state.pool.images_NCHW[candidates_M.to(self.device)], config.mc_samples)
+            options = dict(generator=make_generator(*keys, "masks", device=self.device),
+                           chunk_size=config.score_chunk or None, precision=config.precision)
+            if acquisition.selects:  # it needs every candidate's probabilities [M, T, K]
+                chosen_k, score_k = acquisition.choose(mc_probs(*scoring, **options), len(candidates_M),
+                                                       config.per_round, generator)
+            else:  # streamed: only the M scores are kept
+                scores_M = mc_scores(*scoring, acquisition.score, **options)
+                chosen_k, score_k = acquisition.top_k(scores_M, config.per_round, generator)
         self._record(state, candidates_M[chosen_k], score_k)
         self._synchronize()
         return time.perf_counter() - start

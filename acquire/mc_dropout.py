@@ -1,27 +1,30 @@
 """MC-dropout predictions [N, T, K] from T sampled networks ("consistent" dropout).
 
 Each of the T samples is one network ω_t: a dropout mask drawn once per round and shared by every
-candidate. `mc_probs` serves any model:
+candidate. `mc_probs` (all probabilities [N, T, K]) and `mc_scores` (streaming: a score function applied chunk by
+chunk, memory O(N)) serve any model, both from `mc_chunks` (per chunk of B candidates, probabilities [B, T, K]):
 
 * GalCNN (it exposes a trunk/head split): a mask on a layer's input folds into that layer's weights,
-  (h ⊙ m_t) Wᵀ = h (W ⊙ m_t)ᵀ, so `mc_dropout_probs` runs the convolutional trunk once per image and the first
+  (h ⊙ m_t) Wᵀ = h (W ⊙ m_t)ᵀ, so `fused_chunks` runs the convolutional trunk once per image and the first
   dense layer of all T networks as one matrix product [B, D] x [D, T·H].
 * any other nn.Module with nn.Dropout layers: `draw_dropout_masks` fixes, per sample t, one mask per dropout
-  layer of that layer's per-example input shape, and `generic_mc_dropout_probs` runs the model T times per chunk
+  layer of that layer's per-example input shape, and `generic_chunks` runs the model T times per chunk
   (in eval mode) with mask t applied to every candidate by forward hooks.
 
+precision "bf16" computes the GEMMs (and the trunk's convolutions) in bfloat16 and the softmax in float32.
 `naive_mc_dropout_probs` is the textbook version for GalCNN (T full forward passes); it exists for tests and the
 benchmark.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from acquire.model import GalCNN, default_chunk_size, dropout_mask, to_float
+from acquire.model import GalCNN, autocast, default_chunk_size, dropout_mask, to_float
 
 
 @dataclass(frozen=True)
@@ -48,31 +51,55 @@ def draw_head_masks(model: GalCNN, num_samples: int, generator: torch.Generator 
 
 
 @torch.no_grad()
-def mc_dropout_probs(model: GalCNN, images_NCHW: torch.Tensor, masks: HeadMasks,
-                     chunk_size: int | None = None) -> torch.Tensor:
-    """Class probabilities [N, T, K] of the T masked networks for uint8 images [N,1,28,28].
+def fused_chunks(model: GalCNN, images_NCHW: torch.Tensor, masks: HeadMasks, chunk_size: int | None = None,
+                 precision: str = "fp32") -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, probs_BTK) for consecutive chunks of B uint8 images [B,1,28,28] from images_NCHW[start:] (N >= 1):
+    the class probabilities [B, T, K] (float32, a transposed view) of the T masked networks.
 
+    precision bf16: the trunk runs under bfloat16 autocast and the head's mask-folded weights are bfloat16 (folded
+    in float32, then rounded), so every GEMM is bfloat16; the logits are softmaxed in float32.
     Memory is bounded by chunk_size: per chunk the trunk features [B, D] and hidden units [B, T·H].
     """
+    if len(images_NCHW) == 0:
+        raise ValueError("no candidates to score: images_NCHW is empty")
     model.eval()
     chunk_size = chunk_size or default_chunk_size(images_NCHW.device)
-    T, H, K = masks.num_samples, model.fc1.out_features, model.fc2.out_features
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    T, H = masks.num_samples, model.fc1.out_features
     # First dense layer of all T networks as one [D, T·H] weight: column block t is (W1 ⊙ m_t)ᵀ.
     w1_DTH = (model.fc1.weight.unsqueeze(0) * masks.features_TD.unsqueeze(1)).reshape(T * H, -1).t().contiguous()
-    b1_TH = model.fc1.bias.repeat(T)
+    w1_DTH, b1_TH = w1_DTH.to(dtype), model.fc1.bias.repeat(T).to(dtype)
     # Second dense layer with the hidden mask folded in: [T, H, K].
-    w2_THK = (model.fc2.weight.unsqueeze(0) * masks.hidden_TH.unsqueeze(1)).transpose(1, 2).contiguous()
-    probs_NTK = torch.empty(len(images_NCHW), T, K, device=images_NCHW.device)
+    w2_THK = (model.fc2.weight.unsqueeze(0) * masks.hidden_TH.unsqueeze(1)).transpose(1, 2).contiguous().to(dtype)
+    b2_K = model.fc2.bias.to(dtype)
     hidden = None
     for start in range(0, len(images_NCHW), chunk_size):
-        features_BD = model.trunk(to_float(images_NCHW[start:start + chunk_size]))
+        with autocast(precision, images_NCHW.device):
+            features_BD = model.trunk(to_float(images_NCHW[start:start + chunk_size]))
         B = features_BD.shape[0]
         if hidden is None or hidden.shape[0] != B:
-            hidden = torch.empty(B, T * H, device=features_BD.device)
+            hidden = torch.empty(B, T * H, dtype=dtype, device=features_BD.device)
         torch.addmm(b1_TH, features_BD, w1_DTH, out=hidden)
         hidden.relu_()
-        logits_TBK = torch.baddbmm(model.fc2.bias, hidden.view(B, T, H).transpose(0, 1), w2_THK)
-        probs_NTK[start:start + B] = logits_TBK.softmax(-1).transpose(0, 1)
+        logits_TBK = torch.baddbmm(b2_K, hidden.view(B, T, H).transpose(0, 1), w2_THK)
+        yield start, logits_TBK.float().softmax(-1).transpose(0, 1)
+
+
+def mc_dropout_probs(model: GalCNN, images_NCHW: torch.Tensor, masks: HeadMasks, chunk_size: int | None = None,
+                     precision: str = "fp32") -> torch.Tensor:
+    """Class probabilities [N, T, K] (float32) of the T masked networks for uint8 images [N,1,28,28]
+    (fused_chunks assembled)."""
+    return assemble(fused_chunks(model, images_NCHW, masks, chunk_size, precision), len(images_NCHW))
+
+
+def assemble(chunks: Iterable[tuple[int, torch.Tensor]], num_candidates: int) -> torch.Tensor:
+    """The chunks' probabilities (start, probs_BTK) written into one tensor [N, T, K], N = num_candidates."""
+    probs_NTK = None
+    for start, probs_BTK in chunks:
+        if probs_NTK is None:
+            probs_NTK = torch.empty(num_candidates, *probs_BTK.shape[1:], dtype=probs_BTK.dtype,
+                                    device=probs_BTK.device)
+        probs_NTK[start:start + len(probs_BTK)] = probs_BTK
     return probs_NTK
 
 
@@ -160,12 +187,14 @@ def draw_dropout_masks(model: nn.Module, num_samples: int, image_shape: tuple[in
 
 
 @torch.no_grad()
-def generic_mc_dropout_probs(model: nn.Module, images_NCHW: torch.Tensor, masks: DropoutMasks,
-                             chunk_size: int | None = None) -> torch.Tensor:
-    """Class probabilities [N, T, K] of the T masked networks for uint8 images [N,C,H,W] (N >= 1), any model.
+def generic_chunks(model: nn.Module, images_NCHW: torch.Tensor, masks: DropoutMasks, chunk_size: int | None = None,
+                   precision: str = "fp32") -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, probs_BTK) for consecutive chunks of B uint8 images [B,C,H,W] from images_NCHW[start:] (N >= 1), any
+    model: the class probabilities [B, T, K] of the T masked networks.
 
     The model runs in eval mode; a forward hook makes each nn.Dropout layer multiply its input by mask t, the same
-    for every image of every chunk. Memory is bounded by chunk_size (one forward pass of a chunk at a time).
+    for every image of every chunk. precision bf16: forward passes under bfloat16 autocast, softmax in float32.
+    Memory is bounded by chunk_size (one forward pass of a chunk at a time).
     """
     if len(images_NCHW) == 0:
         raise ValueError("no candidates to score: images_NCHW is empty")
@@ -178,21 +207,29 @@ def generic_mc_dropout_probs(model: nn.Module, images_NCHW: torch.Tensor, masks:
         return lambda layer, inputs, output: inputs[0] * mask_TX[sample[0]]
 
     handles = [layer.register_forward_hook(apply_mask(mask)) for layer, mask in zip(masks.layers, masks.masks)]
-    probs_NTK = None
     try:
         for start in range(0, len(images_NCHW), chunk_size):
             x = to_float(images_NCHW[start:start + chunk_size])
+            probs_BTK = None
             for t in range(T):
                 sample[0] = t
-                probs_BK = model(x).softmax(-1)
-                if probs_NTK is None:
-                    probs_NTK = torch.empty(len(images_NCHW), T, probs_BK.shape[1], dtype=probs_BK.dtype,
-                                            device=probs_BK.device)
-                probs_NTK[start:start + len(x), t] = probs_BK
+                with autocast(precision, x.device):
+                    logits_BK = model(x)
+                probs_BK = (logits_BK.float() if precision == "bf16" else logits_BK).softmax(-1)
+                if probs_BTK is None:
+                    probs_BTK = torch.empty(len(x), T, probs_BK.shape[1], dtype=probs_BK.dtype, device=probs_BK.device)
+                probs_BTK[:, t] = probs_BK
+            yield start, probs_BTK
     finally:
         for handle in handles:
             handle.remove()
-    return probs_NTK
+
+
+def generic_mc_dropout_probs(model: nn.Module, images_NCHW: torch.Tensor, masks: DropoutMasks,
+                             chunk_size: int | None = None, precision: str = "fp32") -> torch.Tensor:
+    """Class probabilities [N, T, K] of the T masked networks for uint8 images [N,C,H,W] (generic_chunks
+    assembled)."""
+    return assemble(generic_chunks(model, images_NCHW, masks, chunk_size, precision), len(images_NCHW))
 
 
 def check_mc_dropout(model: nn.Module, image_shape: tuple[int, ...]) -> None:
@@ -202,11 +239,31 @@ def check_mc_dropout(model: nn.Module, image_shape: tuple[int, ...]) -> None:
         draw_dropout_masks(model, 1, image_shape, torch.Generator().manual_seed(0))
 
 
-def mc_probs(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
-             chunk_size: int | None = None) -> torch.Tensor:
-    """Class probabilities [N, T, K] of T = num_samples networks sampled by consistent MC dropout (masks drawn from
-    `generator`) for uint8 images [N,C,H,W]: the fused scorer for a GalCNN, the generic one for other models."""
+def mc_chunks(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int,
+              generator: torch.Generator | None = None, chunk_size: int | None = None,
+              precision: str = "fp32") -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, probs_BTK [B, T, K]) chunk by chunk, of T = num_samples networks sampled by consistent MC dropout
+    (masks drawn from `generator` before the first chunk) for uint8 images [N,C,H,W]: the fused scorer for a GalCNN,
+    the generic one for other models."""
     if isinstance(model, GalCNN):
-        return mc_dropout_probs(model, images_NCHW, draw_head_masks(model, num_samples, generator), chunk_size)
+        return fused_chunks(model, images_NCHW, draw_head_masks(model, num_samples, generator), chunk_size, precision)
     masks = draw_dropout_masks(model, num_samples, tuple(images_NCHW.shape[1:]), generator)
-    return generic_mc_dropout_probs(model, images_NCHW, masks, chunk_size)
+    return generic_chunks(model, images_NCHW, masks, chunk_size, precision)
+
+
+def mc_probs(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
+             chunk_size: int | None = None, precision: str = "fp32") -> torch.Tensor:
+    """Class probabilities [N, T, K] of T = num_samples networks sampled by consistent MC dropout (see mc_chunks)."""
+    return assemble(mc_chunks(model, images_NCHW, num_samples, generator, chunk_size, precision), len(images_NCHW))
+
+
+@torch.no_grad()
+def mc_scores(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int,
+              score_fn: Callable[[torch.Tensor], torch.Tensor], generator: torch.Generator | None = None,
+              chunk_size: int | None = None, precision: str = "fp32") -> torch.Tensor:
+    """Streaming scores [N] (float64, on the images' device): score_fn(probs_BTK) -> scores [B] applied to each
+    chunk's contiguous probabilities [B, T, K] (see mc_chunks), so memory holds N scores, never [N, T, K]."""
+    scores_N = torch.empty(len(images_NCHW), dtype=torch.float64, device=images_NCHW.device)
+    for start, probs_BTK in mc_chunks(model, images_NCHW, num_samples, generator, chunk_size, precision):
+        scores_N[start:start + len(probs_BTK)] = score_fn(probs_BTK.contiguous())
+    return scores_N

@@ -9,7 +9,7 @@ works too, made by a `ModelFactory` (seed, device) -> nn.Module.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -21,6 +21,35 @@ from torch import nn
 def to_float(images_NCHW: torch.Tensor) -> torch.Tensor:
     """uint8 images [N,C,H,W] -> a new float32 tensor in [0, 1] on the same device (the input is untouched)."""
     return images_NCHW.to(torch.float32) / 255.0
+
+
+PRECISIONS = ("fp32", "bf16")
+"""fp32: float32 throughout. bf16: training under torch.autocast(bfloat16), and MC-dropout scoring with bfloat16
+weights, features and masks (bfloat16 GEMMs); softmax, probabilities and scores stay float32/float64."""
+
+
+def check_precision(precision: str, device: torch.device | str) -> None:
+    """Refuse (ValueError) a precision not in PRECISIONS, or bf16 on a device that cannot compute in bfloat16."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = torch.device(device)
+    if precision != "bf16" or device.type == "meta":
+        return
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported()
+    else:
+        try:
+            ones = torch.ones(2, 2, dtype=torch.bfloat16, device=device)
+            supported = bool((ones @ ones == 2).all())
+        except RuntimeError:
+            supported = False
+    if not supported:
+        raise ValueError(f"precision bf16 is not supported on {device} (no bfloat16 matrix products); use fp32")
+
+
+def autocast(precision: str, device: torch.device | str) -> AbstractContextManager:
+    """torch.autocast to bfloat16 on the device's type for precision 'bf16'; a no-op context for 'fp32'."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, generator: torch.Generator | None,
@@ -106,7 +135,8 @@ ModelFactory = Callable[[int, torch.device], nn.Module]
 """(seed, device) -> a freshly initialised classifier on `device`: float images [N,C,H,W] in [0, 1] -> logits [N,K]."""
 
 TrainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, TrainConfig, torch.Generator], nn.Module]
-"""(model, uint8 images [N,C,H,W], labels [N], config, generator) -> the model, trained in place (train_classifier)."""
+"""(model, uint8 images [N,C,H,W], labels [N], config, generator) -> the model, trained in place (train_classifier).
+The loop calls it inside `autocast(precision, device)`: with precision bf16 its forward passes run in bfloat16."""
 
 
 def new_model(seed: int, device: torch.device | str, num_classes: int = 10,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,7 +17,8 @@ from acquire.batchbald import batchbald
 from acquire.data import DataError, load_split
 from acquire.device import resolve_device
 from acquire.files import write_json
-from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, naive_mc_dropout_probs
+from acquire.functions import bald
+from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, mc_probs, mc_scores, naive_mc_dropout_probs
 from acquire.metrics import balanced_accuracy
 from acquire.model import GalCNN, TrainConfig, new_model, predict, to_float, train_classifier
 
@@ -25,7 +29,10 @@ Measures, in one process and on the same images and weights:
      passes in train-mode dropout) and, when installed, BaaL's MC dropout;
   2. one BatchBALD selection of 10 from the candidates' MC-dropout probabilities (seconds per round);
   3. one full round of the paper's protocol at 500 training images: MC-dropout scoring of the
-     whole pool, training a fresh CNN for 100 epochs, evaluating on the 10,000 test images.
+     whole pool, training a fresh CNN for 100 epochs, evaluating on the 10,000 test images;
+  4. peak memory of BALD-scoring pools of synthetic uint8 images (--memory-sizes), streaming (scores
+     chunk by chunk, O(N)) against scoring all probabilities [N, T, K], each in a fresh subprocess:
+     the rise of ru_maxrss (CPU) or torch.cuda.max_memory_allocated (GPU) over the process after setup.
 Prints the ratios and writes JSON to --out.  BaaL is optional: pip install --no-deps baal
 structlog scikit-learn torchmetrics lightning-utilities narwhals (its full install pulls in
 torchvision, which breaks the CPU torch build).
@@ -109,6 +116,52 @@ def bench_round(train, test, pool_images_NCHW, samples: int, device: torch.devic
             "balanced_accuracy_after_round": accuracy}
 
 
+def memory_child(candidates: int, samples: int, streaming: bool, device_name: str) -> None:
+    """(Run in a fresh process.) Print, as JSON, the peak memory in MiB that BALD-scoring `candidates` synthetic
+    uint8 images [N,1,28,28] with T = samples adds over the process after setup and a small warm-up."""
+    device = torch.device(device_name)
+    images_NCHW = torch.randint(0, 256, (candidates, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator()
+                                .manual_seed(0)).to(device)
+    model = new_model(0, device)
+
+    def score(images):
+        generator = torch.Generator(device).manual_seed(1)
+        if streaming:
+            return mc_scores(model, images, samples, bald, generator)
+        return bald(mc_probs(model, images, samples, generator))
+
+    score(images_NCHW[:512])  # library initialisation and first allocations are not the scorer's
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        score(images_NCHW)
+        torch.cuda.synchronize(device)
+        peak_mib = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    else:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        score(images_NCHW)
+        peak_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    print(json.dumps({"peak_mib": peak_mib}))
+
+
+def bench_memory(sizes: list[int], samples: int, device: torch.device) -> list[dict]:
+    """Per pool size, the peak memory (MiB) of BALD scoring, streaming and not, each in a fresh subprocess."""
+    rows = []
+    for candidates in sizes:
+        row = {"candidates": candidates, "mc_samples": samples}
+        for streaming in (False, True):
+            code = (f"from runners.bench import memory_child; "
+                    f"memory_child({candidates}, {samples}, {streaming}, {str(device)!r})")
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            row["streaming_mib" if streaming else "all_probs_mib"] = json.loads(out.splitlines()[-1])["peak_mib"]
+        rows.append(row)
+        print(f"  {candidates:9,d} candidates: all probabilities {row['all_probs_mib']:8.1f} MiB   streaming "
+              f"{row['streaming_mib']:8.1f} MiB   ([N,T,K] float32 alone: {candidates * samples * 10 * 4 / 2**20:.1f} "
+              "MiB)")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m runners.bench", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mc-samples", type=int, default=20, help="MC samples T (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats of the fast scorer; best is kept")
     p.add_argument("--skip-round", action="store_true", help="skip the full-round measurement")
+    p.add_argument("--memory-sizes", default="60000",
+                   help="comma-separated pool sizes for the peak-memory measurement, e.g. 60000,240000,1000000 "
+                        "(1M takes minutes and ~5 GiB without streaming on CPU); 0 skips it (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--data-dir", type=Path, help="MNIST directory (default: $GAN_ACQUIRE_DATA or the cache)")
     p.add_argument("--out", type=Path, default=Path("results/bench"), help="JSON directory (default: %(default)s)")
@@ -128,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not 0 < args.candidates <= len(train):
         print(f"error: --candidates must be in 1..{len(train)}", file=sys.stderr)
+        return 2
+    try:
+        memory_sizes = [n for n in (int(size) for size in args.memory_sizes.split(",")) if n]
+    except ValueError:
+        print(f"error: --memory-sizes must be comma-separated integers, got {args.memory_sizes!r}", file=sys.stderr)
         return 2
     model = new_model(0, device)
     report = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -153,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                                    args.mc_samples, device)
         report["paper_round"] = round_report
         print("  " + ", ".join(f"{k} {v:.1f}s" for k, v in round_report["seconds"].items()))
+    if memory_sizes:
+        print(f"peak memory of BALD scoring, T={args.mc_samples}, synthetic images ...", file=sys.stderr)
+        report["scoring_memory_mib"] = bench_memory(memory_sizes, args.mc_samples, device)
     path = write_json(args.out / f"bench-{device.type}.json", report)
     print(f"wrote {path}")
     return 0

@@ -70,6 +70,8 @@ def test_resume_may_extend_rounds_but_not_change_the_protocol(tiny_train, tiny_t
         run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1))
     with pytest.raises(RunDirectoryError, match="per_round"):
         run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1, per_round=4), resume=True)
+    with pytest.raises(RunDirectoryError, match="precision: saved 'fp32', now 'bf16'"):
+        run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1, precision="bf16"), resume=True)
     assert (tmp_path / "rounds.csv").read_text() == before
     run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=2), resume=True).run(progress=False)
     assert pd.read_csv(tmp_path / "rounds.csv")["round"].max() == 2
@@ -82,6 +84,7 @@ def test_random_skips_mc_inference_and_custom_functions_run(tiny_train, tiny_tes
         raise AssertionError("random acquisition must not run MC dropout")
 
     monkeypatch.setattr(loop_module, "mc_probs", no_inference)
+    monkeypatch.setattr(loop_module, "mc_scores", no_inference)
     run(tiny_train, tiny_test, tmp_path / "random", tiny_config(acquisitions=["random"], repeats=1)).run(progress=False)
     monkeypatch.undo()
     custom_acquisition.CALLS.clear()

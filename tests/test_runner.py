@@ -18,7 +18,7 @@ def test_help_explains_every_flag():
     out = subprocess.run([sys.executable, "-m", "runners.mnist_bald", "--help"], capture_output=True, text=True,
                          check=True).stdout
     for flag in ("--sources", "--acquisitions", "--rounds", "--per-round", "--epochs", "--repeats", "--mc-samples",
-                 "--seed", "--device", "--data-dir", "--out", "--resume", "--preset", "quick"):
+                 "--seed", "--device", "--data-dir", "--out", "--resume", "--preset", "quick", "--precision"):
         assert flag in out
 
 
@@ -27,6 +27,9 @@ def test_quick_preset_values():
     assert (config.rounds, config.repeats, config.train.epochs, config.pool_subset) == (3, 2, 20, 2000)
     paper = mnist_bald.config_from_args(mnist_bald.build_parser().parse_args([]))
     assert (paper.rounds, paper.per_round, paper.repeats, paper.train.epochs, paper.mc_samples) == (50, 10, 4, 100, 20)
+    assert paper.precision == "fp32"
+    bf16 = mnist_bald.config_from_args(mnist_bald.build_parser().parse_args(["--precision", "bf16"]))
+    assert bf16.precision == "bf16"
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
 from acquire.rundir import CONFIG_FILE  # noqa: E402
 from gans.registry import get_family  # noqa: E402
 from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source  # noqa: E402
-from runners.cli import comma_list, config_for_out_dir, resume_hint, run_guarded  # noqa: E402
+from runners.cli import add_run_flags, comma_list, config_for_out_dir, resume_hint, run_guarded  # noqa: E402
 
 DESCRIPTION = """\
 Nielsen & Okoniewski's protocol (Algorithm 1): each round an MC-dropout CNN scores the candidate
@@ -61,8 +61,6 @@ CONFIG_FLAGS = ("sources", "acquisitions", "rounds", "per_round", "initial", "re
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runners.mnist_bald", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS),
-                   help="starting values (default: paper; with --resume the saved settings)")
     p.add_argument("--sources", type=comma_list,
                    help="comma-separated source sets, one candidate pool each: 'raw' = the 60,000 real MNIST "
                         "training images; a GAN name (small_dcgan, large_dcgan, pggan, dada) = the raw pool joined "
@@ -97,18 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 0; Gal et al.'s code used 2,000)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="fp32, or bf16: train under bfloat16 autocast and score MC dropout with bfloat16 GEMMs "
-                        "(probabilities and scores stay float32/float64); about 2x faster on CPUs with bfloat16 "
-                        "instructions, refused where bfloat16 is unsupported; fixed for a run (default: fp32)")
-    p.add_argument("--seed", type=int, help="base seed; every arm/round draw is derived from it (default: 0)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)")
-    p.add_argument("--data-dir", type=Path,
-                   help="directory with the four MNIST IDX .gz files (default: $GAN_ACQUIRE_DATA, else a "
-                        "per-user cache filled from the public mirrors)")
-    p.add_argument("--out", type=Path, default=Path("runs/mnist_bald"), help="output directory (default: %(default)s)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run saved in --out with its saved settings; only --rounds (and where data, "
-                        "GANs and device are found) may be given")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+                        "(probabilities and scores stay float32/float64); faster only where bfloat16 matrix "
+                        "products are (measure with python -m runners.bench), refused where bfloat16 is "
+                        "unsupported; fixed for a run (default: fp32)")
+    add_run_flags(p, out=Path("runs/mnist_bald"), presets=PRESETS,
+                  seed_help="base seed; every arm/round draw is derived from it (default: 0)",
+                  resume_help="continue the run saved in --out with its saved settings; only --rounds (and where "
+                              "data, GANs and device are found) may be given")
     return p
 
 

@@ -42,9 +42,8 @@ from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import append_csv_row, read_csv_rows, write_atomic, write_csv, write_json, write_text
 from acquire.functions import Acquisition, get_acquisition
 from acquire.mc_dropout import check_mc_dropout, mc_probs, mc_scores
-from acquire.metrics import accuracy, balanced_accuracy
 from acquire.model import (PRECISIONS, ModelFactory, TrainConfig, TrainFn, autocast, check_model, check_precision,
-                           check_trainable, make_model, new_model, predict, seeded_global_rng, train_classifier)
+                           check_trainable, evaluate, make_model, new_model, seeded_global_rng, train_classifier)
 from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, config_changes, read_json
 from acquire.seeding import derive_seed, make_generator
@@ -506,15 +505,14 @@ class ActiveLearningRun:
         self._train(state, round_index)
         self._synchronize()
         eval_start = time.perf_counter()
-        predicted_N = predict(state.model, self.test_set.images_NCHW)
+        scores = evaluate(state.model, self.test_set.images_NCHW, self.test_set.labels_N)
         counts = state.pool.counts_by_source()
         n_real, train_size = counts.get(REAL_SOURCE, 0), sum(counts.values())
         state.rows.append({
             "sources": arm.sources, "acquisition": arm.acquisition, "repeat": arm.repeat, "seed": self.config.seed,
             "round": round_index, "train_size": train_size, "n_real": n_real, "n_generated": train_size - n_real,
             "acquired_by_source": ";".join(f"{k}={v}" for k, v in counts.items()),
-            "balanced_accuracy": balanced_accuracy(predicted_N, self.test_set.labels_N),
-            "accuracy": accuracy(predicted_N, self.test_set.labels_N),
+            "balanced_accuracy": scores["balanced_accuracy"], "accuracy": scores["accuracy"],
             "train_seconds": round(eval_start - train_start, 4), "score_seconds": round(score_seconds, 4),
             "eval_seconds": round(time.perf_counter() - eval_start, 4),
         })

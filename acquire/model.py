@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from acquire.metrics import accuracy, balanced_accuracy
+
 
 def to_float(images_NCHW: torch.Tensor) -> torch.Tensor:
     """uint8 images [N,C,H,W] -> a new float32 tensor in [0, 1] on the same device (the input is untouched)."""
@@ -257,3 +259,10 @@ def predict(model: nn.Module, images_NCHW: torch.Tensor, batch_size: int | None 
     """Deterministic (dropout off) predicted labels [N] for uint8 images [N,C,H,W]."""
     model.eval()
     return map_in_chunks(lambda chunk: model(to_float(chunk)).argmax(1), images_NCHW, batch_size)
+
+
+def evaluate(model: nn.Module, images_NCHW: torch.Tensor, labels_N: torch.Tensor) -> dict[str, float]:
+    """{"accuracy", "balanced_accuracy"} of the model's deterministic predictions on uint8 images [N,C,H,W]
+    with labels [N] (on the model's device)."""
+    predicted_N = predict(model, images_NCHW)
+    return {"accuracy": accuracy(predicted_N, labels_N), "balanced_accuracy": balanced_accuracy(predicted_N, labels_N)}

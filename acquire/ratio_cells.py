@@ -27,9 +27,8 @@ import pandas as pd
 import torch
 
 from acquire.data import ImageSet, class_balanced_indices
-from acquire.metrics import accuracy, balanced_accuracy
 from acquire.mixing import MODES, generated_per_class, mix
-from acquire.model import GalCNN, TrainConfig, new_model, predict, train_classifier
+from acquire.model import GalCNN, TrainConfig, evaluate, new_model, train_classifier
 from acquire.seeding import derive_seed, make_generator
 
 BASELINE = "none"  # gan and mode of the all-real r = 0 cells
@@ -167,10 +166,8 @@ class CellRunner:
     def __call__(self, cell: dict) -> dict:
         images, n_real, n_generated = self.training_set(cell)
         model, epochs, train_seconds = self.fit(cell, images)
-        predicted_N = predict(model, self.test.images_NCHW)
         return {"seed": self.config.seed, "n_real": n_real, "n_generated": n_generated, "epochs": epochs,
-                "images_shown": epochs * len(images), "accuracy": accuracy(predicted_N, self.test.labels_N),
-                "balanced_accuracy": balanced_accuracy(predicted_N, self.test.labels_N),
+                "images_shown": epochs * len(images), **evaluate(model, self.test.images_NCHW, self.test.labels_N),
                 "train_seconds": round(train_seconds, 2)}
 
 

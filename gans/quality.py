@@ -26,8 +26,8 @@ from matplotlib.figure import Figure
 
 from acquire.data import ImageSet
 from acquire.files import write_atomic
-from acquire.metrics import accuracy, balanced_accuracy
-from acquire.model import GalCNN, TrainConfig, map_in_chunks, new_model, predict, to_float, train_classifier
+from acquire.metrics import accuracy
+from acquire.model import GalCNN, TrainConfig, evaluate, map_in_chunks, new_model, predict, to_float, train_classifier
 
 
 @dataclass
@@ -81,10 +81,9 @@ def measure(samples: ImageSet, reference: GalCNN, real_test: ImageSet, config: Q
     cas_model = train_classifier(new_model(config.seed + 1, device), samples.images_NCHW, samples.labels_N,
                                  TrainConfig(epochs=config.cas_epochs),
                                  torch.Generator().manual_seed(config.seed + 1))
-    predicted = predict(cas_model, real_test.images_NCHW)
+    cas = evaluate(cas_model, real_test.images_NCHW, real_test.labels_N)
     return {"label_agreement": agreement, "frechet_distance": distance,
-            "cas_accuracy": accuracy(predicted, real_test.labels_N),
-            "cas_balanced_accuracy": balanced_accuracy(predicted, real_test.labels_N)}
+            "cas_accuracy": cas["accuracy"], "cas_balanced_accuracy": cas["balanced_accuracy"]}
 
 
 def generated_set(generator, samples_per_class: int, seed: int, device) -> ImageSet:

@@ -19,8 +19,7 @@ from acquire.device import resolve_device
 from acquire.files import write_json
 from acquire.functions import bald
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, mc_probs, mc_scores, naive_mc_dropout_probs
-from acquire.metrics import balanced_accuracy
-from acquire.model import GalCNN, TrainConfig, new_model, predict, to_float, train_classifier
+from acquire.model import GalCNN, TrainConfig, evaluate, new_model, to_float, train_classifier
 
 DESCRIPTION = """\
 Measures, in one process and on the same images and weights:
@@ -108,7 +107,7 @@ def bench_round(train, test, pool_images_NCHW, samples: int, device: torch.devic
     scored = time.perf_counter()
     train_classifier(model, train.images_NCHW, train.labels_N, TrainConfig(), torch.Generator(device).manual_seed(0))
     trained = time.perf_counter()
-    accuracy = balanced_accuracy(predict(model, test.images_NCHW), test.labels_N)
+    accuracy = evaluate(model, test.images_NCHW, test.labels_N)["balanced_accuracy"]
     done = time.perf_counter()
     return {"pool_candidates": len(pool_images_NCHW), "train_images": len(train), "epochs": TrainConfig().epochs,
             "seconds": {"score_pool": scored - start, "train": trained - scored, "evaluate": done - trained,

@@ -122,6 +122,18 @@ def add_run_flags(parser: argparse.ArgumentParser, *, out: Path, presets: Iterab
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+PRECISION_CHOICES = ("fp32", "bf16")  # acquire.model.PRECISIONS (not imported: this module stays light)
+
+
+def add_precision_flag(parser: argparse.ArgumentParser) -> None:
+    """--precision {fp32,bf16}, default None (the config's fp32, or a resumed run's saved precision)."""
+    parser.add_argument("--precision", choices=PRECISION_CHOICES,
+                        help="fp32, or bf16: train under bfloat16 autocast and score MC dropout with bfloat16 GEMMs "
+                             "(probabilities and scores stay float32/float64); faster only where bfloat16 matrix "
+                             "products are (measure with python -m runners.bench), refused where bfloat16 is "
+                             "unsupported; fixed for a run (default: fp32)")
+
+
 def config_for_out_dir(args: argparse.Namespace, make_config: Callable[[], object], kind: str = "run"):
     """make_config(), with --out checked in the order that gives the most specific error: resuming, the directory
     first (the saved config lives there); starting, the flags first, then the directory."""

@@ -16,13 +16,13 @@ from acquire.data import load_split, resolve_data_dir  # noqa: E402
 from acquire.functions import get_acquisition  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
 from acquire.loop import ExperimentConfig  # noqa: E402
-from acquire.model import PRECISIONS, TrainConfig, new_model  # noqa: E402
+from acquire.model import TrainConfig, new_model  # noqa: E402
 from acquire.plotting import final_table, format_final_table, read_curves  # noqa: E402
 from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
 from acquire.rundir import CONFIG_FILE  # noqa: E402
 from gans.registry import get_family  # noqa: E402
 from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source  # noqa: E402
-from runners.cli import add_run_flags, comma_list, config_for_out_dir, resume_hint, run_guarded  # noqa: E402
+from runners.cli import add_precision_flag, add_run_flags, comma_list, config_for_out_dir, resume_hint, run_guarded  # noqa: E402
 
 DESCRIPTION = """\
 Nielsen & Okoniewski's protocol (Algorithm 1): each round an MC-dropout CNN scores the candidate
@@ -93,11 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool-subset", type=int,
                    help="score a random subset of this many pool candidates per round; 0 scores the whole pool "
                         "(default: 0; Gal et al.'s code used 2,000)")
-    p.add_argument("--precision", choices=PRECISIONS,
-                   help="fp32, or bf16: train under bfloat16 autocast and score MC dropout with bfloat16 GEMMs "
-                        "(probabilities and scores stay float32/float64); faster only where bfloat16 matrix "
-                        "products are (measure with python -m runners.bench), refused where bfloat16 is "
-                        "unsupported; fixed for a run (default: fp32)")
+    add_precision_flag(p)
     add_run_flags(p, out=Path("runs/mnist_bald"), presets=PRESETS,
                   seed_help="base seed; every arm/round draw is derived from it (default: 0)",
                   resume_help="continue the run saved in --out with its saved settings; only --rounds (and where "

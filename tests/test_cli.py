@@ -89,3 +89,9 @@ def test_run_flags_say_when_a_resume_keeps_the_saved_data_dir():
     add_run_flags(parser, out=Path("o"), presets=["paper"], seed_help="seed", resume_help="resume",
                   resume_keeps_data_dir=True)
     assert "with --resume the saved one" in " ".join(parser.format_help().split())
+
+
+def test_the_cli_precision_choices_are_the_engines():
+    from acquire.model import PRECISIONS
+    from runners.cli import PRECISION_CHOICES
+    assert tuple(PRECISIONS) == PRECISION_CHOICES

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from acquire.metrics import accuracy, balanced_accuracy
+from acquire.seeding import seeded_cpu_rng
 
 
 def to_float(images_NCHW: torch.Tensor) -> torch.Tensor:
@@ -149,8 +150,7 @@ def new_model(seed: int, device: torch.device | str, num_classes: int = 10,
     if height != width:
         raise ValueError(f"Gal et al.'s CNN takes square images, got [C,H,W] = {list(image_shape)}; crop or pad "
                          "them to a square, or pass a model factory built for this shape")
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
+    with seeded_cpu_rng(seed):
         model = GalCNN(num_classes=num_classes, image_size=height, in_channels=channels)
     return model.to(device)
 

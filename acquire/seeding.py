@@ -6,6 +6,8 @@ A run resumed at any round therefore draws exactly what an uninterrupted run wou
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -21,3 +23,12 @@ def make_generator(*keys: object, device: torch.device | str = "cpu") -> torch.G
     generator = torch.Generator(device=device)
     generator.manual_seed(derive_seed(*keys))
     return generator
+
+
+@contextmanager
+def seeded_cpu_rng(seed: int) -> Iterator[None]:
+    """Inside the block torch's global CPU RNG is seeded by `seed` (for code that draws from it, such as layer
+    initialisation); it is restored on exit, and no CUDA RNG is touched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield

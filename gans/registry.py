@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from acquire.data import ImageSet
+from acquire.seeding import seeded_cpu_rng
 
 
 class ConditionalGenerator(nn.Module):
@@ -162,9 +163,7 @@ def seeded_weights(generator: torch.Generator) -> Iterator[None]:
     """A block in which the global CPU RNG is seeded by one draw from `generator` (an int in [0, 2**62), drawn on
     its device), so that networks built in it draw their initial weights from `generator`'s stream; the CPU RNG
     is restored on exit and no CUDA RNG is touched (weights are drawn on the CPU)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator,
-                                                              device=generator.device)))
+    with seeded_cpu_rng(int(torch.randint(2 ** 62, (1,), generator=generator, device=generator.device))):
         yield
 
 

@@ -39,6 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet, class_balanced_indices
+from acquire.device import synchronize
 from acquire.files import append_csv_row, read_csv_rows, write_atomic, write_csv, write_json, write_text
 from acquire.functions import Acquisition, get_acquisition
 from acquire.mc_dropout import check_mc_dropout, mc_probs, mc_scores
@@ -493,17 +494,13 @@ class ActiveLearningRun:
                 scores_M = mc_scores(*scoring, acquisition.score, **options)
                 chosen_k, score_k = acquisition.top_k(scores_M, config.per_round, generator)
         self._record(state, candidates_M[chosen_k], score_k)
-        self._synchronize()
+        synchronize(self.device)
         return time.perf_counter() - start
-
-    def _synchronize(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
 
     def _train_and_record(self, state: ArmState, round_index: int, score_seconds: float) -> None:
         arm, train_start = state.arm, time.perf_counter()
         self._train(state, round_index)
-        self._synchronize()
+        synchronize(self.device)
         eval_start = time.perf_counter()
         scores = evaluate(state.model, self.test_set.images_NCHW, self.test_set.labels_N)
         counts = state.pool.counts_by_source()

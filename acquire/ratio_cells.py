@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from acquire.data import ImageSet, class_balanced_indices
+from acquire.device import synchronize
 from acquire.mixing import MODES, generated_per_class, mix
 from acquire.model import GalCNN, TrainConfig, evaluate, new_model, train_classifier
 from acquire.seeding import derive_seed, make_generator
@@ -103,12 +104,6 @@ class RatioSweepConfig:
         if largest > NUM_CLASSES * smallest_class:
             raise ValueError(f"--sizes: {largest} class-balanced images need {largest // NUM_CLASSES} of every class; "
                              f"the training split has only {smallest_class} of its rarest class")
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA runs asynchronously), so that wall-clock times measure it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class CellRunner:

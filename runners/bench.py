@@ -15,7 +15,7 @@ import torch
 
 from acquire.batchbald import batchbald
 from acquire.data import DataError, load_split
-from acquire.device import resolve_device
+from acquire.device import resolve_device, synchronize
 from acquire.files import write_json
 from acquire.functions import bald
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, mc_probs, mc_scores, naive_mc_dropout_probs
@@ -45,12 +45,10 @@ def timed(fn, device: torch.device, repeats: int = 1) -> float:
     fn()
     best = float("inf")
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         start = time.perf_counter()
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return best
 

@@ -466,9 +466,9 @@ class ActiveLearningRun:
     def _record(self, state: ArmState, index_k: torch.Tensor, score_k: torch.Tensor | None) -> None:
         """Acquire global indices [k] and remember what they were (label, source, score)."""
         state.pool.acquire(index_k)
-        index_k = index_k.cpu()
-        state.record.append({"index": index_k.tolist(), "label": state.pool.labels_N.cpu()[index_k].tolist(),
-                             "source": [state.pool.source_names[i] for i in state.pool.source_N.cpu()[index_k]],
+        on_device_k = index_k.to(state.pool.device)  # only the k entries cross to the CPU, not the pool's columns
+        state.record.append({"index": index_k.tolist(), "label": state.pool.labels_N[on_device_k].tolist(),
+                             "source": [state.pool.source_names[i] for i in state.pool.source_N[on_device_k].tolist()],
                              "score": None if score_k is None else score_k.tolist()})
 
     def _acquire(self, state: ArmState, round_index: int) -> float:

@@ -66,6 +66,16 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def write_tensors(path: Path, obj: dict) -> Path:
+    """torch.save(obj) to `path` atomically, serialised in memory first: the bytes then depend only on obj (a save
+    straight to the temp file embeds its name in the archive), so equal tensors give an equal sha256."""
+    import torch  # here, not at the top: runners.cli imports this module before torch (see runners/cli.py)
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_atomic(Path(path), lambda tmp: tmp.write_bytes(buffer.getvalue()))
+
+
 def write_text(path: Path, text: str) -> Path:
     """Atomically write `text`."""
     return write_atomic(path, lambda tmp: tmp.write_text(text))

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import synchronize
-from acquire.files import append_csv_row, read_csv_rows, write_atomic, write_csv, write_json, write_text
+from acquire.files import append_csv_row, read_csv_rows, write_csv, write_json, write_tensors, write_text
 from acquire.functions import Acquisition, get_acquisition
 from acquire.mc_dropout import check_mc_dropout, mc_probs, mc_scores
 from acquire.model import (PRECISIONS, ModelFactory, TrainConfig, TrainFn, autocast, check_model, check_precision,
@@ -403,7 +403,7 @@ class ActiveLearningRun:
     def _save(self, state: ArmState) -> None:
         """The classifier (local cache), then the arm's state; rounds.csv gets the row last."""
         weights = {k: v.detach().cpu() for k, v in state.model.state_dict().items()}
-        write_atomic(self._model_path(state.arm), lambda tmp: torch.save(weights, tmp))
+        write_tensors(self._model_path(state.arm), weights)
         write_json(self._state_path(state.arm), {
             "format": STATE_FORMAT, "arm": dataclasses.asdict(state.arm), "rounds": state.record,
             "rows": state.rows, "model_sha256": model_digest(state.model)})

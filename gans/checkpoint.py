@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import pickle
 import zipfile
@@ -24,7 +23,7 @@ import torch
 
 import acquire
 from acquire.data import ImageSet
-from acquire.files import write_atomic, write_json
+from acquire.files import write_json, write_tensors
 from gans.registry import ConditionalGenerator, get_family
 
 
@@ -41,14 +40,6 @@ def data_digest(images: ImageSet) -> str:
     h.update(images.images_NCHW.cpu().contiguous().numpy().tobytes())
     h.update(images.labels_N.cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def write_tensors(path: Path, obj: dict) -> Path:
-    """torch.save(obj) to `path` atomically, serialised in memory first: the bytes then depend only on obj (a save
-    straight to the temp file embeds its name in the archive), so equal weights give an equal sha256."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return write_atomic(Path(path), lambda tmp: tmp.write_bytes(buffer.getvalue()))
 
 
 def file_sha256(path: Path) -> str:

@@ -47,7 +47,7 @@ import torch
 
 from acquire.augment import AugmentConfig
 from acquire.data import ImageSet, class_balanced_indices
-from acquire.files import write_atomic
+from acquire.files import write_tensors
 from acquire.metrics import accuracy, balanced_accuracy
 from acquire.seeding import make_generator
 from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one
@@ -196,7 +196,7 @@ def phase_one_networks(out_dir: Path, config: LowDataConfig, subset: ImageSet, n
         gen, disc = train_phase_one(subset, dada_config, device, make_generator(config.seed, "phase_one", n, repeat),
                                     progress=False)
         state = {"generator": gen.state_dict(), "classifier": disc.state_dict()}
-        write_atomic(path, lambda tmp: torch.save({**state, "sha256": state_digest(state)}, tmp))
+        write_tensors(path, {**state, "sha256": state_digest(state)})
         state = torch.load(path, map_location="cpu", weights_only=True)  # as a resumed sweep will read it
     gen = DadaGenerator(dada_config).to(device)
     disc = DadaDiscriminator(dada_config).to(device, memory_format=torch.channels_last)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from acquire.data import ImageSet
-from acquire.files import write_atomic, write_text
+from acquire.files import write_tensors, write_text
 from acquire.pool import image_set_digest
 from acquire.seeding import derive_seed
 from gans.checkpoint import load_checkpoint, read_sidecar
@@ -119,7 +119,7 @@ def generated_source(family: str, gan_dir: Path, per_class: int, seed: int, devi
                       labels_N)
     payload = {"images_NCHW": images.images_NCHW.cpu(), "labels_N": images.labels_N.cpu(),
                "sha256": image_set_digest(images)}
-    write_atomic(cache, lambda tmp: torch.save(payload, tmp))
+    write_tensors(cache, payload)
     if not (cache.parent / ".gitignore").exists():
         write_text(cache.parent / ".gitignore", "# generated pools, re-sampled when absent\n*\n")
     return images

@@ -81,6 +81,13 @@ def write_text(path: Path, text: str) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
+def mark_as_cache(directory: Path, what: str) -> None:
+    """Make `directory` (created if needed) a local cache git ignores: a .gitignore of '*' saying `what` it holds."""
+    ignore = Path(directory) / ".gitignore"
+    if not ignore.exists():
+        write_text(ignore, f"# a local cache: {what}\n*\n")
+
+
 def write_json(path: Path, obj: object) -> Path:
     """Atomically write `obj` as indented JSON."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

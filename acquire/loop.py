@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import synchronize
-from acquire.files import append_csv_row, read_csv_rows, write_csv, write_json, write_tensors, write_text
+from acquire.files import append_csv_row, read_csv_rows, mark_as_cache, write_csv, write_json, write_tensors
 from acquire.functions import Acquisition, get_acquisition
 from acquire.mc_dropout import check_mc_dropout, mc_probs, mc_scores
 from acquire.model import (PRECISIONS, ModelFactory, TrainConfig, TrainFn, autocast, check_model, check_precision,
@@ -395,10 +395,7 @@ class ActiveLearningRun:
         """config.json (every setting; a resume may only have raised rounds) and rounds.csv rebuilt from the states."""
         write_json(self.out_dir / CONFIG_FILE, self.config.to_dict())
         write_csv(self.csv_path, CSV_COLUMNS, self._rows_in_order())
-        models = self.out_dir / "state" / "models"
-        models.mkdir(parents=True, exist_ok=True)
-        if not (models / ".gitignore").exists():
-            write_text(models / ".gitignore", "# a local cache: runs re-derive these classifiers when absent\n*\n")
+        mark_as_cache(self.out_dir / "state" / "models", "runs re-derive these classifiers when absent")
 
     def _save(self, state: ArmState) -> None:
         """The classifier (local cache), then the arm's state; rounds.csv gets the row last."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from acquire.data import ImageSet
-from acquire.files import write_tensors, write_text
+from acquire.files import mark_as_cache, write_tensors
 from acquire.pool import image_set_digest
 from acquire.seeding import derive_seed
 from gans.checkpoint import load_checkpoint, read_sidecar
@@ -120,6 +120,5 @@ def generated_source(family: str, gan_dir: Path, per_class: int, seed: int, devi
     payload = {"images_NCHW": images.images_NCHW.cpu(), "labels_N": images.labels_N.cpu(),
                "sha256": image_set_digest(images)}
     write_tensors(cache, payload)
-    if not (cache.parent / ".gitignore").exists():
-        write_text(cache.parent / ".gitignore", "# generated pools, re-sampled when absent\n*\n")
+    mark_as_cache(cache.parent, "generated pools, re-sampled when absent")
     return images

@@ -58,6 +58,17 @@ class Experiment:
         """Advance every arm to config.rounds, draw curves.png; returns rounds.csv as a DataFrame (one row per arm
         and round; columns as acquire.loop.CSV_COLUMNS)."""
         self.loop.run(progress)
+        return self._finish()
+
+    def run_on_ray(self, open_worker, options=None, progress: bool = True) -> pd.DataFrame:
+        """As run(), with one Ray task per arm (acquire.ray_executor.run_on_ray; `options` a RayOptions).
+        open_worker(arms) -> ActiveLearningRun(..., resume=True, worker_arms=arms) on the same directory, rebuilt
+        in the task's process (so a module-level function or a partial of one); the rows are the same."""
+        from acquire.ray_executor import RayOptions, run_on_ray
+        run_on_ray(self.loop, open_worker, options or RayOptions(), progress)
+        return self._finish()
+
+    def _finish(self) -> pd.DataFrame:
         config = self.config
         plot_curves(read_curves([self.csv_path]), self.plot_path, title=", ".join(config.sources),
                     dataset=config.dataset, protocol=protocol_text(config.to_dict()))

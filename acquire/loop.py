@@ -18,6 +18,9 @@ Files in the output directory, all small enough to commit, so that a clone anywh
   state/models/      the classifiers themselves (float32, git-ignored): a cache. Without it a resume
                      re-derives each arm's classifier by retraining its last round, which gives the same
                      weights on the same hardware and thread count (it warns where it does not).
+Arms are independent (their draws are keyed by arm and round, never by what other arms did), so several
+processes may advance one run: the owner (the run opened normally) writes config.json and rounds.csv, and
+workers (worker_arms=...) each advance and save only their arms; see acquire.ray_executor.
 Every random draw is derived from (seed, arm, round), so a resumed run produces the rows an uninterrupted
 run would. A resume checks config.json, every state and rounds.csv before it writes anything, and never
 drops a row: it continues, or refuses saying why.
@@ -30,6 +33,7 @@ import hashlib
 import re
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -231,13 +235,17 @@ class ActiveLearningRun:
     al.'s CNN for the data's K and [C,H,W]); MC dropout samples its nn.Dropout layers (GalCNN: the fused scorer).
     train_fn: (model, uint8 images [N,C,H,W], labels [N], config.train, generator) -> model (default:
     train_classifier, Adam); torch's global RNG is seeded per arm and round around both.
+    worker_arms: open the run already started in out_dir as a worker that advances only these arms (names
+    'sources/acquisition/repeat'), beside the owner that started it: it locks only its arms, writes only their
+    state files, and leaves config.json and rounds.csv to the owner (rebuild_csv).
     Everything is checked before a file is written. Use as a context manager, or call close(), to release
     the directory's lock.
     """
 
     def __init__(self, config: ExperimentConfig, pools: dict[str, CandidatePool], test_set: ImageSet,
                  out_dir: Path, device: torch.device | str = "cpu", resume: bool = False,
-                 model_factory: ModelFactory | None = None, train_fn: TrainFn | None = None):
+                 model_factory: ModelFactory | None = None, train_fn: TrainFn | None = None,
+                 worker_arms: Collection[str] | None = None):
         self.device = torch.device(device)
         check_precision(config.precision, self.device)
         config = self._with_fingerprint(config, pools)
@@ -258,21 +266,45 @@ class ActiveLearningRun:
         self.test_set = test_set.to(self.device)
         self.arms = [ArmState(Arm(src, acq, r), acquisitions[acq], pools[src].fresh())
                      for src in config.sources for acq in config.acquisitions for r in range(config.repeats)]
-        self._run_dir = RunDir(self.out_dir)
+        self.is_worker = worker_arms is not None
+        self.active = self._select_arms(worker_arms)
+        self._locks, self._arms_locked = ([] if self.is_worker else [RunDir(self.out_dir)]), False
         try:
-            if resume:
+            if self.is_worker:
+                self._lock_arms()
+            if resume or self.is_worker:
                 self._load_saved()
             elif (self.out_dir / CONFIG_FILE).exists():
                 raise RunDirectoryError(f"{self.out_dir} already holds a run ({CONFIG_FILE}); pass --resume to "
                                         "continue it, or choose another --out")
-            self._write_start()
+            if not self.is_worker:
+                self._write_start()
         except BaseException:
             self.close()
             raise
 
+    def _select_arms(self, names: Collection[str] | None) -> list[ArmState]:
+        """The arms this process advances: all, or (a worker) those named."""
+        if names is None:
+            return self.arms
+        unknown = sorted(set(names) - {str(s.arm) for s in self.arms})
+        if unknown or not names:
+            raise ValueError(f"worker_arms must name arms of the run ({', '.join(str(s.arm) for s in self.arms)}); "
+                             f"got {sorted(names)}")
+        return [s for s in self.arms if str(s.arm) in names]
+
+    def _lock_arms(self) -> None:
+        """Lock the arms this process advances (out_dir/state/<arm>.lock), once: no two processes, a worker
+        left running by a killed owner included, ever advance one arm."""
+        if not self._arms_locked:
+            self._locks += [RunDir(self.out_dir, f"state/{s.arm.slug}.lock", sweep=False,
+                                   holder=f"another process is advancing arm {s.arm}") for s in self.active]
+            self._arms_locked = True
+
     def close(self) -> None:
-        """Release the run directory's lock."""
-        self._run_dir.close()
+        """Release the run directory's lock and the arms' locks."""
+        for lock in self._locks:
+            lock.close()
 
     def __enter__(self) -> "ActiveLearningRun":
         return self
@@ -404,10 +436,22 @@ class ActiveLearningRun:
         write_json(self._state_path(state.arm), {
             "format": STATE_FORMAT, "arm": dataclasses.asdict(state.arm), "rounds": state.record,
             "rows": state.rows, "model_sha256": model_digest(state.model)})
-        append_csv_row(self.csv_path, CSV_COLUMNS, state.rows[-1])
+        if not self.is_worker:
+            append_csv_row(self.csv_path, CSV_COLUMNS, state.rows[-1])
 
     def _rows_in_order(self) -> list[dict]:
+        """Every arm's rows, round by round in the arms' order: the order a single process appends them in."""
         return sorted((row for s in self.arms for row in s.rows), key=lambda row: row["round"])
+
+    def rebuild_csv(self) -> int:
+        """(The owner, while workers advance arms.) Re-read every arm's rows from its state file and rewrite
+        rounds.csv from them, in a single process's order; returns the arm-rounds done."""
+        for state in self.arms:
+            path = self._state_path(state.arm)
+            if path.exists():
+                state.rows = read_json(path)["rows"]
+        write_csv(self.csv_path, CSV_COLUMNS, self._rows_in_order())
+        return sum(state.rounds_done for state in self.arms)
 
     # ---- classifiers -------------------------------------------------------------------
     def _seed_keys(self, arm: Arm) -> tuple:
@@ -518,13 +562,14 @@ class ActiveLearningRun:
         return self.config.train.epochs * train_size + 5000
 
     def run(self, progress: bool = True) -> Path:
-        """Advance every arm to config.rounds, with a progress bar; returns the CSV path."""
-        for state in self.arms:
+        """Advance every arm (a worker: its arms) to config.rounds, with a progress bar; returns the CSV path."""
+        self._lock_arms()
+        for state in self.active:
             if state.model is None and state.rows:
                 self._restore_model(state)
             elif state.model is None:
                 self._start(state)
-        todo = [(r, s) for r in range(1, self.config.rounds + 1) for s in self.arms if s.rounds_done < r]
+        todo = [(r, s) for r in range(1, self.config.rounds + 1) for s in self.active if s.rounds_done < r]
         with tqdm(total=sum(self._round_cost(r) for r, _ in todo), disable=not progress, dynamic_ncols=True,
                   bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}") as bar:
             for round_index, state in todo:

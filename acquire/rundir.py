@@ -55,21 +55,24 @@ def check_directory(out_dir: Path) -> None:
 
 
 class RunDir:
-    """An exclusive lock on out_dir/.lock for as long as it is open (a second process is refused instead of
-    interleaving rows), with the temp files of killed writers removed. Use as a context manager or close()."""
+    """An exclusive lock on out_dir/.lock (or out_dir/`lock_file`) for as long as it is open (a second process is
+    refused, its message starting with `holder`, instead of interleaving rows), with the temp files of killed
+    writers removed (unless sweep is False: a worker beside the owner, whose peers may live on other machines).
+    Use as a context manager or close()."""
 
-    def __init__(self, out_dir: Path):
+    def __init__(self, out_dir: Path, lock_file: str = LOCK_FILE, holder: str = "another process is running",
+                 sweep: bool = True):
         self.path = Path(out_dir)
         check_directory(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path / LOCK_FILE, "a")
+        (self.path / lock_file).parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path / lock_file, "a")
         try:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._handle.close()
-            raise RunDirectoryError(f"another process is running in {self.path}; wait for it or stop it "
-                                    "first") from None
-        remove_stale_partials(self.path, recursive=True)
+            raise RunDirectoryError(f"{holder} in {self.path}; wait for it or stop it first") from None
+        if sweep:
+            remove_stale_partials(self.path, recursive=True)
 
     def close(self) -> None:
         """Release the lock (idempotent)."""

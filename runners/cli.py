@@ -134,6 +134,26 @@ def add_precision_flag(parser: argparse.ArgumentParser) -> None:
                              "unsupported; fixed for a run (default: fp32)")
 
 
+def add_executor_flags(parser: argparse.ArgumentParser) -> None:
+    """--executor {local,ray} and Ray's settings (acquire.ray_executor.RayOptions); none is part of a run's config,
+    so a run started one way may be resumed the other."""
+    group = parser.add_argument_group("running arms in parallel with Ray (optional extra: pip install -e \".[ray]\")")
+    group.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: every arm in this process, in lockstep; ray: one Ray task per arm, each "
+                            "resuming from its arm's state (a killed worker is retried), rows identical to local "
+                            "given the same threads per arm (default: %(default)s)")
+    group.add_argument("--ray-address", help="address of a Ray cluster (e.g. ray://head:10001 or auto); default: "
+                                             "start a local Ray instance")
+    group.add_argument("--ray-cpus", type=int,
+                       help="CPUs of the local Ray instance (default: all): with --threads-per-task, how many arms "
+                            "run at once")
+    group.add_argument("--threads-per-task", type=int, default=1,
+                       help="torch threads (and Ray CPUs) per arm task (default: %(default)s; a run is bit-identical "
+                            "to a local run with OMP_NUM_THREADS equal to it)")
+    group.add_argument("--gpus-per-task", type=float,
+                       help="GPU fraction per arm task on a CUDA device (default: 0.25, four arms per GPU)")
+
+
 def config_for_out_dir(args: argparse.Namespace, make_config: Callable[[], object], kind: str = "run"):
     """make_config(), with --out checked in the order that gives the most specific error: resuming, the directory
     first (the saved config lives there); starting, the flags first, then the directory."""

@@ -15,20 +15,22 @@ from acquire.api import Experiment  # noqa: E402
 from acquire.data import load_split, resolve_data_dir  # noqa: E402
 from acquire.functions import get_acquisition  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
-from acquire.loop import ExperimentConfig  # noqa: E402
+from acquire.loop import ActiveLearningRun, ExperimentConfig  # noqa: E402
 from acquire.model import TrainConfig, new_model  # noqa: E402
 from acquire.plotting import final_table, format_final_table, read_curves  # noqa: E402
 from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
 from acquire.rundir import CONFIG_FILE  # noqa: E402
 from gans.registry import get_family  # noqa: E402
 from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source  # noqa: E402
-from runners.cli import add_precision_flag, add_run_flags, comma_list, config_for_out_dir, resume_hint, run_guarded  # noqa: E402
+from runners.cli import (add_executor_flags, add_precision_flag, add_run_flags, comma_list, config_for_out_dir,  # noqa: E402
+                         resume_hint, run_guarded)
 
 DESCRIPTION = """\
 Nielsen & Okoniewski's protocol (Algorithm 1): each round an MC-dropout CNN scores the candidate
 pool, the top --per-round candidates join the training set, a fresh CNN (Gal et al. 2017) is
 trained on it for --epochs epochs and its balanced accuracy on the full 10,000-image test set is
-logged. Every (source, acquisition, repeat) arm runs in lockstep. Writes OUT/config.json,
+logged. Every (source, acquisition, repeat) arm runs in lockstep (or, with --executor ray, one Ray
+task per arm, as many at once as cores allow). Writes OUT/config.json,
 OUT/rounds.csv (one row per arm and round, flushed as it goes), OUT/state/ (each arm's acquisitions,
 small enough to commit) and OUT/curves.png. A killed run, or a finished one given more rounds, continues
 with `--resume --out OUT [--rounds N]`, here or on a clone of OUT on another machine, and gives the rows
@@ -46,6 +48,7 @@ examples:
   python -m runners.mnist_bald --acquisitions random,bald,power_bald --repeats 2 --out runs/mine
   python -m runners.mnist_bald --acquisitions bald,my_pkg.my_mod:my_fn   # a custom function
   python -m runners.mnist_bald --resume --out runs/quick --rounds 12     # continue a run, 4 more rounds
+  python -m runners.mnist_bald --executor ray --out runs/grid            # arms in parallel, one thread each
 """
 
 PRESETS = {
@@ -98,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                   seed_help="base seed; every arm/round draw is derived from it (default: 0)",
                   resume_help="continue the run saved in --out with its saved settings; only --rounds (and where "
                               "data, GANs and device are found) may be given")
+    add_executor_flags(p)
     return p
 
 
@@ -150,15 +154,40 @@ def run(args: argparse.Namespace) -> int:
         args, ExperimentConfig.load(args.out / CONFIG_FILE) if args.resume else None))
     device = resolve_device(args.device)
     config.dataset = resolve_data_dir(args.data_dir).name
+    ray_options = ray_options_from_args(args, device) if args.executor == "ray" else None
     pools = build_pools(config, args.data_dir, device)
     with Experiment(config, pools, load_split("test", args.data_dir), args.out, model=MNIST_MODEL, device=device,
                     resume=args.resume) as experiment:
-        print(f"{len(experiment.loop.arms)} arms x {config.rounds} rounds on {device}; writing {experiment.csv_path}",
+        where = f"Ray tasks of {args.threads_per_task} thread(s)" if ray_options else str(device)
+        print(f"{len(experiment.loop.arms)} arms x {config.rounds} rounds on {where}; writing {experiment.csv_path}",
               file=sys.stderr)
-        experiment.run(progress=not args.no_progress)
+        if ray_options is None:
+            experiment.run(progress=not args.no_progress)
+        else:
+            del pools  # each task builds its own
+            worker = partial(open_worker, args.out.resolve(), resolve_data_dir(args.data_dir), str(device))
+            experiment.run_on_ray(worker, ray_options, progress=not args.no_progress)
     print(format_final_table(final_table(read_curves([experiment.csv_path]))))
     print(f"wrote {experiment.csv_path} and {experiment.plot_path}")
     return 0
+
+
+def ray_options_from_args(args: argparse.Namespace, device):
+    """RayOptions from the executor flags (Ray's absence is refused here, before any work)."""
+    from acquire.ray_executor import RayOptions, import_ray
+    import_ray()
+    gpus = args.gpus_per_task if args.gpus_per_task is not None else (0.25 if device.type == "cuda" else 0.0)
+    return RayOptions(address=args.ray_address, num_cpus=args.ray_cpus, threads_per_task=args.threads_per_task,
+                      gpus_per_task=gpus)
+
+
+def open_worker(out: Path, data_dir: Path, device: str, arms: list[str]) -> ActiveLearningRun:
+    """(In a Ray task.) The run saved in `out`, opened as a worker for `arms`, its pools rebuilt from data_dir and
+    the GAN checkpoints its config names."""
+    config = ExperimentConfig.load(out / CONFIG_FILE)
+    device = resolve_device(device)
+    return ActiveLearningRun(config, build_pools(config, data_dir, device), load_split("test", data_dir), out,
+                             device, resume=True, model_factory=MNIST_MODEL, worker_arms=arms)
 
 
 if __name__ == "__main__":

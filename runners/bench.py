@@ -19,13 +19,17 @@ from acquire.device import resolve_device, synchronize
 from acquire.files import write_json
 from acquire.functions import bald
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, mc_probs, mc_scores, naive_mc_dropout_probs
-from acquire.model import GalCNN, TrainConfig, evaluate, new_model, to_float, train_classifier
+from acquire.model import GalCNN, TrainConfig, autocast, check_precision, evaluate, new_model, to_float, train_classifier
 
 DESCRIPTION = """\
 Measures, in one process and on the same images and weights:
+  0. this device's matrix-product peak (GFLOP/s of a large GEMM) in float32 and bfloat16: the floor
+     every other figure is also given as a fraction of;
   1. MC-dropout throughput (candidates x samples per second) of gan-acquire's fused scorer
-     (trunk once per image, T masked heads as one GEMM) against the naive scorer (T full forward
-     passes in train-mode dropout) and, when installed, BaaL's MC dropout;
+     (trunk once per image, T masked heads as one GEMM) in float32 and bfloat16 (--precision bf16),
+     against the naive scorer (T full forward passes in train-mode dropout) and, when installed,
+     BaaL's MC dropout;
+  1b. training throughput (images per second, batch 128, Adam) in float32 and under bfloat16 autocast;
   2. one BatchBALD selection of 10 from the candidates' MC-dropout probabilities (seconds per round);
   3. one full round of the paper's protocol at 500 training images: MC-dropout scoring of the
      whole pool, training a fresh CNN for 100 epochs, evaluating on the 10,000 test images;
@@ -33,8 +37,8 @@ Measures, in one process and on the same images and weights:
      chunk by chunk, O(N)) against scoring all probabilities [N, T, K], each in a fresh subprocess:
      the rise of ru_maxrss (CPU) or torch.cuda.max_memory_allocated (GPU) over the process after setup.
 Prints the ratios and writes JSON to --out.  BaaL is optional: pip install --no-deps baal
-structlog scikit-learn torchmetrics lightning-utilities narwhals (its full install pulls in
-torchvision, which breaks the CPU torch build).
+structlog scikit-learn torchmetrics lightning-utilities narwhals joblib threadpoolctl cloudpickle (its full
+install pulls in torchvision, which breaks the CPU torch build).
 """
 
 BATCHBALD_K = 10
@@ -51,6 +55,54 @@ def timed(fn, device: torch.device, repeats: int = 1) -> float:
         synchronize(device)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def gemm_peak(device: torch.device, dtype: torch.dtype, size: int) -> float:
+    """GFLOP/s of the best of three size x size matrix products in `dtype`."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    return 2 * size**3 / timed(lambda: a @ a, device, repeats=3) / 1e9
+
+
+def precisions(device: torch.device) -> list[str]:
+    """fp32, and bf16 where this device computes in bfloat16."""
+    try:
+        check_precision("bf16", device)
+        return ["fp32", "bf16"]
+    except ValueError:
+        return ["fp32"]
+
+
+def galcnn_flops(model: GalCNN, samples: int) -> dict[str, float]:
+    """Multiply-add FLOPs (2 per MAC) of one image through the trunk, of one MC sample through the head, and of
+    one fused candidate-sample (trunk shared by the T = samples heads)."""
+    def conv_flops(conv, in_size):
+        out = in_size - conv.kernel_size[0] + 1
+        return 2 * out * out * conv.out_channels * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1], out
+    c1, size = conv_flops(model.conv1, model.image_shape[1])
+    c2, _ = conv_flops(model.conv2, size)
+    head = 2 * (model.fc1.in_features * model.fc1.out_features + model.fc2.in_features * model.fc2.out_features)
+    return {"trunk": c1 + c2, "head": head, "fused_candidate_sample": (c1 + c2) / samples + head,
+            "training_image": 3 * (c1 + c2 + head)}  # forward, and a backward of about twice its cost
+
+
+def bench_gemm(device: torch.device) -> dict[str, float]:
+    size = 8192 if device.type == "cuda" else 2048
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    return {name: gemm_peak(device, dtypes[name], size) for name in precisions(device)}
+
+
+def bench_training(train, device: torch.device, images: int, epochs: int) -> dict:
+    """Images per second of train_classifier (batch 128, Adam) on `images` training images, per precision."""
+    subset = train.subset(torch.arange(images, device=device))
+    seconds = {}
+    for precision in precisions(device):
+        def fit():
+            with autocast(precision, device):
+                train_classifier(new_model(0, device), subset.images_NCHW, subset.labels_N,
+                                 TrainConfig(epochs=epochs), torch.Generator(device).manual_seed(0))
+        seconds[precision] = timed(fit, device, repeats=2)
+    return {"images": images, "epochs": epochs, "seconds": seconds,
+            "images_per_second": {k: images * epochs / v for k, v in seconds.items()}}
 
 
 def baal_scorer(model: GalCNN, images_NCHW: torch.Tensor, samples: int, device: torch.device, batch: int):
@@ -79,6 +131,8 @@ def bench_mc_dropout(model: GalCNN, images_NCHW: torch.Tensor, samples: int, dev
     work = len(images_NCHW) * samples
     seconds = {
         "fused": timed(lambda: mc_dropout_probs(model, images_NCHW, masks), device, repeats),
+        **{f"fused_{p}": timed(lambda: mc_dropout_probs(model, images_NCHW, masks, precision=p), device, repeats)
+           for p in precisions(device) if p != "fp32"},
         "naive": timed(lambda: naive_mc_dropout_probs(model, images_NCHW, samples, generator=generator), device, 1),
     }
     baal = baal_scorer(model, images_NCHW, samples, device, batch=64 if device.type == "cpu" else 512)
@@ -165,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--candidates", type=int, default=10_000, help="candidates scored (default: %(default)s)")
     p.add_argument("--mc-samples", type=int, default=20, help="MC samples T (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats of the fast scorer; best is kept")
+    p.add_argument("--train-images", type=int, default=2560,
+                   help="training images for the training-throughput measurement (default: %(default)s)")
+    p.add_argument("--train-epochs", type=int, default=2, help="epochs timed there (default: %(default)s)")
     p.add_argument("--skip-round", action="store_true", help="skip the full-round measurement")
     p.add_argument("--memory-sizes", default="60000",
                    help="comma-separated pool sizes for the peak-memory measurement, e.g. 60000,240000,1000000 "
@@ -191,14 +248,36 @@ def main(argv: list[str] | None = None) -> int:
     report = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
               "cpu": platform.processor() or platform.machine(),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+    print(f"GEMM peak on {device} ...", file=sys.stderr)
+    peak = report["gemm_gflops"] = bench_gemm(device)
+    print("  GEMM peak " + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in peak.items())
+          + ("" if "bf16" in peak else "   (no bfloat16 on this device)"))
+    flops = report["flops"] = galcnn_flops(model, args.mc_samples)
     print(f"MC dropout: {args.candidates} candidates x T={args.mc_samples} on {device} ...", file=sys.stderr)
     mc = bench_mc_dropout(model, train.images_NCHW[:args.candidates], args.mc_samples, device, args.repeats)
     report["mc_dropout"] = mc
+    mc["fraction_of_gemm_peak"] = {}
     for name, rate in mc["samples_per_second"].items():
-        ratio = "" if name == "fused" else f"   fused is {mc['speedup_fused_over'][name]:.1f}x faster"
-        print(f"  {name:6s} {rate:12,.0f} candidate-samples/s{ratio}")
+        ratio = "" if name == "fused" else (f"   {1 / mc['speedup_fused_over'][name]:.2f}x fused fp32"
+                                            if name.startswith("fused") else
+                                            f"   fused is {mc['speedup_fused_over'][name]:.1f}x faster")
+        floor = peak["bf16" if name.endswith("bf16") else "fp32"]
+        per_sample = flops["fused_candidate_sample"] if name.startswith("fused") else (
+            flops["trunk"] + flops["head"])  # naive and BaaL run the whole network per sample
+        fraction = mc["fraction_of_gemm_peak"][name] = rate * per_sample / 1e9 / floor
+        print(f"  {name:10s} {rate:12,.0f} candidate-samples/s  {fraction:6.1%} of the "
+              f"{'bf16' if name.endswith('bf16') else 'fp32'} GEMM peak{ratio}")
     if "baal" not in mc["seconds"]:
-        print("  baal   not installed (optional; see --help)")
+        print("  baal       not installed (optional; see --help)")
+    print(f"training: {args.train_images} images x {args.train_epochs} epochs per precision ...", file=sys.stderr)
+    training = report["training"] = bench_training(train, device, min(args.train_images, len(train)),
+                                                   args.train_epochs)
+    training["fraction_of_gemm_peak"] = {k: v * flops["training_image"] / 1e9 / peak[k]
+                                         for k, v in training["images_per_second"].items()}
+    for name, rate in training["images_per_second"].items():
+        versus = "" if name == "fp32" else f"   {rate / training['images_per_second']['fp32']:.2f}x fp32"
+        print(f"  train {name}  {rate:9,.0f} images/s  {training['fraction_of_gemm_peak'][name]:6.1%} of the {name} "
+              f"GEMM peak{versus}")
     k = min(BATCHBALD_K, args.candidates)
     print(f"BatchBALD: k={k} of {args.candidates} candidates x T={args.mc_samples} ...", file=sys.stderr)
     probs_NTK = mc_dropout_probs(model, train.images_NCHW[:args.candidates],

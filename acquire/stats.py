@@ -108,7 +108,8 @@ def _arm_rows(df: pd.DataFrame, arm: Arm, metric: str) -> pd.DataFrame:
                          "give an arm as SOURCES/ACQUISITION from those columns")
     if "run" in rows.columns and rows["run"].nunique() > 1:
         raise ValueError(f"{arm_name(arm)} is in more than one run ({', '.join(sorted(rows['run'].unique()))}); "
-                         "give only the CSV of the run to compare")
+                         "give only the CSV of the run to compare, or name the arm with its run as "
+                         "RUN:SOURCES/ACQUISITION")
     return rows
 
 

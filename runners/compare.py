@@ -30,6 +30,8 @@ EPILOG = """\
 the paper's three claims (at the size its Figure 2 ends):
   python -m runners.compare runs/raw/rounds.csv runs/pggan/rounds.csv --at 500 \\
       --pair raw+pggan/bald raw/random --pair raw+pggan/bald raw/bald --pair raw/bald raw/random
+the same arms of two runs (here bf16 against fp32), named RUN:SOURCES/ACQUISITION:
+  python -m runners.compare results/precision/*/rounds.csv --at 200 --pair bf16:raw/bald fp32:raw/bald
 every arm against every other, at two sizes, into a CSV:
   python -m runners.compare results/mnist_raw/rounds.csv --at 200,300 --all-pairs --out compare.csv
 """
@@ -48,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training-set size(s) to compare at")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"),
-                       help="arms to compare as SOURCES/ACQUISITION, e.g. raw+pggan/bald raw/random (repeatable)")
+                       help="arms to compare as SOURCES/ACQUISITION, e.g. raw+pggan/bald raw/random (repeatable); "
+                            "where runs hold the same arm, as RUN:SOURCES/ACQUISITION with RUN the CSV's directory "
+                            "name, e.g. bf16:raw/bald fp32:raw/bald")
     which.add_argument("--all-pairs", action="store_true",
                        help="every arm against every other; A is the arm with the higher mean at that size")
     parser.add_argument("--metric", choices=sorted(METRIC_LABELS), default="balanced_accuracy",
@@ -89,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     df = read_curves(args.csv, metric=args.metric)
     configs = read_configs(args.csv)
     df["seeding"] = df["run"].map(lambda run: configs[run].get("seeding", "per_source") if run in configs else None)
+    if any(":" in spec for pair in args.pair or [] for spec in pair):  # arms named with their run
+        df["sources"] = df["run"] + ":" + df["sources"]
     pairs = [(parse_arm(a), parse_arm(b)) for a, b in args.pair or []]
     results, skipped = [], []
     for size in args.at:

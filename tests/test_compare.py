@@ -75,3 +75,15 @@ def test_user_errors_are_one_line_and_exit_2(csvs, args, message, capsys):
     assert compare.main(csvs + args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_same_arm_of_two_runs_is_named_with_its_run(tmp_path, capsys):
+    fp32 = _run(tmp_path / "fp32", [("raw", "bald")], {"seeding": "paired"})
+    bf16 = _run(tmp_path / "bf16", [("raw", "random")], {"seeding": "paired"})
+    bf16.write_text(bf16.read_text().replace("random", "bald"))  # the same arm, other values
+    assert compare.main([str(fp32), str(bf16), "--at", "500", "--pair", "bf16:raw/bald", "fp32:raw/bald"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split()[:5] == ["bf16:raw/bald", "fp32:raw/bald", "500", "3", "-1.67"]
+    assert "did not share draws" not in out  # both runs seed repeats alike: the pairs share their draws
+    assert compare.main([str(fp32), str(bf16), "--at", "500", "--pair", "raw/bald", "fp32:raw/bald"]) == 2
+    assert "unknown arm 'raw/bald'" in capsys.readouterr().err

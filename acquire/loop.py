@@ -515,6 +515,13 @@ class ActiveLearningRun:
     def _acquire(self, state: ArmState, round_index: int) -> float:
         """Score the pool and move the chosen candidates to the training set; returns seconds spent."""
         start = time.perf_counter()
+        self._record(state, *self._choose(state, round_index, self.config.precision))
+        synchronize(self.device)
+        return time.perf_counter() - start
+
+    def _choose(self, state: ArmState, round_index: int, precision: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the arm acquires in round `round_index` with the classifier it holds, MC dropout in `precision`:
+        global indices [k] and their scores [k] (None for a selecting function)."""
         config, arm = self.config, state.arm
         keys = (config.seed, arm.sources, arm.acquisition, arm.repeat, round_index)
         generator = make_generator(*keys, "acquire")
@@ -527,16 +534,35 @@ class ActiveLearningRun:
                 candidates_M = candidates_M[torch.randperm(len(candidates_M), generator=generator)[:config.pool_subset]]
             scoring = (state.model, state.pool.images_NCHW[candidates_M.to(self.device)], config.mc_samples)
             options = dict(generator=make_generator(*keys, "masks", device=self.device),
-                           chunk_size=config.score_chunk or None, precision=config.precision)
+                           chunk_size=config.score_chunk or None, precision=precision)
             if acquisition.selects:  # it needs every candidate's probabilities [M, T, K]
                 chosen_k, score_k = acquisition.choose(mc_probs(*scoring, **options), len(candidates_M),
                                                        config.per_round, generator)
             else:  # streamed: only the M scores are kept
                 scores_M = mc_scores(*scoring, acquisition.score, **options)
                 chosen_k, score_k = acquisition.top_k(scores_M, config.per_round, generator)
-        self._record(state, candidates_M[chosen_k], score_k)
-        synchronize(self.device)
-        return time.perf_counter() - start
+        return candidates_M[chosen_k], score_k
+
+    def replay_choice(self, arm: str, round_index: int, precisions: tuple[str, ...]) -> dict[str, list[int]]:
+        """What arm `arm` ('sources/acquisition/repeat') would acquire in its round `round_index` (done or not) if
+        the classifier it held then scored in each of `precisions`: precision -> global pool indices [k]. The
+        classifier is re-derived from the saved state (the pool before that round; the round before's training
+        draws), so with the run's own precision it gives the acquisitions recorded. Writes nothing."""
+        state = next((s for s in self.arms if str(s.arm) == arm), None)
+        if state is None:
+            raise ValueError(f"no arm {arm!r} in this run; its arms are {', '.join(str(s.arm) for s in self.arms)}")
+        if not 1 <= round_index <= state.rounds_done + 1:
+            raise ValueError(f"arm {arm} has done {state.rounds_done} rounds: replay one of rounds 1 to "
+                             f"{state.rounds_done + 1}")
+        replica = ArmState(state.arm, state.acquisition, state.pool.fresh())
+        for row, entry in zip(state.rows, state.record):
+            if row["round"] < round_index:
+                replica.pool.acquire(torch.tensor(entry["index"], dtype=torch.long))
+        if replica.pool.num_available == len(replica.pool):
+            replica.model = make_model(self.model_factory, self._init_seed(state.arm, 0), self.device)
+        else:
+            self._train(replica, round_index - 1)
+        return {precision: self._choose(replica, round_index, precision)[0].tolist() for precision in precisions}
 
     def _train_and_record(self, state: ArmState, round_index: int, score_seconds: float) -> None:
         arm, train_start = state.arm, time.perf_counter()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-Arm = tuple[str, str]  # (sources, acquisition)
+Arm = tuple[str, ...]  # (sources, acquisition) in the active loop; any labels naming a table's arm elsewhere
 
 
 def t_halfwidth(std, n, confidence: float = 0.95):
@@ -36,7 +36,8 @@ def parse_arm(spec: str) -> Arm:
 
 
 def arm_name(arm: Arm) -> str:
-    return f"{arm[0]}/{arm[1]}"
+    """('raw+pggan', 'bald') -> 'raw+pggan/bald'; empty parts are left out."""
+    return "/".join(part for part in arm if part)
 
 
 def _signed(value: float) -> str:

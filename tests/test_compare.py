@@ -87,3 +87,22 @@ def test_the_same_arm_of_two_runs_is_named_with_its_run(tmp_path, capsys):
     assert "did not share draws" not in out  # both runs seed repeats alike: the pairs share their draws
     assert compare.main([str(fp32), str(bf16), "--at", "500", "--pair", "raw/bald", "fp32:raw/bald"]) == 2
     assert "unknown arm 'raw/bald'" in capsys.readouterr().err
+
+
+def test_sweep_cells_against_a_baseline_cell_paired_by_repeat(tmp_path, capsys):
+    from runners import compare_cells
+    cells = [{"size": 500, "mode": mode, "gan": gan, "ratio": ratio, "repeat": r, "accuracy": value}
+             for mode, gan, ratio, values in [("none", "none", 0.0, [0.90, 0.92, 0.94]),
+                                             ("replace", "pggan", 1.0, [0.80, 0.81, 0.83]),
+                                             ("add", "pggan", 1.0, [0.91, 0.91, 0.95])]
+             for r, value in enumerate(values)]
+    csv, out = tmp_path / "results.csv", tmp_path / "comparisons.csv"
+    pd.DataFrame(cells).to_csv(csv, index=False)
+    assert compare_cells.main([str(csv), "--arm", "mode,gan,ratio", "--size", "size", "--against", "mode=none",
+                               "--out", str(out)]) == 0
+    table = pd.read_csv(out).set_index("a")
+    assert table.loc["mode=replace gan=pggan ratio=1.0", "diffs_pp"] == "-10.0000;-11.0000;-11.0000"
+    assert table.loc["mode=replace gan=pggan ratio=1.0", "verdict"].startswith("mode=replace gan=pggan ratio=1.0 is below")
+    assert table.loc["mode=add gan=pggan ratio=1.0", "verdict"].startswith("no difference shown")
+    assert compare_cells.main([str(csv), "--arm", "mode", "--size", "size", "--against", "mode=nothing"]) == 2
+    assert "no row matches --against mode=nothing" in capsys.readouterr().err

@@ -1,0 +1,104 @@
+"""Paired comparisons of a sweep's cells against a baseline cell (`python -m runners.compare_cells --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from acquire.files import write_csv
+from acquire.stats import PairedDifference
+from runners.cli import comma_list, run_guarded
+from runners.compare import COLUMNS, format_table
+
+DESCRIPTION = """\
+For a results.csv of runners.ratio_sweep or runners.dada_lowdata (one row per cell: an arm, a size, a
+repeat): every arm against a baseline arm at each size, paired by repeat (in those sweeps every arm of a
+repeat starts from the same real images and CNN initialisation): the difference A − B of the metric in
+percentage points per repeat, their mean, sample std (ddof = 1), the 95% t-interval of the mean, and
+only the sentence the interval supports.
+"""
+
+EPILOG = """\
+examples:
+  python -m runners.compare_cells results/ratio_sweep/results.csv --arm mode,gan,ratio --size size \\
+      --against mode=none --out results/ratio_sweep/comparisons.csv
+  python -m runners.compare_cells results/dada_lowdata/results.csv --arm method --size n --against method=C
+"""
+
+
+def parse_against(spec: str) -> dict[str, str]:
+    """'mode=none,gan=none' -> {'mode': 'none', 'gan': 'none'}."""
+    pairs = [part.split("=", 1) for part in spec.split(",") if part]
+    if not pairs or any(len(pair) != 2 or not pair[0] for pair in pairs):
+        raise argparse.ArgumentTypeError(f"--against must be COLUMN=VALUE[,COLUMN=VALUE...], got {spec!r}")
+    return dict(pairs)
+
+
+def label(arm_columns: list[str], values: tuple) -> str:
+    return " ".join(f"{c}={v}" for c, v in zip(arm_columns, values))
+
+
+def compare_to_baseline(df: pd.DataFrame, arm_columns: list[str], size_column: str, against: dict[str, str],
+                        metric: str) -> list[PairedDifference]:
+    """Every arm (distinct values of arm_columns) against the rows matching `against`, at each size both have,
+    paired by repeat. Raises ValueError naming a missing column or a baseline with no rows."""
+    missing = sorted({*arm_columns, size_column, "repeat", metric, *against} - set(df.columns))
+    if missing:
+        raise ValueError(f"the CSV has no column(s) {missing}; its columns are {list(df.columns)}")
+    text = df.astype({c: str for c in against})
+    is_baseline = pd.concat([text[c] == v for c, v in against.items()], axis=1).all(axis=1)
+    if not is_baseline.any():
+        raise ValueError(f"no row matches --against {','.join(f'{c}={v}' for c, v in against.items())}")
+    baseline_name = ",".join(f"{c}={v}" for c, v in against.items())
+    results = []
+    for size, at_size in df.groupby(size_column, sort=True):
+        base = at_size[is_baseline[at_size.index]].set_index("repeat")[metric]
+        if base.index.duplicated().any():
+            raise ValueError(f"--against {baseline_name} matches several rows per repeat at {size_column} = {size}; "
+                             "name the baseline arm with more columns")
+        for values, rows in at_size[~is_baseline[at_size.index]].groupby(arm_columns, sort=True):
+            values = values if isinstance(values, tuple) else (values,)
+            arm = rows.set_index("repeat")[metric]
+            repeats = sorted(set(arm.index) & set(base.index))
+            if not repeats:
+                continue
+            diffs = 100 * (arm.loc[repeats].to_numpy(float) - base.loc[repeats].to_numpy(float))
+            results.append(PairedDifference((label(arm_columns, values),), (baseline_name,), int(size),
+                                            tuple(int(r) for r in repeats), tuple(map(float, diffs)),
+                                            unpaired=tuple(sorted(set(arm.index) ^ set(base.index))),
+                                            shared_draws=True))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m runners.compare_cells", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("csv", type=Path, help="results.csv of runners.ratio_sweep or runners.dada_lowdata")
+    p.add_argument("--arm", type=comma_list, required=True, help="columns naming an arm, e.g. mode,gan,ratio")
+    p.add_argument("--size", required=True, help="column of the size compared at (size, or n)")
+    p.add_argument("--against", type=parse_against, required=True,
+                   help="the baseline arm as COLUMN=VALUE[,COLUMN=VALUE...], e.g. mode=none or method=C")
+    p.add_argument("--metric", default="accuracy", help="column compared (default: %(default)s)")
+    p.add_argument("--out", type=Path, help="also write the table (with per-repeat differences) to this CSV")
+    args = p.parse_args(argv)
+    return run_guarded(lambda: run(args), "nothing was written")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.csv.is_file():
+        raise ValueError(f"{args.csv} is not a file; give a sweep's results.csv")
+    results = compare_to_baseline(pd.read_csv(args.csv), args.arm, args.size, args.against, args.metric)
+    print(f"{args.metric}: A − B in percentage points, paired by repeat at {args.size}; std ddof = 1; "
+          "95% CI: mean ± t(0.975, n − 1) · std / √n")
+    print(format_table(results))
+    if args.out:
+        write_csv(args.out, COLUMNS, [{"metric": args.metric, **r.as_row()} for r in results])
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

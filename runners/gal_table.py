@@ -1,0 +1,88 @@
+"""Gal et al. (2017) Table 1 from a run's curves: images needed to reach a test error
+(`python -m runners.gal_table --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from acquire.files import write_csv
+from runners.cli import float_list, run_guarded
+
+DESCRIPTION = """\
+For every arm of runners.mnist_bald run(s) and every test error in --errors: the smallest training-set size
+at which the arm's test error (1 − accuracy on the full test set; --metric balanced_accuracy for 1 −
+balanced accuracy) is at or below it, per repeat, then the mean over repeats, beside Gal et al. (2017)'s
+Table 1. A repeat that never got there is counted as "not reached by" its largest size, and the mean is then
+a lower bound (shown with ">"). Whether Gal et al.'s counts include their 20 initial images the table does not
+say, so both are given: train_size, and acquired = train_size − the run's initial images.
+"""
+
+# Gal, Islam & Ghahramani (2017), Table 1: images needed for 10% and 5% test error on MNIST.
+GAL_TABLE_1 = {"bald": (145, 335), "variation_ratios": (120, 295), "max_entropy": (165, 355),
+               "mean_std": (230, 695), "random": (255, 835)}
+GAL_ERRORS = (10.0, 5.0)
+COLUMNS = ["sources", "acquisition", "error_pct", "repeats", "reached", "train_size_per_repeat",
+           "mean_train_size", "mean_acquired", "gal_2017"]
+
+
+def images_to_error(curve: pd.DataFrame, error_pct: float, metric: str) -> tuple[int, bool]:
+    """(smallest train_size whose error <= error_pct, True) for one repeat's curve, or (largest size, False)."""
+    reached = curve[100 * (1 - curve[metric]) <= error_pct]
+    if len(reached):
+        return int(reached["train_size"].min()), True
+    return int(curve["train_size"].max()), False
+
+
+def table(df: pd.DataFrame, errors: list[float], metric: str, initial: int) -> list[dict]:
+    rows = []
+    for (sources, acquisition), arm in df.groupby(["sources", "acquisition"], sort=True):
+        for error in errors:
+            sizes = [images_to_error(curve, error, metric) for _, curve in arm.groupby("repeat", sort=True)]
+            mean = sum(size for size, _ in sizes) / len(sizes)
+            all_reached = all(ok for _, ok in sizes)
+            gal = GAL_TABLE_1.get(acquisition.removesuffix("_mode"))
+            gal_value = gal[GAL_ERRORS.index(error)] if gal and error in GAL_ERRORS else math.nan
+            rows.append({"sources": sources, "acquisition": acquisition, "error_pct": error, "repeats": len(sizes),
+                         "reached": sum(ok for _, ok in sizes),
+                         "train_size_per_repeat": ";".join(f"{size}" if ok else f">{size}" for size, ok in sizes),
+                         "mean_train_size": mean if all_reached else f">{mean:g}",
+                         "mean_acquired": mean - initial if all_reached else f">{mean - initial:g}",
+                         "gal_2017": gal_value})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m runners.gal_table", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("csv", type=Path, nargs="+", help="rounds.csv of runners.mnist_bald run(s)")
+    p.add_argument("--errors", type=float_list, default=list(GAL_ERRORS),
+                   help="test errors in percent (default: 10,5, Gal et al.'s two columns)")
+    p.add_argument("--metric", choices=("accuracy", "balanced_accuracy"), default="accuracy",
+                   help="error = 1 − this column (default: accuracy, as Gal et al.)")
+    p.add_argument("--initial", type=int, default=20, help="initial images of the run (default: 20, Gal et al.'s)")
+    p.add_argument("--out", type=Path, help="also write the table as CSV here")
+    args = p.parse_args(argv)
+    return run_guarded(lambda: run(args), "nothing was written")
+
+
+def run(args: argparse.Namespace) -> int:
+    missing = [str(path) for path in args.csv if not path.is_file()]
+    if missing:
+        raise ValueError(f"no such CSV: {', '.join(missing)}")
+    rows = table(pd.concat([pd.read_csv(path) for path in args.csv]), args.errors, args.metric, args.initial)
+    shown = pd.DataFrame(rows)[["acquisition", "error_pct", "train_size_per_repeat", "mean_train_size",
+                                "mean_acquired", "gal_2017"]]
+    print(shown.to_string(index=False))
+    if args.out:
+        write_csv(args.out, COLUMNS, rows)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

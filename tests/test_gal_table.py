@@ -1,0 +1,24 @@
+"""`python -m runners.gal_table`: images needed to reach a test error, per repeat, beside Gal et al.'s Table 1."""
+
+import pandas as pd
+
+from runners import gal_table
+
+
+def test_images_to_reach_an_error_per_repeat_with_lower_bounds_and_gal_s_numbers(tmp_path, capsys):
+    accuracy = {("bald", 0): [0.80, 0.91, 0.96], ("bald", 1): [0.85, 0.89, 0.90],
+                ("variation_ratios_mode", 0): [0.92, 0.93, 0.94]}
+    rows = [{"sources": "raw", "acquisition": acq, "repeat": r, "train_size": size, "accuracy": value,
+             "balanced_accuracy": value} for (acq, r), values in accuracy.items()
+            for size, value in zip((20, 30, 40), values)]
+    csv, out = tmp_path / "rounds.csv", tmp_path / "table.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    assert gal_table.main([str(csv), "--errors", "10,5", "--out", str(out)]) == 0
+    table = pd.read_csv(out).set_index(["acquisition", "error_pct"])
+    bald10, bald5 = table.loc[("bald", 10.0)], table.loc[("bald", 5.0)]
+    assert bald10["train_size_per_repeat"] == "30;40" and float(bald10["mean_train_size"]) == 35
+    assert float(bald10["mean_acquired"]) == 15 and bald10["gal_2017"] == 145  # 20 initial images
+    assert bald5["train_size_per_repeat"] == "40;>40" and bald5["mean_train_size"] == ">40" and bald5["reached"] == 1
+    assert table.loc[("variation_ratios_mode", 10.0), "gal_2017"] == 120  # both forms sit beside Gal's one
+    assert gal_table.main([str(tmp_path / "missing.csv")]) == 2
+    assert "no such CSV" in capsys.readouterr().err

@@ -51,8 +51,14 @@ def check_precision(precision: str, device: torch.device | str) -> None:
 
 
 def autocast(precision: str, device: torch.device | str) -> AbstractContextManager:
-    """torch.autocast to bfloat16 on the device's type for precision 'bf16'; a no-op context for 'fp32'."""
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    """torch.autocast to bfloat16 on the device's type for precision 'bf16'; a no-op context for 'fp32'.
+
+    Its weight-cast cache is off: torch keeps a weight's first bfloat16 copy until the block ends, so a training
+    loop inside one block would compute every forward pass with its initial weights, whatever the optimiser did.
+    """
+    if precision != "bf16":
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, cache_enabled=False)
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, generator: torch.Generator | None,

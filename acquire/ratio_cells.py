@@ -29,7 +29,7 @@ import torch
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import synchronize
 from acquire.mixing import MODES, generated_per_class, mix
-from acquire.model import GalCNN, TrainConfig, evaluate, new_model, train_classifier
+from acquire.model import PRECISIONS, GalCNN, TrainConfig, autocast, evaluate, new_model, train_classifier
 from acquire.seeding import derive_seed, make_generator
 
 BASELINE = "none"  # gan and mode of the all-real r = 0 cells
@@ -46,7 +46,8 @@ run's device; the same seed gives the same images."""
 @dataclass(frozen=True)
 class RatioSweepConfig:
     """The whole sweep's settings (saved as config.json); gan_dir and data_dir as given on the command line
-    (data_dir None: $GAN_ACQUIRE_DATA or the cache); gan_checkpoints: GAN name -> weights sha256."""
+    (data_dir None: $GAN_ACQUIRE_DATA or the cache); precision: the CNNs train under autocast(precision)
+    (acquire.model.PRECISIONS), the test set is scored in float32; gan_checkpoints: GAN name -> weights sha256."""
 
     gans: list[str]
     sizes: list[int]
@@ -59,6 +60,7 @@ class RatioSweepConfig:
     seed: int
     gan_dir: str
     data_dir: str | None
+    precision: str = "fp32"
     gan_checkpoints: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -80,6 +82,8 @@ class RatioSweepConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def cells(self) -> list[dict]:
         """Every cell's key, repeat-major (a killed sweep has whole repeats); r = 0 once per (size, repeat)."""
@@ -142,7 +146,8 @@ class CellRunner:
                    make_generator(seed, *(cell[k] for k in KEY_COLUMNS), "generated"))
 
     def fit(self, cell: dict, images: ImageSet) -> tuple[GalCNN, int, float]:
-        """A fresh CNN trained on the cell's images (on the device); with its epochs and training seconds.
+        """A fresh CNN trained on the cell's images (on the device, under autocast(config.precision)); with its epochs
+        and training seconds.
 
         Shuffles and dropout masks come from a generator on CUDA when the run is there (drawn where they are
         used), else on the CPU."""
@@ -153,8 +158,9 @@ class CellRunner:
                                    device=self.device if self.device.type == "cuda" else "cpu")
         synchronize(self.device)
         start = time.perf_counter()
-        train_classifier(model, images.images_NCHW, images.labels_N,
-                         TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr), generator)
+        with autocast(config.precision, self.device):
+            train_classifier(model, images.images_NCHW, images.labels_N,
+                             TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr), generator)
         synchronize(self.device)
         return model, epochs, time.perf_counter() - start
 

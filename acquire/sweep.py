@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,9 @@ class SweepSettings:
 
     defaults: every flag-set field and its default; presets: name -> field values ("paper" is the default);
     resumable: fields a --resume may change; derived: keys config.json records besides the fields (e.g. a
-    weights digest), never set by a flag but checked on --resume; optional: resumable fields that older
-    config.json files lack (the flag given, else the default, is used).
+    weights digest), never set by a flag but checked on --resume; optional: fields that older config.json files
+    lack: a resumable one takes the flag given, else the default; any other its default, the value those sweeps
+    ran with (`older_defaults`, e.g. precision fp32), which a --resume must keep.
     """
 
     defaults: dict[str, Any]
@@ -48,6 +49,11 @@ class SweepSettings:
     resumable: frozenset[str] = frozenset()
     derived: frozenset[str] = frozenset()
     optional: frozenset[str] = frozenset()
+
+    @property
+    def older_defaults(self) -> dict[str, Any]:
+        """The optional fields that are not resumable, with their defaults: what a config.json without them ran with."""
+        return {name: self.defaults[name] for name in self.optional - self.resumable}
 
     def given(self, args) -> dict[str, Any]:
         """The fields whose flags were given explicitly (argparse leaves the others None)."""
@@ -57,11 +63,12 @@ class SweepSettings:
         """(config, saved config.json or None): build(values) of the defaults, the preset and the flags given,
         or with args.resume of the saved values, the preset's non-resumable ones if --preset is given, and
         the flags given. build raises ValueError for bad values; a saved config.json with unknown keys,
-        missing fields or bad values is refused naming the file. `check_resume` then compares."""
+        missing fields or bad values is refused naming the file. The saved config is returned with the
+        older_defaults it lacks; `check_resume` then compares."""
         if not args.resume:
             return build({**self.defaults, **self.presets[args.preset or "paper"], **self.given(args)}), None
         path = Path(args.out) / CONFIG_FILE
-        saved = read_json(path)
+        saved = {**self.older_defaults, **read_json(path)}
         unknown = sorted(set(saved) - set(self.defaults) - self.derived)
         missing = sorted((set(self.defaults) | self.derived) - self.optional - set(saved))
         if unknown or missing:
@@ -110,13 +117,14 @@ class Sweep:
 
     columns: the CSV header, key columns first; key_columns: the columns that identify a cell.
     config: JSON-serialisable settings of the whole sweep, saved in config.json; with resume it must equal the
-    saved one except for the names in `resumable` (e.g. adding repeats or sizes), which are then saved.
+    saved one except for the names in `resumable` (e.g. adding repeats or sizes), which are then saved; a saved
+    config.json lacking a setting of `older_defaults` (SweepSettings.older_defaults) is taken to hold its default.
     Opening locks the directory and checks it (a fresh sweep needs an empty one, --resume a saved sweep and
     a results.csv with the right header) before it writes anything.
     """
 
     def __init__(self, out_dir: Path, config: dict, columns: list[str], key_columns: list[str], resume: bool,
-                 resumable: Collection[str] = ()):
+                 resumable: Collection[str] = (), older_defaults: Mapping[str, Any] | None = None):
         missing = [k for k in key_columns if k not in columns]
         if missing:
             raise ValueError(f"key column(s) {missing} are not among the CSV columns")
@@ -127,7 +135,7 @@ class Sweep:
         self._run_dir = RunDir(self.out_dir)
         try:
             check_out_dir(self.out_dir, resume, KIND)  # again, now that this process owns the directory
-            saved = read_json(self.out_dir / CONFIG_FILE) if resume else None
+            saved = {**(older_defaults or {}), **read_json(self.out_dir / CONFIG_FILE)} if resume else None
             changes = config_changes(saved, config, set(resumable)) if resume else ""
             if changes:
                 raise RunDirectoryError(f"cannot resume {self.out_dir} with a different configuration ({changes}); "

@@ -3,10 +3,12 @@
 <name>.pt        the finished generator's state_dict, nothing else; float32, or float16 when saved with half=True
                  (upcast to float32 on load)
 <name>.json      family, architecture and training config, sha256 of the .pt as stored, weights_dtype, a digest
-                 of the training data and the package version (runners.train_gans adds seed and budget trained)
+                 of the training data and the package version (runners.train_gans adds seed, precision and budget
+                 trained)
 <name>.train.pt  the training state of a resumable run (gans.registry.TrainingSession): networks, optimisers,
                  RNG state, loop position and progress, plus what identifies the run (family, config, seed, data
-                 digest); tensors, numbers, strings, lists and dicts only, loaded with weights_only=True
+                 digest; runners.train_gans adds precision); tensors, numbers, strings, lists and dicts only,
+                 loaded with weights_only=True
 A checkpoint that is corrupt, not a plain tensor file, of another family or another architecture is refused.
 """
 

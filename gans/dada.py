@@ -33,6 +33,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
+from acquire.model import autocast
 from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family, seeded_weights,
                            train_images_to_float)
 
@@ -278,12 +279,13 @@ def total_iterations(config: DadaConfig, n_images: int) -> int:
 
 
 def train_phase_one(images: ImageSet, config: DadaConfig, device, generator: torch.Generator,
-                    progress: bool = True, session: TrainingSession | None = None
+                    progress: bool = True, session: TrainingSession | None = None, precision: str = "fp32"
                     ) -> tuple[DadaGenerator, DadaDiscriminator]:
     """Algorithm 1, phase I, on real uint8 images: the trained augmenter G and classifier C (both in eval mode).
 
     All randomness (init, batches, z, C's input noise) comes from `generator`. `session` resumes from / saves
-    training states (G, C, both Adams, the batch stream, the RNG).
+    training states (G, C, both Adams, the batch stream, the RNG). Each iteration's C and G steps run under
+    autocast(precision) (acquire.model.PRECISIONS); the data-dependent initialisation and the weights stay float32.
     """
     session = session or TrainingSession()
     real_NCHW, labels_N = train_images_to_float(images, device)
@@ -301,11 +303,12 @@ def train_phase_one(images: ImageSet, config: DadaConfig, device, generator: tor
         for iteration in range(session.steps, iterations):
             index_B = next(batches).to(device)
             real_BCHW, labels_B = real_NCHW[index_B], labels_N[index_B]
-            loss_d = discriminator_step(gen, disc, optimiser_d, real_BCHW, labels_B, generator)
-            disc.requires_grad_(False)
-            for _ in range(config.generator_steps):
-                loss_g = generator_step(gen, disc, optimiser_g, real_BCHW, labels_B, config, generator)
-            disc.requires_grad_(True)
+            with autocast(precision, device):
+                loss_d = discriminator_step(gen, disc, optimiser_d, real_BCHW, labels_B, generator)
+                disc.requires_grad_(False)
+                for _ in range(config.generator_steps):
+                    loss_g = generator_step(gen, disc, optimiser_g, real_BCHW, labels_B, config, generator)
+                disc.requires_grad_(True)
             session.step_done(len(index_B))
             bar.update()
             if progress and iteration % LOG_EVERY == 0:
@@ -315,9 +318,9 @@ def train_phase_one(images: ImageSet, config: DadaConfig, device, generator: tor
 
 
 def train(images: ImageSet, config: DadaConfig, device, generator: torch.Generator,
-          progress: bool = True, session: TrainingSession | None = None) -> DadaGenerator:
+          progress: bool = True, session: TrainingSession | None = None, precision: str = "fp32") -> DadaGenerator:
     """Phase I on real images; the trained augmenter (eval mode)."""
-    return train_phase_one(images, config, device, generator, progress, session)[0]
+    return train_phase_one(images, config, device, generator, progress, session, precision)[0]
 
 
 register_family("dada", DadaConfig, build, train,

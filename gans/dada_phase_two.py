@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from acquire.augment import AugmentConfig, random_augment
 from acquire.data import ImageSet
-from acquire.model import map_in_chunks
+from acquire.model import autocast, map_in_chunks
 from gans.dada import (INIT_BATCH, OUTPUT_INIT_STD, DadaConfig, DadaDiscriminator, data_dependent_init,
                        weight_normed_layers)
 from gans.registry import ConditionalGenerator, batch_indices, seeded_weights, train_images_to_float
@@ -112,10 +112,11 @@ def generate_set(augmenter: ConditionalGenerator, labels_N: torch.Tensor, per_re
 
 
 def train_phase_two(classifier: DadaDiscriminator, real: ImageSet, augmenter: ConditionalGenerator | None,
-                    config: PhaseTwoConfig, generator: torch.Generator, progress: bool = True) -> DadaDiscriminator:
+                    config: PhaseTwoConfig, generator: torch.Generator, progress: bool = True,
+                    precision: str = "fp32") -> DadaDiscriminator:
     """Train `classifier` in place on real uint8 images (eq. 6) and, when `augmenter` is given, on its samples
     (eq. 7); returns it in eval mode. All randomness (generated set, batches, augmentation, C's input noise) comes
-    from `generator`."""
+    from `generator`. Each step (after augmentation) runs under autocast(precision) (acquire.model.PRECISIONS)."""
     device = next(classifier.parameters()).device
     real_NCHW, real_labels_N = train_images_to_float(real, device)
     steps_real = batch_indices(len(real_labels_N), config.batch_size, config.steps, generator)
@@ -131,15 +132,16 @@ def train_phase_two(classifier: DadaDiscriminator, real: ImageSet, augmenter: Co
         x_BCHW, labels_B = real_NCHW[index_B], real_labels_N[index_B]
         if config.augment is not None:
             x_BCHW = random_augment(x_BCHW, config.augment, generator, fill=BACKGROUND)
-        if augmenter is None:
-            loss = class_loss(classifier(x_BCHW, generator), labels_B)
-        else:
-            index_M = next(steps_gen).to(device)
-            logits = classifier(torch.cat([x_BCHW, gen_NCHW[index_M]]), generator)
-            loss = phase_two_loss(logits[:len(labels_B)], labels_B, logits[len(labels_B):], gen_labels_M[index_M])
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        with autocast(precision, device):
+            if augmenter is None:
+                loss = class_loss(classifier(x_BCHW, generator), labels_B)
+            else:
+                index_M = next(steps_gen).to(device)
+                logits = classifier(torch.cat([x_BCHW, gen_NCHW[index_M]]), generator)
+                loss = phase_two_loss(logits[:len(labels_B)], labels_B, logits[len(labels_B):], gen_labels_M[index_M])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
         if progress and step % LOG_EVERY == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return classifier.eval()

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
+from acquire.model import autocast
 from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family, seeded_weights,
                            train_images_to_float)
 
@@ -180,11 +181,12 @@ def total_steps(config: DCGANConfig, n_images: int) -> int:
 
 
 def train(images: ImageSet, config: DCGANConfig, device, generator: torch.Generator, progress: bool = True,
-          session: TrainingSession | None = None) -> DCGANGenerator:
+          session: TrainingSession | None = None, precision: str = "fp32") -> DCGANGenerator:
     """Train a conditional DCGAN on real uint8 images [N,1,28,28] for `config.epochs`; the generator, in eval mode.
 
     Initialisation (seeded from `generator`), shuffling and z all draw from `generator`: same seed, same weights.
-    `session` resumes from / saves training states (both nets, both Adams, the batch stream, the RNG).
+    `session` resumes from / saves training states (both nets, both Adams, the batch stream, the RNG). Each step
+    runs under autocast(precision) (acquire.model.PRECISIONS); the weights stay float32.
     """
     if len(images) == 0:
         raise ValueError("cannot train a GAN on an empty image set")
@@ -206,7 +208,8 @@ def train(images: ImageSet, config: DCGANConfig, device, generator: torch.Genera
             batch_B = next(batches).to(device)
             z_BZ = torch.randn(len(batch_B), config.latent_dim, generator=generator,
                                device=generator.device).to(device)
-            d_loss, g_loss = adversarial_step(netG, netD, optG, optD, real_NCHW[batch_B], labels_N[batch_B], z_BZ)
+            with autocast(precision, device):
+                d_loss, g_loss = adversarial_step(netG, netD, optG, optD, real_NCHW[batch_B], labels_N[batch_B], z_BZ)
             session.step_done(len(batch_B))
             bar.update()
             if progress and step % 50 == 0:

@@ -49,6 +49,7 @@ from acquire.augment import AugmentConfig
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import write_tensors
 from acquire.metrics import accuracy, balanced_accuracy
+from acquire.model import PRECISIONS
 from acquire.seeding import make_generator
 from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one
 from gans.dada_phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two
@@ -105,6 +106,7 @@ class LowDataConfig:
     generated_per_real: int = 9
     seed: int = 0
     data_dir: str | None = None  # the MNIST directory as given (None: $GAN_ACQUIRE_DATA or the cache)
+    precision: str = "fp32"      # phase I and classifier training under autocast (acquire.model.PRECISIONS)
 
     def __post_init__(self):
         if self.data_dir is not None:
@@ -120,6 +122,8 @@ class LowDataConfig:
             bad = [value for value in values if not isinstance(value, int) or value <= 0]
             if bad:
                 raise ValueError(f"{name} must be positive integers, got {bad[0]!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         self.phase_two()  # validates the phase-II settings
 
     def cells(self) -> list[dict]:
@@ -194,7 +198,7 @@ def phase_one_networks(out_dir: Path, config: LowDataConfig, subset: ImageSet, n
     state = load_phase_one(path)
     if state is None:
         gen, disc = train_phase_one(subset, dada_config, device, make_generator(config.seed, "phase_one", n, repeat),
-                                    progress=False)
+                                    progress=False, precision=config.precision)
         state = {"generator": gen.state_dict(), "classifier": disc.state_dict()}
         write_tensors(path, {**state, "sha256": state_digest(state)})
         state = torch.load(path, map_location="cpu", weights_only=True)  # as a resumed sweep will read it
@@ -219,7 +223,8 @@ def train_cell(cell: dict, config: LowDataConfig, train: ImageSet, out_dir: Path
         classifier = disc
     else:
         classifier = new_classifier(config.phase_one(len(subset)), subset, generator, device)
-    return train_phase_two(classifier, subset, augmenter, config.phase_two(method.augment), generator, progress=False)
+    return train_phase_two(classifier, subset, augmenter, config.phase_two(method.augment), generator, progress=False,
+                           precision=config.precision)
 
 
 def measure_cell(cell: dict, config: LowDataConfig, train: ImageSet, test: ImageSet, out_dir: Path, device) -> dict:

@@ -35,6 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
+from acquire.model import autocast
 from gans.registry import (ConditionalGenerator, TrainingSession, register_family, seeded_weights,
                            train_images_to_float)
 
@@ -278,8 +279,9 @@ class PgganCritic(nn.Module):
 
 def gradient_penalty(critic, real_NCHW: torch.Tensor, fake_NCHW: torch.Tensor, t_N111: torch.Tensor,
                      lambda_gp: float) -> torch.Tensor:
-    """lambda_gp * E[(||grad critic(x_hat)|| - 1)^2] at x_hat = real + t (fake - real); critic: [N,...] -> [N]."""
-    x_hat = torch.lerp(real_NCHW.detach(), fake_NCHW.detach(), t_N111).requires_grad_(True)
+    """lambda_gp * E[(||grad critic(x_hat)|| - 1)^2] at x_hat = real + t (fake - real); critic: [N,...] -> [N].
+    Fakes made under bfloat16 autocast are interpolated in the reals' dtype."""
+    x_hat = torch.lerp(real_NCHW.detach(), fake_NCHW.detach().to(real_NCHW.dtype), t_N111).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return lambda_gp * (grad.flatten(1).norm(dim=1) - 1).square().mean()
 
@@ -434,10 +436,11 @@ def build(config: PgganConfig) -> PgganGenerator:
 
 
 def train(images: ImageSet, config: PgganConfig, device, generator: torch.Generator, progress: bool = True,
-          session: TrainingSession | None = None) -> PgganGenerator:
+          session: TrainingSession | None = None, precision: str = "fp32") -> PgganGenerator:
     """Grow G and D from 4x4 to 32x32 on `images`, then final_images more at 32x32; returns the EMA generator
     (eval mode). `session` resumes from / saves training states (G, D, the EMA, both Adams, the phase and step
-    within it, the RNG); the images shown count every step's full batch."""
+    within it, the RNG); the images shown count every step's full batch. The critic and generator steps run under
+    autocast(precision) (acquire.model.PRECISIONS); the weights and the EMA stay float32."""
     check_every_class(images.labels_N, config.num_classes)
     session = session or TrainingSession()
     reals_N1HW, labels_N = padded_reals(images, device)
@@ -473,8 +476,9 @@ def train(images: ImageSet, config: PgganConfig, device, generator: torch.Genera
             batch = config.batch_sizes[level]
             while at.phase_step < steps[at.phase]:
                 alpha = alpha_now()
-                d_loss = trainer.critic_step(batch, level, alpha)
-                g_loss = trainer.generator_step(batch, level, alpha)
+                with autocast(precision, device):
+                    d_loss = trainer.critic_step(batch, level, alpha)
+                    g_loss = trainer.generator_step(batch, level, alpha)
                 at.phase_step += 1
                 session.step_done(batch)
                 bar.update()

@@ -4,7 +4,8 @@ Every family provides
   * a config dataclass (architecture and training budget, JSON-serialisable, defaults documented) with one
     budget field (``budget_field``: ``epochs``, or PGGAN's ``final_images``) that a longer run raises;
   * ``build(config) -> ConditionalGenerator`` (an untrained generator of that architecture);
-  * ``train(images, config, device, generator, progress=True, session=None) -> ConditionalGenerator``.
+  * ``train(images, config, device, generator, progress=True, session=None, precision="fp32")
+    -> ConditionalGenerator``, its training steps under ``acquire.model.autocast(precision, device)``.
 
 Training is resumable through a `TrainingSession`: train() saves a training state (networks, optimisers, the
 torch.Generator's state, the loop position) periodically and when interrupted, and a later call given that state

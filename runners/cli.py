@@ -125,13 +125,16 @@ def add_run_flags(parser: argparse.ArgumentParser, *, out: Path, presets: Iterab
 PRECISION_CHOICES = ("fp32", "bf16")  # acquire.model.PRECISIONS (not imported: this module stays light)
 
 
-def add_precision_flag(parser: argparse.ArgumentParser) -> None:
-    """--precision {fp32,bf16}, default None (the config's fp32, or a resumed run's saved precision)."""
+def add_precision_flag(parser: argparse.ArgumentParser,
+                       bf16: str = "train under bfloat16 autocast and score MC dropout with bfloat16 GEMMs "
+                                   "(probabilities and scores stay float32/float64)",
+                       fixed: str = "fixed for a run") -> None:
+    """--precision {fp32,bf16}, default None (the config's fp32, or a resumed run's saved precision); the help says
+    what the runner computes in bfloat16 (`bf16`) and what keeps the precision once started (`fixed`)."""
     parser.add_argument("--precision", choices=PRECISION_CHOICES,
-                        help="fp32, or bf16: train under bfloat16 autocast and score MC dropout with bfloat16 GEMMs "
-                             "(probabilities and scores stay float32/float64); faster only where bfloat16 matrix "
-                             "products are (measure with python -m runners.bench), refused where bfloat16 is "
-                             "unsupported; fixed for a run (default: fp32)")
+                        help=f"fp32, or bf16: {bf16}; faster only where bfloat16 matrix products are (measure "
+                             f"with python -m runners.bench), refused where bfloat16 is unsupported; {fixed} "
+                             "(default: fp32)")
 
 
 def add_executor_flags(parser: argparse.ArgumentParser) -> None:

@@ -16,10 +16,12 @@ import pandas as pd  # noqa: E402
 
 from acquire.data import load_split  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
+from acquire.model import check_precision  # noqa: E402
 from acquire.plotting import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep  # noqa: E402
 from acquire.sweep import Sweep, SweepSettings  # noqa: E402
 from gans.lowdata import COLUMNS, DEFAULT_METHODS, KEY_COLUMNS, METHODS, LowDataConfig, measure_cell  # noqa: E402
-from runners.cli import add_run_flags, comma_list, config_for_out_dir, int_list, resume_hint, run_guarded  # noqa: E402
+from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, int_list,  # noqa: E402
+                         resume_hint, run_guarded)
 
 DESCRIPTION = """\
 DADA (Zhang et al.) in the extremely low data regime on MNIST: for each n real images per class and
@@ -58,7 +60,8 @@ PRESETS = {
 }
 SETTINGS = SweepSettings(dataclasses.asdict(LowDataConfig()), PRESETS,
                          resumable=frozenset({"sizes", "repeats", "methods", "data_dir"}),
-                         derived=frozenset({"phase_one_network", "augment"}), optional=frozenset({"data_dir"}))
+                         derived=frozenset({"phase_one_network", "augment"}),
+                         optional=frozenset({"data_dir", "precision"}))  # sweeps saved without precision ran in fp32
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generated-per-real", type=int,
                    help=f"generated images per real one (default: {defaults.generated_per_real}: the augmented "
                         "set is 10x the real one, as in the paper)")
+    add_precision_flag(p, bf16="run DADA's phase-I steps and every classifier's training steps under bfloat16 "
+                               "autocast (weights float32; GAN samples and test scoring as in fp32)",
+                       fixed="fixed for a sweep: --resume keeps the saved one")
     add_run_flags(p, out=Path("runs/dada_lowdata"), presets=PRESETS,
                   seed_help=f"base seed; every cell's draws derive from it (default: {defaults.seed})",
                   resume_keeps_data_dir=True,
@@ -119,12 +125,14 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     config = config_for_out_dir(args, lambda: config_from_args(args), kind="sweep")
     device = resolve_device(args.device)
+    check_precision(config.precision, device)
     data_dir = None if config.data_dir is None else Path(config.data_dir)
     train, test = load_split("train", data_dir), load_split("test", data_dir)
     config.check_fits(train.labels_N)
     test = test.to(device)
     cells = config.cells()
-    with Sweep(args.out, config.to_json(), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable) as sweep:
+    with Sweep(args.out, config.to_json(), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable,
+               SETTINGS.older_defaults) as sweep:
         print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
               file=sys.stderr)
         csv_path = sweep.run(cells, lambda cell: measure_cell(cell, config, train, test, args.out, device),

@@ -16,14 +16,15 @@ import pandas as pd  # noqa: E402
 from acquire.data import load_split  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
 from acquire.mixing import MODES  # noqa: E402
+from acquire.model import check_precision  # noqa: E402
 from acquire.plotting import format_mean_std, plot_sweep, summarise_sweep  # noqa: E402
 from acquire.ratio_cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline  # noqa: E402
 from acquire.sweep import Sweep, SweepSettings  # noqa: E402
 from gans.registry import get_family  # noqa: E402
 from gans.sources import (DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests,  # noqa: E402
                           generated_source)
-from runners.cli import (add_run_flags, comma_list, config_for_out_dir, float_list, int_list,  # noqa: E402
-                         resume_hint, run_guarded)
+from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, float_list,  # noqa: E402
+                         int_list, resume_hint, run_guarded)
 
 DESCRIPTION = """\
 Liu's naive GAN augmentation (section 3.4 of "Data augmentation with GAN") on MNIST. Each cell trains a fresh
@@ -45,7 +46,8 @@ test set. Writes OUT/config.json, OUT/results.csv (one row per cell, flushed as 
 and OUT/accuracy_add.png (accuracy against r, one line per GAN, one panel per size) and prints mean +/- std
 tables. A killed sweep continues with `--resume --out OUT` (config.json supplies every other setting, here or
 on a clone of OUT on another machine) and gives the rows an uninterrupted run gives. config.json records each
-GAN's weights sha256, and --gan-dir and --data-dir as given: a resume refuses other weights.
+GAN's weights sha256, the --precision (a sweep saved without it ran in fp32), and --gan-dir and --data-dir as
+given: a resume refuses other weights or another precision.
 """
 
 EPILOG = """\
@@ -64,15 +66,16 @@ examples (--gan-dir: a directory written by python -m runners.train_gans):
 ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]
 DEFAULTS = {"gans": ALL_GANS, "sizes": [500, 5000], "ratios": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], "modes": list(MODES),
             "repeats": 3, "train_images": 50_000, "batch_size": 128, "lr": 1e-3, "seed": 0,
-            "gan_dir": str(DEFAULT_GAN_DIR), "data_dir": None}
+            "gan_dir": str(DEFAULT_GAN_DIR), "data_dir": None, "precision": "fp32"}
 PRESETS = {
     "paper": {},
     "quick": {"sizes": [500], "ratios": [0.0, 0.5, 1.0], "repeats": 1, "train_images": 10_000},
 }
 # --resume may add repeats and find the same GAN weights and MNIST files elsewhere (older sweeps did not record
-# where they were)
+# where they were, nor their precision: fp32)
 SETTINGS = SweepSettings(DEFAULTS, PRESETS, resumable=frozenset({"repeats", "gan_dir", "data_dir"}),
-                         derived=frozenset({"gan_checkpoints"}), optional=frozenset({"gan_dir", "data_dir"}))
+                         derived=frozenset({"gan_checkpoints"}),
+                         optional=frozenset({"gan_dir", "data_dir", "precision"}))
 FIGURE_TEXT = {"replace": ("Real images replaced by GAN samples", "r = share of the real images replaced"),
                "add": ("GAN samples added to the real images", "r = generated images added per real image")}
 
@@ -99,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 50000: 100 epochs of 500 images)")
     p.add_argument("--batch-size", type=int, help="training batch size (default: 128)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
+    add_precision_flag(p, bf16="train every cell's CNN under bfloat16 autocast (weights float32; the test set is "
+                               "scored in float32)", fixed="fixed for a sweep: --resume keeps the saved one")
     add_run_flags(p, out=Path("runs/ratio_sweep"), presets=PRESETS,
                   seed_help="base seed; every draw of every cell is derived from it (default: 0)",
                   resume_keeps_data_dir=True,
@@ -171,11 +176,13 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     config = config_for_out_dir(args, lambda: config_from_args(args), kind="sweep")
     device = resolve_device(args.device)
+    check_precision(config.precision, device)
     data_dir = None if config.data_dir is None else Path(config.data_dir)
     train, test = load_split("train", data_dir), load_split("test", data_dir)
     config.check_fits(train.labels_N)
     cells = config.cells()
-    with Sweep(args.out, asdict(config), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable) as sweep:
+    with Sweep(args.out, asdict(config), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable,
+               SETTINGS.older_defaults) as sweep:
         print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
               file=sys.stderr)
         measure = CellRunner(config, train, test, device, lambda gan, per_class, seed: generated_source(

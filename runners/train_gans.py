@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from acquire.data import ImageSet, class_balanced_indices, load_split  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
 from acquire.files import CsvError, append_csv_row, read_csv_rows, write_csv  # noqa: E402
+from acquire.model import check_precision  # noqa: E402
 from acquire.rundir import RunDir  # noqa: E402
 from acquire.seeding import derive_seed  # noqa: E402
 from gans.checkpoint import (CheckpointError, data_digest, load_checkpoint, load_training_state,  # noqa: E402
@@ -31,7 +32,7 @@ from gans.quality import (QualityConfig, generated_set, measure, plot_quality_by
                           train_reference_classifier)
 from gans.registry import ConditionalGenerator, GanFamily, TrainingSession, get_family  # noqa: E402
 from gans.sources import DEFAULT_GAN_DIR, checkpoint_path  # noqa: E402
-from runners.cli import add_run_flags, run_guarded  # noqa: E402
+from runners.cli import add_precision_flag, add_run_flags, run_guarded  # noqa: E402
 
 ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]
 REAL_ROW = "real (training images)"  # quality.csv's baseline row
@@ -43,13 +44,13 @@ SIDECAR_CORE = {"family", "config", "weights_sha256", "weights_dtype", "training
 
 DESCRIPTION = """\
 Trains class-conditional GANs on real MNIST and caches them as OUT/<gan>.pt (a plain state_dict)
-plus OUT/<gan>.json (family, config, data digest, version, and the budget trained: images_shown,
-train_steps, train_seconds summed over sessions). A GAN already trained with the same config, seed
-and training data is skipped. For each GAN it writes OUT/<gan>_grid.png (10 samples per digit, one
-row per class), then OUT/quality.csv: label agreement under a CNN trained on all real training
-images, Frechet distance in that CNN's 128-d feature space to the real test set, and the
-classification accuracy score (a CNN trained on 10,000 generated images, tested on real), with
-the images shown in training of each checkpoint.
+plus OUT/<gan>.json (family, config, data digest, version, seed, precision, and the budget trained:
+images_shown, train_steps, train_seconds summed over sessions). A GAN already trained with the same
+config, seed, precision and training data is skipped. For each GAN it writes OUT/<gan>_grid.png
+(10 samples per digit, one row per class), then OUT/quality.csv: label agreement under a CNN trained
+on all real training images, Frechet distance in that CNN's 128-d feature space to the real test
+set, and the classification accuracy score (a CNN trained on 10,000 generated images, tested on
+real), with the images shown in training of each checkpoint.
 """
 
 EPILOG = """\
@@ -68,8 +69,9 @@ resuming and training longer:
   bit-identical to an uninterrupted run on the same machine and thread count. To train a finished GAN
   longer, rerun with a larger budget and it continues from its state: epochs for the DCGANs and DADA,
   final_images for PGGAN (extra images at 32x32 after the growth schedule, which stays as it was; keep
-  images_per_stage). A state of another config, seed or training data is refused; --force discards it
-  and retrains from scratch. Keep OUT/<gan>.train.pt (carry it to the next machine) to continue there.
+  images_per_stage). A state of another config, seed, precision or training data is refused; --force
+  discards it and retrains from scratch. Keep OUT/<gan>.train.pt (carry it to the next machine) to
+  continue there.
 
 examples:
   python -m runners.train_gans --preset quick
@@ -80,6 +82,7 @@ examples:
       --out runs/pggan_long --quality-every 100000      # 3x the images, continuing the run above
   timeout -s TERM 170m python -m runners.train_gans ...  # stop cleanly before a session ends; rerun to continue
   python -m runners.train_gans --gans small_dcgan --half --no-quality --out results/gans   # float16 weights
+  python -m runners.train_gans --gans dada --precision bf16 --out runs/gans-bf16   # bfloat16 autocast steps
   python -m runners.train_gans --quality-only
 """
 
@@ -130,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "and at its end, into OUT/quality_by_budget.csv and .png (a row per GAN and budget, kept "
                         "across resumed runs); each measurement trains a CAS classifier (~1 min on 2 CPU cores), "
                         "so choose a coarse grid (default: 0 = off)")
+    add_precision_flag(p, bf16="run each GAN's training steps (generator and discriminator) under bfloat16 "
+                               "autocast (weights, optimiser states and checkpoints stay float32, or float16 with "
+                               "--half; samples as in fp32)",
+                       fixed="recorded in OUT/<gan>.json and .train.pt: continuing a GAN needs its precision")
     add_run_flags(p, out=DEFAULT_GAN_DIR, presets=PRESETS, preset_default="full", seed_default=0,
                   preset_help="training budgets: full (each config's default) or quick (see below; default: full)",
                   seed_help="base seed (default: 0)", out_help="checkpoint directory", progress=False)
@@ -171,8 +178,9 @@ def json_config(config) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def is_up_to_date(path: Path, config, data: ImageSet, seed: int) -> bool:
-    """A finished checkpoint at `path` trained with exactly this config (budget included), seed and data."""
+def is_up_to_date(path: Path, config, data: ImageSet, seed: int, precision: str = "fp32") -> bool:
+    """A finished checkpoint at `path` trained with exactly this config (budget included), seed, precision (a
+    sidecar without one: fp32) and data."""
     if not path.exists():
         return False
     try:
@@ -181,17 +189,20 @@ def is_up_to_date(path: Path, config, data: ImageSet, seed: int) -> bool:
     except (CheckpointError, KeyError, TypeError, ValueError):
         return False
     return (json_config(saved) == json_config(config) and meta.get("seed") == seed
-            and meta.get("training_data_sha256") == data_digest(data))
+            and meta.get("precision", "fp32") == precision and meta.get("training_data_sha256") == data_digest(data))
 
 
-def run_identity(name: str, config, seed: int, data: ImageSet) -> dict:
-    """What a training state records about its run: gan, config (budget included), seed, training data digest."""
-    return {"gan": name, "config": json_config(config), "seed": seed, "training_data_sha256": data_digest(data)}
+def run_identity(name: str, config, seed: int, data: ImageSet, precision: str) -> dict:
+    """What a training state records about its run: gan, config (budget included), seed, training data digest,
+    precision."""
+    return {"gan": name, "config": json_config(config), "seed": seed, "training_data_sha256": data_digest(data),
+            "precision": precision}
 
 
 def resume_state(state_path: Path, identity: dict, family: GanFamily) -> dict | None:
     """The saved training state to continue (None if there is none); a one-line ValueError if it belongs to
-    another run (config apart from the budget, seed, data) or to a larger budget than asked for."""
+    another run (config apart from the budget, seed, data, precision: fp32 for a state without one) or to a larger
+    budget than asked for."""
     if not state_path.exists():
         return None
     state = load_training_state(state_path)
@@ -206,6 +217,8 @@ def resume_state(state_path: Path, identity: dict, family: GanFamily) -> dict | 
         differing.append(f"seed (saved {state.get('seed')}, asked {identity['seed']})")
     if state.get("training_data_sha256") != identity["training_data_sha256"]:
         differing.append("training data (another --train-size, --seed or data set)")
+    if state.get("precision", "fp32") != identity["precision"]:
+        differing.append(f"precision (saved {state.get('precision', 'fp32')}, asked {identity['precision']})")
     if differing:
         raise ValueError(f"{state_path} is the training state of another run, differing in {'; '.join(differing)}: "
                          f"rerun with the settings it was trained with, {fix}")
@@ -295,22 +308,22 @@ def train_one(name: str, config, data: ImageSet, args, device, judge: Judge, log
     """Train (or continue, or skip) one GAN; writes OUT/<name>.pt/.json/.train.pt/_grid.png and budget rows."""
     family, path = get_family(name), checkpoint_path(args.out, name)
     state_path = training_state_path(path)
-    if not args.force and is_up_to_date(path, config, data, args.seed):
+    if not args.force and is_up_to_date(path, config, data, args.seed, args.precision):
         if args.half and read_sidecar(path).get("weights_dtype", "float32") != "float16":
             convert_to_half(path, name, config, data)
             print(f"{name}: up to date; rewrote {path} as float16", file=sys.stderr)
         else:
             print(f"{name}: up to date ({path}); --force retrains", file=sys.stderr)
         return
-    identity = run_identity(name, config, args.seed, data)
+    identity = run_identity(name, config, args.seed, data, args.precision)
     if args.force:
         state_path.unlink(missing_ok=True)
     state = resume_state(state_path, identity, family)
     if state is None:
         log.drop(name)
         why = f" (no {state_path.name} to continue {path.name} from)" if path.exists() and not args.force else ""
-        print(f"{name}: training from scratch{why} on {len(data)} real images on {device} with {config}",
-              file=sys.stderr)
+        print(f"{name}: training from scratch{why} on {len(data)} real images on {device} in {args.precision} with "
+              f"{config}", file=sys.stderr)
     else:
         print(f"{name}: continuing {state_path} from step {state['steps']:,} ({state['images_shown']:,} images "
               f"shown, {state['train_seconds'] / 60:.1f} min trained) to {family.budget_field}="
@@ -320,11 +333,11 @@ def train_one(name: str, config, data: ImageSet, args, device, judge: Judge, log
         save_every_seconds=args.checkpoint_minutes * 60, every_images=args.quality_every,
         on_budget=(lambda generator, at: log.record(name, generator, at, judge)) if args.quality_every else None)
     generator = family.train(data, config, device, torch.Generator().manual_seed(derive_seed(args.seed, name)),
-                             session=session)
+                             session=session, precision=args.precision)
     save_checkpoint(path, name, generator, config, data, half=args.half, extra={
-        "seed": args.seed, "images_shown": session.images_shown, "train_steps": session.steps,
-        "train_seconds": round(session.train_seconds, 1), "sessions": session.sessions, "device": str(device),
-        "generator_parameters": sum(p.numel() for p in generator.parameters())})
+        "seed": args.seed, "precision": args.precision, "images_shown": session.images_shown,
+        "train_steps": session.steps, "train_seconds": round(session.train_seconds, 1), "sessions": session.sessions,
+        "device": str(device), "generator_parameters": sum(p.numel() for p in generator.parameters())})
     save_sample_grid(generator, args.out / f"{name}_grid.png", f"{name}: one row per digit")
     print(f"{name}: {session.train_seconds / 60:.1f} min over {session.sessions} session(s); wrote {path}, "
           f"{state_path.name} and {name}_grid.png", file=sys.stderr)
@@ -366,6 +379,8 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint_minutes < 0 or args.quality_every < 0:
         raise ValueError("--checkpoint-minutes and --quality-every must be >= 0")
     device = resolve_device(args.device)
+    args.precision = args.precision or "fp32"
+    check_precision(args.precision, device)
     if args.quality_samples is None:
         args.quality_samples = QUICK_QUALITY_SAMPLES if args.preset == "quick" else QualityConfig.samples_per_class
     if args.quality_samples <= 0:

@@ -2,11 +2,13 @@
 resume, errors."""
 
 import gzip
+import json
 import struct
 
 import pandas as pd
 import pytest
 import torch
+from test_precision import needs_bf16
 
 from acquire.data import load_split
 from gans import lowdata
@@ -50,8 +52,8 @@ def finished(tmp_path_factory, tiny_mnist):
 def test_help_lists_flags_methods_and_presets():
     text = dada_lowdata.build_parser().format_help()
     for word in ("--preset", "--sizes", "--methods", "--repeats", "--phase-one-iterations", "--phase-two-steps",
-                 "--seed", "--device", "--data-dir", "--out", "--resume", "--no-progress", "quick", "examples",
-                 *lowdata.METHODS):
+                 "--seed", "--device", "--data-dir", "--out", "--resume", "--no-progress", "--precision", "quick",
+                 "examples", *lowdata.METHODS):
         assert word in text
 
 
@@ -117,6 +119,17 @@ def test_resume_with_another_budget_is_refused_and_loses_nothing(finished, tiny_
     assert run(finished, tiny_mnist, "--phase-two-steps", "4", "--resume") == 2
     assert "different configuration" in capsys.readouterr().err
     assert (finished / "results.csv").read_text() == before
+
+
+@needs_bf16
+def test_a_bf16_sweep_records_its_precision_and_trains_phase_one_in_it(finished, tiny_mnist, tmp_path):
+    assert run(tmp_path, tiny_mnist, "--precision", "bf16", "--methods", "C,DADA") == 0
+    assert json.loads((tmp_path / "config.json").read_text())["precision"] == "bf16"
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert sorted(df["method"]) == ["C", "DADA"] and df["accuracy"].between(0, 1).all()
+    bf16, fp32 = (torch.load(out / "phase_one" / "n2_r0.pt", weights_only=True) for out in (tmp_path, finished))
+    assert bf16["sha256"] != fp32["sha256"]  # the same phase I as `finished`, but for the precision
+    assert all(tensor.dtype == fp32["generator"][name].dtype for name, tensor in bf16["generator"].items())
 
 
 @pytest.mark.parametrize("damage", ["cut short", "garbage", "a changed weight", "no digest"])

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_precision import needs_bf16
 
 from acquire.data import MNIST_FILES, ImageSet, load_split
 from acquire.model import predict
@@ -70,7 +71,7 @@ def test_help_explains_every_flag():
                          check=True).stdout
     for flag in ("--gans", "--gan-dir", "--sizes", "--ratios", "--modes", "--repeats", "--train-images",
                  "--batch-size", "--lr", "--seed", "--device", "--data-dir", "--out", "--resume", "--no-progress",
-                 "--preset", "quick", "examples"):
+                 "--preset", "quick", "examples", "--precision"):
         assert flag in out
 
 
@@ -174,6 +175,25 @@ def test_resume_adds_nothing_then_extends_repeats_like_an_uninterrupted_run(fini
     drop = ["train_seconds"]
     assert pd.read_csv(resumed / "results.csv").drop(columns=drop).equals(
         pd.read_csv(whole / "results.csv").drop(columns=drop))
+
+
+@needs_bf16
+def test_a_bf16_sweep_records_its_precision_and_trains_float32_weights_under_autocast(
+        tmp_path, mnist_slice, gan_dir, tiny_train, tiny_test):
+    out = tmp_path / "bf16"
+    assert ratio_sweep.main([*TINY, "--precision", "bf16", "--data-dir", str(mnist_slice), "--gan-dir", str(gan_dir),
+                             "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["precision"] == "bf16"
+    df = pd.read_csv(out / "results.csv")
+    assert len(df) == 5 and df["accuracy"].between(0, 1).all()
+    assert ratio_sweep.main(["--resume", "--out", str(out), "--data-dir", str(mnist_slice), "--no-progress"]) == 0
+    cell = {"size": 100, "mode": "none", "gan": "none", "ratio": 0.0, "repeat": 0}
+    weights = []
+    for precision in ("fp32", "bf16"):
+        runner = CellRunner(config(train_images=100, precision=precision), tiny_train, tiny_test, "cpu", no_pools)
+        model, _, _ = runner.fit(cell, runner.training_set(cell)[0])
+        weights.append(model.fc1.weight)
+    assert weights[1].dtype == torch.float32 and not torch.equal(*weights)
 
 
 def test_resume_refuses_a_retrained_gan(finished, mnist_slice, tmp_path, capsys):

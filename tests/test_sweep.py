@@ -185,6 +185,24 @@ def test_resume_refuses_a_changed_input_that_no_flag_sets(tmp_path):
         SETTINGS.check_resume(args(out, resume=True), saved, config)
 
 
+def test_a_setting_that_older_configs_lack_is_their_default_and_a_resume_keeps_it(tmp_path):
+    settings = SweepSettings({"sizes": [5], "precision": "fp32"}, {"paper": {}}, optional=frozenset({"precision"}))
+    (tmp_path / "config.json").write_text(json.dumps({"sizes": [5]}))  # saved before precision existed
+    as_saved = argparse.Namespace(out=tmp_path, resume=True, preset=None, sizes=None, precision=None)
+    config, saved = settings.resolve(as_saved, dict)
+    assert config == saved == {"sizes": [5], "precision": "fp32"}
+    settings.check_resume(as_saved, saved, config)
+    bf16 = argparse.Namespace(**{**vars(as_saved), "precision": "bf16"})
+    config, saved = settings.resolve(bf16, dict)
+    with pytest.raises(RunDirectoryError, match=re.escape("(precision: saved 'fp32', now 'bf16'): drop --precision")):
+        settings.check_resume(bf16, saved, config)
+    Sweep(tmp_path, {"sizes": [5], "precision": "fp32"}, COLUMNS, KEYS, resume=True,
+          older_defaults=settings.older_defaults).close()
+    assert json.loads((tmp_path / "config.json").read_text()) == {"sizes": [5]}  # left as it was
+    with pytest.raises(RunDirectoryError, match="precision: saved 'fp32', now 'bf16'"):
+        Sweep(tmp_path, config, COLUMNS, KEYS, resume=True, older_defaults=settings.older_defaults)
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"colour": "red"}, "has unknown key(s) colour"),
     ({"digest": None, "lr": None}, "has no digest, lr"),

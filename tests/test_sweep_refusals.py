@@ -81,6 +81,7 @@ def test_a_new_sweep_where_one_was_saved(runner, tmp_path, capsys):
     (lambda config: json.dumps({**config, "colour": "red"}), "config.json has unknown key(s) colour"),
     (lambda config: json.dumps({k: v for k, v in config.items() if k != "seed"}), "config.json has no seed"),
     (lambda config: json.dumps({**config, "sizes": ["x"]}), "config.json holds invalid settings"),
+    (lambda config: json.dumps({**config, "precision": "fp16"}), "config.json holds invalid settings"),
 ])
 def test_resume_with_a_damaged_config(runner, tmp_path, capsys, damage, message):
     main, _, config, csv_text = runner
@@ -102,6 +103,33 @@ def test_resume_with_another_setting_names_the_flag(runner, tmp_path, capsys):
     err = refuses(main, ["--resume", "--out", str(out), "--lr", "0.5", "--seed", str(config["seed"])], tmp_path,
                   capsys)
     assert "(lr: saved 0.001, now 0.5): drop --lr; --resume alone continues with the settings saved in" in err
+
+
+def test_resume_keeps_the_saved_precision_and_a_config_without_one_is_fp32(runner, tmp_path, mnist_slice, capsys):
+    main, _, config, csv_text = runner
+    out = saved_sweep(tmp_path / "bf16", {**config, "precision": "bf16"}, csv_text)
+    err = refuses(main, ["--resume", "--out", str(out), "--precision", "fp32"], tmp_path, capsys)
+    assert "(precision: saved 'bf16', now 'fp32'): drop --precision; --resume alone continues" in err
+    older = {key: value for key, value in config.items() if key != "precision"}  # saved before precision existed
+    out = saved_sweep(tmp_path / "older", older, csv_text)
+    err = refuses(main, ["--resume", "--out", str(out), "--precision", "bf16"], tmp_path, capsys)
+    assert "(precision: saved 'fp32', now 'bf16'): drop --precision" in err
+    assert main(["--resume", "--out", str(out), "--data-dir", str(mnist_slice), "--no-progress"]) == 0
+    # resumed in fp32; the new --data-dir rewrote config.json, which now records the precision
+    assert json.loads((out / "config.json").read_text()) == {**older, "data_dir": str(mnist_slice), "precision": "fp32"}
+
+
+def unsupported_bf16(precision, device):
+    """acquire.model.check_precision as on hardware without bfloat16 matrix products."""
+    if precision == "bf16":
+        raise ValueError(f"precision bf16 is not supported on {device} (no bfloat16 matrix products); use fp32")
+
+
+def test_bf16_where_unsupported_is_refused_before_any_work(runner, tmp_path, monkeypatch, capsys):
+    main, flags, _, _ = runner
+    monkeypatch.setattr(ratio_sweep if main is ratio_sweep.main else dada_lowdata, "check_precision", unsupported_bf16)
+    err = refuses(main, [*flags, "--precision", "bf16", "--out", str(tmp_path / "out")], tmp_path, capsys)
+    assert "precision bf16 is not supported on" in err and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("program, flags, message", [

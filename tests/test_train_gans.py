@@ -4,15 +4,19 @@ killed run and extending a finished one through the command line, float16 checkp
 import csv
 import dataclasses
 import json
+import re
 import signal
 
 import pytest
 import torch
+from test_gan_resume import CASES
+from test_precision import needs_bf16
+from test_sweep_refusals import snapshot, unsupported_bf16
 
 from acquire.data import ImageSet
 from acquire.model import new_model
 from gans import dcgan
-from gans.checkpoint import file_sha256, load_checkpoint, load_training_state, save_checkpoint
+from gans.checkpoint import file_sha256, load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from gans.registry import GanFamily, get_family
 from runners import train_gans
 
@@ -39,6 +43,7 @@ def test_a_checkpoint_with_the_same_config_seed_and_data_is_up_to_date(tmp_path,
     path = save_checkpoint(tmp_path / f"{name}.pt", name, family.build(config), config, data, extra={"seed": 0})
     assert train_gans.is_up_to_date(path, config, data, seed=0)
     assert not train_gans.is_up_to_date(path, config, data, seed=1)
+    assert not train_gans.is_up_to_date(path, config, data, seed=0, precision="bf16")  # no precision: fp32
     other = ImageSet(torch.ones(10, 1, 28, 28, dtype=torch.uint8), torch.arange(10))
     assert not train_gans.is_up_to_date(path, config, other, seed=0)
     field = next(f.name for f in dataclasses.fields(config) if f.name in ("epochs", "images_per_stage"))
@@ -164,6 +169,59 @@ def test_a_state_of_another_run_or_a_larger_budget_is_refused_in_one_line(tmp_pa
         assert expected in err and "--force" in err and err.count("\n") == 1, err
     assert run_main(tmp_path, "--seed", "1", "--force") == 0
     assert load_training_state(tmp_path / "small_dcgan.train.pt")["seed"] == 1
+
+
+@needs_bf16
+def test_bf16_training_is_recorded_and_another_precision_is_refused_writing_nothing(tmp_path, tiny_mnist, capsys):
+    assert run_main(tmp_path, "--precision", "bf16") == 0
+    state = load_training_state(tmp_path / "small_dcgan.train.pt")
+    assert sidecar(tmp_path)["precision"] == state["precision"] == "bf16"
+    stored = torch.load(tmp_path / "small_dcgan.pt", weights_only=True)
+    assert all(value.dtype == torch.float32 for value in stored.values() if value.is_floating_point())
+    assert all(value.dtype == torch.float32 for value in state["loop"]["generator"].values()
+               if value.is_floating_point())
+    assert run_main(tmp_path, "--precision", "bf16") == 0 and "up to date" in capsys.readouterr().err
+    before = snapshot(tmp_path)
+    assert run_main(tmp_path) == 2  # fp32, the default
+    err = capsys.readouterr().err
+    assert "differing in precision (saved bf16, asked fp32)" in err and "--force" in err and err.count("\n") == 1, err
+    assert snapshot(tmp_path) == before
+
+
+@needs_bf16
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_family_trains_its_steps_in_bf16_keeping_float32_weights(gan_images, name, one_thread):
+    config = CASES[name][0]
+    fp32, bf16 = (get_family(name).train(gan_images, config, "cpu", torch.Generator().manual_seed(7), progress=False,
+                                         precision=precision) for precision in ("fp32", "bf16"))
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in bf16.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(fp32.parameters(), bf16.parameters()))  # computed in bfloat16
+
+
+def test_bf16_where_unsupported_is_refused_before_any_work(tmp_path, tiny_mnist, monkeypatch, capsys):
+    monkeypatch.setattr(train_gans, "check_precision", unsupported_bf16)
+    assert run_main(tmp_path / "out", "--precision", "bf16") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: precision bf16 is not supported on") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_state_and_a_sidecar_saved_without_precision_are_fp32(tmp_path, tiny_mnist, monkeypatch, capsys):
+    restore = signal_at_step(monkeypatch, 2)
+    assert run_main(tmp_path) == 130
+    restore()
+    state_path = tmp_path / "small_dcgan.train.pt"
+    state = load_training_state(state_path)
+    del state["precision"]  # as saved before precision was recorded
+    save_training_state(state_path, state)
+    identity = {**{key: state[key] for key in ("gan", "config", "seed", "training_data_sha256")}, "precision": "bf16"}
+    with pytest.raises(ValueError, match=re.escape("differing in precision (saved fp32, asked bf16)")):
+        train_gans.resume_state(state_path, identity, get_family("small_dcgan"))
+    assert run_main(tmp_path) == 0 and "continuing" in capsys.readouterr().err
+    meta = sidecar(tmp_path)
+    del meta["precision"]
+    (tmp_path / "small_dcgan.json").write_text(json.dumps(meta))
+    assert run_main(tmp_path) == 0 and "up to date" in capsys.readouterr().err
 
 
 def test_half_stores_float16_weights_covered_by_the_sha(tmp_path, tiny_mnist, capsys):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ Measures, in one process and on the same images and weights:
      whole pool, training a fresh CNN for 100 epochs, evaluating on the 10,000 test images;
   4. peak memory of BALD-scoring pools of synthetic uint8 images (--memory-sizes), streaming (scores
      chunk by chunk, O(N)) against scoring all probabilities [N, T, K], each in a fresh subprocess:
-     the rise of ru_maxrss (CPU) or torch.cuda.max_memory_allocated (GPU) over the process after setup.
+     the rise of peak resident memory (CPU: VmHWM, reset after setup) or torch.cuda.max_memory_allocated (GPU).
 Prints the ratios and writes JSON to --out.  BaaL is optional: pip install --no-deps baal
 structlog scikit-learn torchmetrics lightning-utilities narwhals joblib threadpoolctl cloudpickle (its full
 install pulls in torchvision, which breaks the CPU torch build).
@@ -86,8 +85,9 @@ def galcnn_flops(model: GalCNN, samples: int) -> dict[str, float]:
             "training_image": 3 * (c1 + c2 + head)}  # forward, and a backward of about twice its cost
 
 
-def bench_gemm(device: torch.device) -> dict[str, float]:
-    size = 8192 if device.type == "cuda" else 4096
+def bench_gemm(device: torch.device, size: int | None = None) -> dict[str, float]:
+    """GFLOP/s per precision of size x size products (default 8192 on a GPU, 4096 on a CPU)."""
+    size = size or (8192 if device.type == "cuda" else 4096)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     return {name: gemm_peak(device, dtypes[name], size) for name in precisions(device)}
 
@@ -168,6 +168,14 @@ def bench_round(train, test, pool_images_NCHW, samples: int, device: torch.devic
             "balanced_accuracy_after_round": accuracy}
 
 
+def vm_kib(field: str) -> int:
+    """A field of /proc/self/status in KiB (VmRSS: resident now; VmHWM: peak resident since the last reset)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field} (the CPU memory measurement needs Linux)")
+
+
 def memory_child(candidates: int, samples: int, streaming: bool, device_name: str) -> None:
     """(Run in a fresh process.) Print, as JSON, the peak memory in MiB that BALD-scoring `candidates` synthetic
     uint8 images [N,1,28,28] with T = samples adds over the process after setup and a small warm-up."""
@@ -191,9 +199,10 @@ def memory_child(candidates: int, samples: int, streaming: bool, device_name: st
         torch.cuda.synchronize(device)
         peak_mib = (torch.cuda.max_memory_allocated(device) - before) / 2**20
     else:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to now: setup's own peak is not ours
+        before = vm_kib("VmRSS")
         score(images_NCHW)
-        peak_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        peak_mib = (vm_kib("VmHWM") - before) / 1024
     print(json.dumps({"peak_mib": peak_mib}))
 
 
@@ -223,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-images", type=int, default=2560,
                    help="training images for the training-throughput measurement (default: %(default)s)")
     p.add_argument("--train-epochs", type=int, default=2, help="epochs timed there (default: %(default)s)")
+    p.add_argument("--gemm-size", type=int, help="matrix size of the GEMM reference (default: 4096 on CPU, 8192 on "
+                                                   "GPU)")
     p.add_argument("--skip-round", action="store_true", help="skip the full-round measurement")
     p.add_argument("--memory-sizes", default="60000",
                    help="comma-separated pool sizes for the peak-memory measurement, e.g. 60000,240000,1000000 "
@@ -250,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
               "cpu": platform.processor() or platform.machine(),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
     print(f"GEMM peak on {device} ...", file=sys.stderr)
-    peak = report["gemm_gflops"] = bench_gemm(device)
+    peak = report["gemm_gflops"] = bench_gemm(device, args.gemm_size)
     print("  GEMM peak " + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in peak.items())
           + ("" if "bf16" in peak else "   (no bfloat16 on this device)"))
     flops = report["flops"] = galcnn_flops(model, args.mc_samples)

@@ -95,7 +95,7 @@ def run_on_ray(owner: ActiveLearningRun, open_worker: Callable[[list[str]], Acti
     unfinished = [state for state in owner.arms if state.rounds_done < config.rounds]
     task = ray.remote(advance_arms).options(num_cpus=options.threads_per_task, num_gpus=options.gpus_per_task,
                                             max_retries=options.max_retries)
-    done_before = owner.rebuild_csv()
+    done_before = sum(state.rounds_done for state in owner.arms)  # the owner wrote rounds.csv when it opened
     total = sum(config.rounds - state.rounds_done for state in unfinished)
     pending = [task.remote(open_worker, [str(state.arm)], options.threads_per_task) for state in unfinished]
     try:

@@ -160,11 +160,19 @@ def paired_difference(df: pd.DataFrame, a: Arm, b: Arm, train_size: int, metric:
         raise ValueError(f"{arm_name(a)} (repeats {', '.join(map(str, sorted(a_rows.index)))}) and {arm_name(b)} "
                          f"(repeats {', '.join(map(str, sorted(b_rows.index)))}) share no repeat at train_size "
                          f"{train_size}; run the missing repeats, or compare at a size both reached")
-    unpaired = sorted(set(a_rows.index) ^ set(b_rows.index))
-    a_rows, b_rows = a_rows.loc[repeats], b_rows.loc[repeats]
-    diffs = 100 * (a_rows[metric].to_numpy(float) - b_rows[metric].to_numpy(float))
+    shared = _shared_draws(a_rows.loc[repeats], b_rows.loc[repeats], a, b)
+    return pair_by_repeat(a, b, train_size, a_rows[metric], b_rows[metric], confidence, shared)
+
+
+def pair_by_repeat(a: Arm, b: Arm, train_size: int, a_by_repeat: pd.Series, b_by_repeat: pd.Series,
+                   confidence: float = 0.95, shared_draws: bool | None = None) -> PairedDifference:
+    """A − B (percentage points) of two arms' metric values (fractions) indexed by repeat, over the repeats both
+    have (at least one; the others are listed as unpaired)."""
+    repeats = sorted(set(a_by_repeat.index) & set(b_by_repeat.index))
+    unpaired = sorted(set(a_by_repeat.index) ^ set(b_by_repeat.index))
+    diffs = 100 * (a_by_repeat.loc[repeats].to_numpy(float) - b_by_repeat.loc[repeats].to_numpy(float))
     return PairedDifference(a, b, int(train_size), tuple(int(r) for r in repeats), tuple(map(float, diffs)),
-                            confidence, tuple(int(r) for r in unpaired), _shared_draws(a_rows, b_rows, a, b))
+                            confidence, tuple(int(r) for r in unpaired), shared_draws)
 
 
 def all_pairs(df: pd.DataFrame, train_size: int, metric: str = "balanced_accuracy",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from acquire.files import write_csv
-from acquire.stats import PairedDifference
+from acquire.stats import PairedDifference, pair_by_repeat
 from runners.cli import comma_list, run_guarded
 from runners.compare import COLUMNS, format_table
 
@@ -62,14 +62,9 @@ def compare_to_baseline(df: pd.DataFrame, arm_columns: list[str], size_column: s
         for values, rows in at_size[~is_baseline[at_size.index]].groupby(arm_columns, sort=True):
             values = values if isinstance(values, tuple) else (values,)
             arm = rows.set_index("repeat")[metric]
-            repeats = sorted(set(arm.index) & set(base.index))
-            if not repeats:
-                continue
-            diffs = 100 * (arm.loc[repeats].to_numpy(float) - base.loc[repeats].to_numpy(float))
-            results.append(PairedDifference((label(arm_columns, values),), (baseline_name,), int(size),
-                                            tuple(int(r) for r in repeats), tuple(map(float, diffs)),
-                                            unpaired=tuple(sorted(set(arm.index) ^ set(base.index))),
-                                            shared_draws=True))
+            if set(arm.index) & set(base.index):
+                results.append(pair_by_repeat((label(arm_columns, values),), (baseline_name,), size, arm, base,
+                                              shared_draws=True))
     return results
 
 

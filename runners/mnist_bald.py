@@ -164,7 +164,6 @@ def run(args: argparse.Namespace) -> int:
         if ray_options is None:
             experiment.run(progress=not args.no_progress)
         else:
-            del pools  # each task builds its own
             worker = partial(open_worker, args.out.resolve(), resolve_data_dir(args.data_dir), str(device))
             experiment.run_on_ray(worker, ray_options, progress=not args.no_progress)
     print(format_final_table(final_table(read_curves([experiment.csv_path]))))

@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         work = [(state, r) for state in arms for r in args.rounds if r <= state.rounds_done]
         for state, round_index in tqdm(work, disable=args.no_progress, desc="replaying rounds"):
             picks = loop.replay_choice(str(state.arm), round_index, PRECISIONS)
-            row = next(row for row in state.rows if row["round"] == round_index)
-            recorded = next(entry for r, entry in zip(state.rows, state.record) if r["round"] == round_index)
+            row, recorded = next((row, entry) for row, entry in zip(state.rows, state.record)
+                                 if row["round"] == round_index)
             rows.append({"sources": state.arm.sources, "acquisition": state.arm.acquisition,
                          "repeat": state.arm.repeat, "round": round_index,
                          "train_size_before": row["train_size"] - len(recorded["index"]), "k": len(recorded["index"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -152,6 +153,17 @@ def bench_batchbald(probs_NTK: torch.Tensor, k: int, device: torch.device) -> di
             "seconds_per_round": timed(select, device, repeats=1)}
 
 
+def cpu_model() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux), so bench files from different machines differ."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def bench_round(train, test, pool_images_NCHW, samples: int, device: torch.device) -> dict:
     """One paper round at 500 training images: score the pool, train 100 epochs, evaluate."""
     model = new_model(0, device)
@@ -258,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model = new_model(0, device)
     report = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "cpu": platform.processor() or platform.machine(),
+              "cpu": cpu_model(),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
     print(f"GEMM peak on {device} ...", file=sys.stderr)
     peak = report["gemm_gflops"] = bench_gemm(device, args.gemm_size)

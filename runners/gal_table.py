@@ -50,8 +50,8 @@ def table(df: pd.DataFrame, errors: list[float], metric: str, initial: int) -> l
             rows.append({"sources": sources, "acquisition": acquisition, "error_pct": error, "repeats": len(sizes),
                          "reached": sum(ok for _, ok in sizes),
                          "train_size_per_repeat": ";".join(f"{size}" if ok else f">{size}" for size, ok in sizes),
-                         "mean_train_size": mean if all_reached else f">{mean:g}",
-                         "mean_acquired": mean - initial if all_reached else f">{mean - initial:g}",
+                         "mean_train_size": mean if all_reached else f">{mean:.1f}",
+                         "mean_acquired": mean - initial if all_reached else f">{mean - initial:.1f}",
                          "gal_2017": gal_value})
     return rows
 

@@ -71,20 +71,25 @@ def dropout_mask(shape: tuple[int, ...], p: float, generator: torch.Generator | 
 
 
 class GalCNN(nn.Module):
-    """conv 32@4x4, relu, conv 32@4x4, relu, maxpool 2, dropout .25, dense 128, relu, dropout .5, dense K.
+    """conv 32@kxk, relu, conv 32@kxk, relu, maxpool p, dropout .25, dense h, relu, dropout .5, dense K.
 
+    The paper's network has k = 4, p = 2, h = 128 (the defaults); its published Keras code k = 3, p = 5, h = 256.
     forward: float images [N,C,S,S] (MNIST: [N,1,28,28]) -> logits [N,K]; `image_shape` is (C,S,S).
     """
 
     def __init__(self, num_classes: int = 10, image_size: int = 28, in_channels: int = 1,
-                 conv_dropout: float = 0.25, dense_dropout: float = 0.5, hidden: int = 128):
+                 conv_dropout: float = 0.25, dense_dropout: float = 0.5, hidden: int = 128,
+                 kernel_size: int = 4, pool_size: int = 2):
         super().__init__()
-        if image_size < 8:
-            raise ValueError(f"Gal et al.'s CNN needs images of at least 8x8 pixels, got {image_size}x{image_size}")
+        smallest = 2 * (kernel_size - 1) + pool_size
+        if image_size < smallest:
+            raise ValueError(f"this CNN (kernel {kernel_size}, pool {pool_size}) needs images of at least "
+                             f"{smallest}x{smallest} pixels, got {image_size}x{image_size}")
         self.image_shape = (in_channels, image_size, image_size)
-        self.conv1 = nn.Conv2d(in_channels, 32, kernel_size=4)
-        self.conv2 = nn.Conv2d(32, 32, kernel_size=4)
-        side = (image_size - 6) // 2
+        self.pool_size = pool_size
+        self.conv1 = nn.Conv2d(in_channels, 32, kernel_size=kernel_size)
+        self.conv2 = nn.Conv2d(32, 32, kernel_size=kernel_size)
+        side = (image_size - 2 * (kernel_size - 1)) // pool_size
         self.feature_dim = 32 * side * side
         self.fc1 = nn.Linear(self.feature_dim, hidden)
         self.fc2 = nn.Linear(hidden, num_classes)
@@ -97,7 +102,7 @@ class GalCNN(nn.Module):
         """Deterministic part: float images [N,C,S,S] -> features [N, feature_dim]."""
         h = F.relu(self.conv1(x_NCHW.contiguous(memory_format=torch.channels_last)))
         h = F.relu(self.conv2(h))
-        return F.max_pool2d(h, 2).flatten(1)
+        return F.max_pool2d(h, self.pool_size).flatten(1)
 
     def head(self, features_ND: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor] | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -150,14 +155,28 @@ The loop calls it inside `autocast(precision, device)`: with precision bf16 its 
 
 def new_model(seed: int, device: torch.device | str, num_classes: int = 10,
               image_shape: tuple[int, int, int] = (1, 28, 28)) -> GalCNN:
-    """A freshly initialised GalCNN for images [C,S,S] whose weights depend only on `seed`: drawn on the CPU
-    (from the CPU RNG alone, restored afterwards; no CUDA RNG is touched), then moved to `device`."""
+    """A freshly initialised GalCNN as Gal et al.'s paper prints it (conv 4x4, maxpool 2, dense 128) for images
+    [C,S,S], whose weights depend only on `seed`: drawn on the CPU (from the CPU RNG alone, restored afterwards;
+    no CUDA RNG is touched), then moved to `device`."""
+    return _seeded_gal_cnn(seed, device, num_classes, image_shape)
+
+
+def new_gal_code_model(seed: int, device: torch.device | str, num_classes: int = 10,
+                       image_shape: tuple[int, int, int] = (1, 28, 28)) -> GalCNN:
+    """As new_model, but the network of Gal et al.'s published Keras code (Riashat/Deep-Bayesian-Active-Learning,
+    MC_Dropout_Keras/Dropout_Bald_Q10_N1000_Paper.py): conv 3x3, maxpool 5, dense 256 (MNIST: 512 features
+    instead of 3872). PyTorch's default initialisation, as new_model (Keras used Glorot-uniform)."""
+    return _seeded_gal_cnn(seed, device, num_classes, image_shape, kernel_size=3, pool_size=5, hidden=256)
+
+
+def _seeded_gal_cnn(seed: int, device: torch.device | str, num_classes: int, image_shape: tuple[int, int, int],
+                    **architecture) -> GalCNN:
     channels, height, width = image_shape
     if height != width:
         raise ValueError(f"Gal et al.'s CNN takes square images, got [C,H,W] = {list(image_shape)}; crop or pad "
                          "them to a square, or pass a model factory built for this shape")
     with seeded_cpu_rng(seed):
-        model = GalCNN(num_classes=num_classes, image_size=height, in_channels=channels)
+        model = GalCNN(num_classes=num_classes, image_size=height, in_channels=channels, **architecture)
     return model.to(device)
 
 

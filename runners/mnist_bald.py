@@ -16,7 +16,7 @@ from acquire.data import load_split, resolve_data_dir  # noqa: E402
 from acquire.functions import get_acquisition  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
 from acquire.loop import ActiveLearningRun, ExperimentConfig  # noqa: E402
-from acquire.model import TrainConfig, new_model  # noqa: E402
+from acquire.model import TrainConfig, new_gal_code_model, new_model  # noqa: E402
 from acquire.plotting import final_table, format_final_table, read_curves  # noqa: E402
 from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
 from acquire.rundir import CONFIG_FILE  # noqa: E402
@@ -55,10 +55,10 @@ PRESETS = {
     "paper": {},
     "quick": {"rounds": 8, "epochs": 20, "repeats": 2, "pool_subset": 2000},
 }
-MNIST_MODEL = partial(new_model, num_classes=10, image_shape=(1, 28, 28))  # data of another shape or K is refused
+MODELS = {"gal": new_model, "gal_code": new_gal_code_model}  # --model name -> factory (seed, device, K, [C,H,W])
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "dense_l2_c")
 CONFIG_FLAGS = ("sources", "acquisitions", "rounds", "per_round", "initial", "repeats", "mc_samples", "pool_subset",
-                "seed", "generated_per_class", "precision")
+                "seed", "generated_per_class", "precision", "model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--initial", type=int,
                    help="class-balanced real images in the training set before round 1, a multiple of 10 "
                         "(Gal et al.'s variant uses 20; default: 0, the paper's empty start)")
+    p.add_argument("--model", choices=sorted(MODELS),
+                   help="the CNN: gal = Gal et al.'s paper (conv 32@4x4 twice, maxpool 2, dense 128); gal_code = the "
+                        "network of their published Keras code (conv 3x3, maxpool 5, dense 256) (default: gal)")
     p.add_argument("--epochs", type=int, help="training epochs of each round's fresh CNN (default: 100)")
     p.add_argument("--batch-size", type=int, help="training batch size (default: 128)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
@@ -128,8 +131,25 @@ def config_from_args(args: argparse.Namespace, saved: ExperimentConfig | None = 
         values.setdefault("generated_per_class", DEFAULT_PER_CLASS)
         values["gan_checkpoints"] = gan_weights_digests(gan_dir, gans)
         values["gan_dir"] = str(gan_dir)
+    values["model"] = model_path(values.get("model", "gal"))
     train = TrainConfig(**{k: values.pop(k) for k in TRAIN_FLAGS if k in values})
     return ExperimentConfig(train=train, **values)
+
+
+def model_path(name: str) -> str:
+    """'module:function' of a --model name (a saved config already holds the path)."""
+    paths = {key: f"{fn.__module__}:{fn.__qualname__}" for key, fn in MODELS.items()}
+    return paths.get(name, name)
+
+
+def mnist_model(config: ExperimentConfig):
+    """The factory (seed, device) -> CNN for MNIST's 10 classes and [1,28,28] that config.model names."""
+    factory = next((fn for key, fn in MODELS.items() if model_path(key) == config.model), None)
+    if factory is None:
+        raise ValueError(f"this run's config names the model {config.model!r}, which runners.mnist_bald does not "
+                         f"build ({', '.join(model_path(k) for k in MODELS)}); continue it with the Python API "
+                         "(acquire.api.Experiment with its model factory)")
+    return partial(factory, num_classes=10, image_shape=(1, 28, 28))  # data of another shape or K is refused
 
 
 def build_pools(config: ExperimentConfig, data_dir: Path | None, device) -> dict[str, CandidatePool]:
@@ -156,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     config.dataset = resolve_data_dir(args.data_dir).name
     ray_options = ray_options_from_args(args, device) if args.executor == "ray" else None
     pools = build_pools(config, args.data_dir, device)
-    with Experiment(config, pools, load_split("test", args.data_dir), args.out, model=MNIST_MODEL, device=device,
+    with Experiment(config, pools, load_split("test", args.data_dir), args.out, model=mnist_model(config),
+                    device=device,
                     resume=args.resume) as experiment:
         where = f"Ray tasks of {args.threads_per_task} thread(s)" if ray_options else str(device)
         print(f"{len(experiment.loop.arms)} arms x {config.rounds} rounds on {where}; writing {experiment.csv_path}",
@@ -186,7 +207,7 @@ def open_worker(out: Path, data_dir: Path, device: str, arms: list[str]) -> Acti
     config = ExperimentConfig.load(out / CONFIG_FILE)
     device = resolve_device(device)
     return ActiveLearningRun(config, build_pools(config, data_dir, device), load_split("test", data_dir), out,
-                             device, resume=True, model_factory=MNIST_MODEL, worker_arms=arms)
+                             device, resume=True, model_factory=mnist_model(config), worker_arms=arms)
 
 
 if __name__ == "__main__":

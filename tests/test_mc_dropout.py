@@ -7,7 +7,7 @@ from torch import nn
 
 from acquire.mc_dropout import (DropoutMasks, check_mc_dropout, draw_dropout_masks, draw_head_masks,
                                 generic_mc_dropout_probs, mc_dropout_probs, mc_probs, naive_mc_dropout_probs)
-from acquire.model import GalCNN, new_model, to_float
+from acquire.model import GalCNN, new_gal_code_model, new_model, to_float
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,13 @@ def test_fused_equals_naive_with_same_masks(model_and_images):
     assert fused.shape == (64, 7, 10)
     torch.testing.assert_close(fused, naive, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(fused.sum(-1), torch.ones(64, 7))
+
+
+def test_fused_equals_naive_on_the_keras_code_network(tiny_train):
+    model, images = new_gal_code_model(0, "cpu"), tiny_train.images_NCHW[:32]
+    masks = draw_head_masks(model, 5, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(mc_dropout_probs(model, images, masks, chunk_size=7),
+                               naive_mc_dropout_probs(model, images, 5, masks=masks), atol=1e-6, rtol=1e-5)
 
 
 def test_samples_are_distinct_networks_shared_by_all_candidates(model_and_images):

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from acquire.metrics import accuracy, balanced_accuracy
-from acquire.model import (GalCNN, TrainConfig, check_model, make_model, new_model, predict, seeded_global_rng,
-                           to_float, train_classifier)
+from acquire.model import (GalCNN, TrainConfig, check_model, make_model, new_gal_code_model, new_model, predict,
+                           seeded_global_rng, to_float, train_classifier)
 
 
 def test_architecture_matches_gal_et_al():
@@ -17,6 +17,15 @@ def test_architecture_matches_gal_et_al():
     assert (model.fc1.in_features, model.fc1.out_features, model.fc2.out_features) == (3872, 128, 10)
     assert (model.conv_dropout, model.dense_dropout) == (0.25, 0.5)
     assert model(torch.rand(5, 1, 28, 28)).shape == (5, 10)
+
+
+def test_keras_code_network_is_gal_et_al_published_code():
+    model = new_gal_code_model(0, "cpu")
+    assert (model.conv1.kernel_size, model.conv2.kernel_size, model.pool_size) == ((3, 3), (3, 3), 5)
+    assert (model.fc1.in_features, model.fc1.out_features) == (512, 256)  # 28 -> 26 -> 24 -> maxpool 5 -> 4x4x32
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    with pytest.raises(ValueError, match="at least 9x9 pixels"):
+        GalCNN(image_size=8, kernel_size=3, pool_size=5)
 
 
 def test_new_model_depends_only_on_seed():

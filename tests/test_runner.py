@@ -18,7 +18,8 @@ def test_help_explains_every_flag():
     out = subprocess.run([sys.executable, "-m", "runners.mnist_bald", "--help"], capture_output=True, text=True,
                          check=True).stdout
     for flag in ("--sources", "--acquisitions", "--rounds", "--per-round", "--epochs", "--repeats", "--mc-samples",
-                 "--seed", "--device", "--data-dir", "--out", "--resume", "--preset", "quick", "--precision"):
+                 "--seed", "--device", "--data-dir", "--out", "--resume", "--preset", "quick", "--precision", "--model",
+                 "gal_code"):
         assert flag in out
 
 
@@ -119,6 +120,21 @@ def test_an_out_that_is_or_lies_under_a_file_is_refused_before_loading_data(tmp_
     regular.write_text("keep me")
     assert mnist_bald.main([*SMALL, "--data-dir", str(tmp_path / "no_data"), "--out", str(out_of(regular))]) == 2
     assert "regular file" in capsys.readouterr().err and regular.read_text() == "keep me"
+
+
+def test_model_choice_is_recorded_and_kept_on_resume(tmp_path, mnist_slice_dir, capsys):
+    out = tmp_path / "keras_code"
+    flags = [*TINY, "--rounds", "1", "--data-dir", str(mnist_slice_dir), "--out", str(out)]
+    assert mnist_bald.main([*flags, "--model", "gal_code"]) == 0
+    assert '"model": "acquire.model:new_gal_code_model"' in (out / "config.json").read_text()
+    assert mnist_bald.main(["--resume", "--out", str(out), "--rounds", "2", "--data-dir", str(mnist_slice_dir),
+                            "--no-progress"]) == 0
+    before = (out / "rounds.csv").read_text()
+    assert len(pd.read_csv(out / "rounds.csv")) == 4
+    assert mnist_bald.main(["--resume", "--out", str(out), "--model", "gal", "--rounds", "3",
+                            "--data-dir", str(mnist_slice_dir), "--no-progress"]) == 2
+    assert "model: saved 'acquire.model:new_gal_code_model'" in capsys.readouterr().err
+    assert (out / "rounds.csv").read_text() == before
 
 
 def test_resume_needs_only_out_and_rounds(tmp_path, mnist_slice_dir):

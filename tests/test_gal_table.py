@@ -19,6 +19,7 @@ def test_images_to_reach_an_error_per_repeat_with_lower_bounds_and_gal_s_numbers
     assert bald10["train_size_per_repeat"] == "30;40" and float(bald10["mean_train_size"]) == 35
     assert float(bald10["mean_acquired"]) == 15 and bald10["gal_2017"] == 145  # 20 initial images
     assert bald5["train_size_per_repeat"] == "40;>40" and bald5["mean_train_size"] == ">40.0" and bald5["reached"] == 1
+    assert str(bald10["mean_curve_train_size"]) == "30" and bald5["mean_curve_train_size"] == ">40"  # mean .825 .90 .93
     assert table.loc[("variation_ratios_mode", 10.0), "gal_2017"] == 120  # both forms sit beside Gal's one
     assert gal_table.main([str(tmp_path / "missing.csv")]) == 2
     assert "no such CSV" in capsys.readouterr().err

@@ -19,8 +19,9 @@ at which the arm's test error (1 − accuracy on the full test set; --metric bal
 balanced accuracy) is at or below it, per repeat, then the mean over repeats, beside Gal et al. (2017)'s
 Table 1. A repeat that never got there is counted as "not reached by" its largest size, and the mean is then
 a lower bound (shown with ">"). mean_curve_train_size reads the same off the mean curve over repeats (how a
-table is read off an averaged figure; a single repeat's first crossing is earlier where curves are noisy). Whether Gal et al.'s counts include their 20 initial images the table does not
-say, so both are given: train_size, and acquired = train_size − the run's initial images.
+table is read off an averaged figure; a single repeat's first crossing is earlier where curves are noisy).
+Whether Gal et al.'s counts include their 20 initial images the table does not say, so both are given:
+train_size, and acquired = train_size − the run's initial images.
 """
 
 # Gal, Islam & Ghahramani (2017), Table 1: images needed for 10% and 5% test error on MNIST.
@@ -39,10 +40,14 @@ def images_to_error(curve: pd.DataFrame, error_pct: float, metric: str) -> tuple
     return int(curve["train_size"].max()), False
 
 
-def mean_curve_size(arm: pd.DataFrame, error_pct: float, metric: str) -> str:
-    """images_to_error of the arm's mean curve over repeats, as 'N' or '>N' (not reached by its largest size)."""
-    size, reached = images_to_error(arm.groupby("train_size", as_index=False)[metric].mean(), error_pct, metric)
+def size_text(size: int, reached: bool) -> str:
+    """'N', or '>N' where the error was not reached by the largest size N."""
     return f"{size}" if reached else f">{size}"
+
+
+def mean_curve_size(arm: pd.DataFrame, error_pct: float, metric: str) -> str:
+    """images_to_error of the arm's mean curve over repeats, as size_text."""
+    return size_text(*images_to_error(arm.groupby("train_size", as_index=False)[metric].mean(), error_pct, metric))
 
 
 def table(df: pd.DataFrame, errors: list[float], metric: str, initial: int) -> list[dict]:
@@ -56,7 +61,7 @@ def table(df: pd.DataFrame, errors: list[float], metric: str, initial: int) -> l
             gal_value = gal[GAL_ERRORS.index(error)] if gal and error in GAL_ERRORS else math.nan
             rows.append({"sources": sources, "acquisition": acquisition, "error_pct": error, "repeats": len(sizes),
                          "reached": sum(ok for _, ok in sizes),
-                         "train_size_per_repeat": ";".join(f"{size}" if ok else f">{size}" for size, ok in sizes),
+                         "train_size_per_repeat": ";".join(size_text(size, ok) for size, ok in sizes),
                          "mean_train_size": round(mean, 1) if all_reached else f">{mean:.1f}",
                          "mean_acquired": round(mean - initial, 1) if all_reached else f">{mean - initial:.1f}",
                          "mean_curve_train_size": mean_curve_size(arm, error, metric),

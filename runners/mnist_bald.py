@@ -15,7 +15,7 @@ from acquire.api import Experiment  # noqa: E402
 from acquire.data import load_split, resolve_data_dir  # noqa: E402
 from acquire.functions import get_acquisition  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
-from acquire.loop import ActiveLearningRun, ExperimentConfig  # noqa: E402
+from acquire.loop import ActiveLearningRun, ExperimentConfig, callable_name  # noqa: E402
 from acquire.model import TrainConfig, new_gal_code_model, new_model  # noqa: E402
 from acquire.plotting import final_table, format_final_table, read_curves  # noqa: E402
 from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
@@ -137,19 +137,19 @@ def config_from_args(args: argparse.Namespace, saved: ExperimentConfig | None = 
 
 
 def model_path(name: str) -> str:
-    """'module:function' of a --model name (a saved config already holds the path)."""
-    paths = {key: f"{fn.__module__}:{fn.__qualname__}" for key, fn in MODELS.items()}
-    return paths.get(name, name)
+    """'module:function' of a --model name, as the loop records it in config.json (a saved config already holds
+    the path)."""
+    return callable_name(MODELS[name]) if name in MODELS else name
 
 
 def mnist_model(config: ExperimentConfig):
     """The factory (seed, device) -> CNN for MNIST's 10 classes and [1,28,28] that config.model names."""
-    factory = next((fn for key, fn in MODELS.items() if model_path(key) == config.model), None)
-    if factory is None:
+    factories = {callable_name(fn): fn for fn in MODELS.values()}
+    if config.model not in factories:
         raise ValueError(f"this run's config names the model {config.model!r}, which runners.mnist_bald does not "
-                         f"build ({', '.join(model_path(k) for k in MODELS)}); continue it with the Python API "
+                         f"build ({', '.join(factories)}); continue it with the Python API "
                          "(acquire.api.Experiment with its model factory)")
-    return partial(factory, num_classes=10, image_shape=(1, 28, 28))  # data of another shape or K is refused
+    return partial(factories[config.model], num_classes=10, image_shape=(1, 28, 28))  # other shapes or K refused
 
 
 def build_pools(config: ExperimentConfig, data_dir: Path | None, device) -> dict[str, CandidatePool]:
@@ -177,8 +177,7 @@ def run(args: argparse.Namespace) -> int:
     ray_options = ray_options_from_args(args, device) if args.executor == "ray" else None
     pools = build_pools(config, args.data_dir, device)
     with Experiment(config, pools, load_split("test", args.data_dir), args.out, model=mnist_model(config),
-                    device=device,
-                    resume=args.resume) as experiment:
+                    device=device, resume=args.resume) as experiment:
         where = f"Ray tasks of {args.threads_per_task} thread(s)" if ray_options else str(device)
         print(f"{len(experiment.loop.arms)} arms x {config.rounds} rounds on {where}; writing {experiment.csv_path}",
               file=sys.stderr)

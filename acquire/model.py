@@ -8,6 +8,7 @@ works too, made by a `ModelFactory` (seed, device) -> nn.Module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -166,7 +167,41 @@ def new_gal_code_model(seed: int, device: torch.device | str, num_classes: int =
     """As new_model, but the network of Gal et al.'s published Keras code (Riashat/Deep-Bayesian-Active-Learning,
     MC_Dropout_Keras/Dropout_Bald_Q10_N1000_Paper.py): conv 3x3, maxpool 5, dense 256 (MNIST: 512 features
     instead of 3872). PyTorch's default initialisation, as new_model (Keras used Glorot-uniform)."""
-    return _seeded_gal_cnn(seed, device, num_classes, image_shape, kernel_size=3, pool_size=5, hidden=256)
+    return _seeded_gal_cnn(seed, device, num_classes, image_shape, **GAL_CODE_ARCHITECTURE)
+
+
+def new_glorot_model(seed: int, device: torch.device | str, num_classes: int = 10,
+                     image_shape: tuple[int, int, int] = (1, 28, 28)) -> GalCNN:
+    """As new_model, with Keras's initialisation (the one Gal et al.'s code ran with): Glorot-uniform weights,
+    zero biases (glorot_init)."""
+    return glorot_init(_seeded_gal_cnn(seed, device, num_classes, image_shape), seed)
+
+
+def new_gal_code_glorot_model(seed: int, device: torch.device | str, num_classes: int = 10,
+                              image_shape: tuple[int, int, int] = (1, 28, 28)) -> GalCNN:
+    """Their code's network (new_gal_code_model) with Keras's initialisation (glorot_init): the closest this
+    engine comes to the model their Keras file built."""
+    return glorot_init(_seeded_gal_cnn(seed, device, num_classes, image_shape, **GAL_CODE_ARCHITECTURE), seed)
+
+
+GAL_CODE_ARCHITECTURE = dict(kernel_size=3, pool_size=5, hidden=256)
+
+
+def glorot_init(model: nn.Module, seed: int) -> nn.Module:
+    """Re-initialise every conv and linear layer of `model` in place as Keras does by default: weights
+    U(-a, a) with a = sqrt(6 / (fan_in + fan_out)) (fans include the kernel area), biases 0. Drawn on the CPU
+    from `seed` alone, whatever the model's device; returns the model."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                weight = torch.rand(layer.weight.shape, generator=generator, dtype=torch.float32) * (2 * bound) - bound
+                layer.weight.copy_(weight)
+                if layer.bias is not None:
+                    layer.bias.zero_()
+    return model
 
 
 def _seeded_gal_cnn(seed: int, device: torch.device | str, num_classes: int, image_shape: tuple[int, int, int],

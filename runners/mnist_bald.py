@@ -16,7 +16,8 @@ from acquire.data import load_split, resolve_data_dir  # noqa: E402
 from acquire.functions import get_acquisition  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
 from acquire.loop import ActiveLearningRun, ExperimentConfig, callable_name  # noqa: E402
-from acquire.model import TrainConfig, new_gal_code_model, new_model  # noqa: E402
+from acquire.model import (TrainConfig, new_gal_code_glorot_model, new_gal_code_model, new_glorot_model,  # noqa: E402
+                           new_model)
 from acquire.plotting import final_table, format_final_table, read_curves  # noqa: E402
 from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
 from acquire.rundir import CONFIG_FILE  # noqa: E402
@@ -55,7 +56,8 @@ PRESETS = {
     "paper": {},
     "quick": {"rounds": 8, "epochs": 20, "repeats": 2, "pool_subset": 2000},
 }
-MODELS = {"gal": new_model, "gal_code": new_gal_code_model}  # --model name -> factory (seed, device, K, [C,H,W])
+MODELS = {"gal": new_model, "gal_code": new_gal_code_model,  # --model name -> factory (seed, device, K, [C,H,W])
+          "gal_glorot": new_glorot_model, "gal_code_glorot": new_gal_code_glorot_model}
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "dense_l2_c")
 CONFIG_FLAGS = ("sources", "acquisitions", "rounds", "per_round", "initial", "repeats", "mc_samples", "pool_subset",
                 "seed", "generated_per_class", "precision", "model")
@@ -86,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(Gal et al.'s variant uses 20; default: 0, the paper's empty start)")
     p.add_argument("--model", choices=sorted(MODELS),
                    help="the CNN: gal = Gal et al.'s paper (conv 32@4x4 twice, maxpool 2, dense 128); gal_code = the "
-                        "network of their published Keras code (conv 3x3, maxpool 5, dense 256) (default: gal)")
+                        "network of their published Keras code (conv 3x3, maxpool 5, dense 256); the _glorot forms initialise "
+                        "as Keras did (Glorot-uniform weights, zero biases) instead of PyTorch's default (default: gal)")
     p.add_argument("--epochs", type=int, help="training epochs of each round's fresh CNN (default: 100)")
     p.add_argument("--batch-size", type=int, help="training batch size (default: 128)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")

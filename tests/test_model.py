@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from acquire.metrics import accuracy, balanced_accuracy
-from acquire.model import (GalCNN, TrainConfig, check_model, make_model, new_gal_code_model, new_model, predict,
-                           seeded_global_rng, to_float, train_classifier)
+from acquire.model import (GalCNN, TrainConfig, check_model, make_model, new_gal_code_glorot_model, new_gal_code_model,
+                           new_glorot_model, new_model, predict, seeded_global_rng, to_float, train_classifier)
 
 
 def test_architecture_matches_gal_et_al():
@@ -26,6 +26,21 @@ def test_keras_code_network_is_gal_et_al_published_code():
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
     with pytest.raises(ValueError, match="at least 9x9 pixels"):
         GalCNN(image_size=8, kernel_size=3, pool_size=5)
+
+
+def test_keras_initialisation_is_glorot_uniform_with_zero_biases():
+    for glorot, default in ((new_glorot_model, new_model), (new_gal_code_glorot_model, new_gal_code_model)):
+        model, torch_default = glorot(0, "cpu"), default(0, "cpu")
+        for name in ("conv1", "conv2", "fc1", "fc2"):
+            layer = getattr(model, name)
+            receptive = layer.weight[0].numel() // layer.weight.shape[1]  # kernel area (1 for a dense layer)
+            bound = (6 / (layer.weight.shape[1] * receptive + layer.weight.shape[0] * receptive)) ** 0.5
+            assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.95 * bound, name
+            assert layer.weight.mean().abs() < 0.1 * bound, name
+            assert not layer.bias.any(), name
+            assert layer.weight.shape == getattr(torch_default, name).weight.shape, name  # same network, other init
+        assert torch.equal(glorot(0, "cpu").fc1.weight, model.fc1.weight)
+        assert not torch.equal(glorot(1, "cpu").fc1.weight, model.fc1.weight)
 
 
 def test_new_model_depends_only_on_seed():

@@ -19,7 +19,7 @@ def test_help_explains_every_flag():
                          check=True).stdout
     for flag in ("--sources", "--acquisitions", "--rounds", "--per-round", "--epochs", "--repeats", "--mc-samples",
                  "--seed", "--device", "--data-dir", "--out", "--resume", "--preset", "quick", "--precision", "--model",
-                 "gal_code"):
+                 "gal_code", "gal_glorot", "gal_code_glorot"):
         assert flag in out
 
 
@@ -135,6 +135,10 @@ def test_model_choice_is_recorded_and_kept_on_resume(tmp_path, mnist_slice_dir, 
                             "--data-dir", str(mnist_slice_dir), "--no-progress"]) == 2
     assert "model: saved 'acquire.model:new_gal_code_model'" in capsys.readouterr().err
     assert (out / "rounds.csv").read_text() == before
+    keras = tmp_path / "keras_init"
+    assert mnist_bald.main([*TINY, "--rounds", "1", "--data-dir", str(mnist_slice_dir), "--out", str(keras),
+                            "--model", "gal_code_glorot"]) == 0
+    assert '"model": "acquire.model:new_gal_code_glorot_model"' in (keras / "config.json").read_text()
 
 
 def test_resume_needs_only_out_and_rounds(tmp_path, mnist_slice_dir):

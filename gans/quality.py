@@ -15,6 +15,7 @@ generator costs sampling plus a CAS training run (10 epochs on 10,000 images by 
 from __future__ import annotations
 
 import csv
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +25,14 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from acquire.data import ImageSet
+from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import write_atomic
 from acquire.metrics import accuracy
+from acquire.seeding import derive_seed
 from acquire.model import GalCNN, TrainConfig, evaluate, map_in_chunks, new_model, predict, to_float, train_classifier
+
+
+REAL_ROW = "real (training images)"  # the quality reports' baseline row: a class-balanced real sample
 
 
 @dataclass
@@ -91,6 +96,59 @@ def generated_set(generator, samples_per_class: int, seed: int, device) -> Image
     z drawn from a CPU generator seeded with `seed` (the same bytes on every device), on `device`."""
     labels_N = balanced_labels(samples_per_class, device)
     return ImageSet(generator.sample(labels_N, torch.Generator().manual_seed(seed)).to(device), labels_N)
+
+
+def agreement_by_class(reference: GalCNN, samples: ImageSet) -> list[dict]:
+    """Label agreement of labelled samples per class, and the class the reference CNN most often calls them
+    instead: one dict per class present (digit, samples, agreement, most_confused_with, confused_share; the
+    shares are of that class's samples; most_confused_with is -1 where every sample agrees)."""
+    predicted_N = predict(reference, samples.images_NCHW).cpu()
+    labels_N = samples.labels_N.cpu()
+    num_classes = int(max(labels_N.max(), predicted_N.max())) + 1
+    rows = []
+    for digit in labels_N.unique().tolist():
+        predicted = predicted_N[labels_N == digit]
+        wrong_K = torch.bincount(predicted[predicted != digit], minlength=num_classes)
+        confused = int(wrong_K.argmax()) if wrong_K.any() else -1
+        rows.append({"digit": digit, "samples": len(predicted), "agreement": float((predicted == digit).double().mean()),
+                     "most_confused_with": confused, "confused_share": float(wrong_K.max()) / len(predicted)})
+    return rows
+
+
+class Judge:
+    """Quality measures of generators against a real data set (train and test ImageSets); the reference CNN is
+    trained on the real training images at first use, once. Samples are seeded by config.seed (and the GAN's
+    name), so the same weights are judged on the same samples."""
+
+    def __init__(self, train: ImageSet, test: ImageSet, config: QualityConfig, device):
+        self.train, self.test, self.config, self.device = train, test, config, device
+        self._reference = None
+
+    def reference(self) -> GalCNN:
+        """Gal's CNN trained on all real training images (trained at the first call)."""
+        if self._reference is None:
+            print("quality: training the reference CNN on all real training images ...", file=sys.stderr)
+            self._reference = train_reference_classifier(self.train, self.config, self.device)
+        return self._reference
+
+    def real_samples(self) -> ImageSet:
+        """A class-balanced sample of real training images [10·samples_per_class] (the baseline)."""
+        index = class_balanced_indices(self.train.labels_N, 10 * self.config.samples_per_class,
+                                       torch.Generator().manual_seed(derive_seed(self.config.seed, "quality-real")))
+        return self.train.subset(index)
+
+    def samples(self, generator, name: str) -> ImageSet:
+        """`generator`'s samples [10·samples_per_class] for GAN `name` (ConditionalGenerator), on the device."""
+        return generated_set(generator, self.config.samples_per_class, derive_seed(self.config.seed, name, "quality"),
+                             self.device)
+
+    def real_measures(self) -> dict:
+        """The measures of the real baseline sample."""
+        return measure(self.real_samples(), self.reference(), self.test, self.config, self.device)
+
+    def measures(self, generator, name: str) -> dict:
+        """The measures of `generator`'s samples."""
+        return measure(self.samples(generator, name), self.reference(), self.test, self.config, self.device)
 
 
 def plot_quality_by_budget(csv_path: Path, png_path: Path) -> Path:

@@ -21,6 +21,7 @@ from gans.quality import balanced_labels
 from gans.registry import format_field, get_family
 
 DEFAULT_GAN_DIR = Path("runs/gans")
+ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]  # the paper's four families
 # 6,000 per class = 60,000 generated candidates, as many as the real pool: random acquisition then takes
 # real and generated images half and half, so any skew under BALD is the acquisition function's choice.
 DEFAULT_PER_CLASS = 6000

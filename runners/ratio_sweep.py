@@ -21,7 +21,7 @@ from acquire.plotting import format_mean_std, plot_sweep, summarise_sweep  # noq
 from acquire.ratio_cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline  # noqa: E402
 from acquire.sweep import Sweep, SweepSettings  # noqa: E402
 from gans.registry import get_family  # noqa: E402
-from gans.sources import (DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests,  # noqa: E402
+from gans.sources import (ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests,  # noqa: E402
                           generated_source)
 from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, float_list,  # noqa: E402
                          int_list, resume_hint, run_guarded)
@@ -63,7 +63,6 @@ examples (--gan-dir: a directory written by python -m runners.train_gans):
   python -m runners.ratio_sweep --resume --out runs/ratio_quick --repeats 5   # add repeats to a sweep
 """
 
-ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]
 DEFAULTS = {"gans": ALL_GANS, "sizes": [500, 5000], "ratios": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], "modes": list(MODES),
             "repeats": 3, "train_images": 50_000, "batch_size": 128, "lr": 1e-3, "seed": 0,
             "gan_dir": str(DEFAULT_GAN_DIR), "data_dir": None, "precision": "fp32"}

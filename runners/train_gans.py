@@ -28,14 +28,11 @@ from acquire.seeding import derive_seed  # noqa: E402
 from gans.checkpoint import (CheckpointError, data_digest, load_checkpoint, load_training_state,  # noqa: E402
                              read_sidecar, save_checkpoint, save_training_state, training_state_path)
 from gans.grid import save_sample_grid  # noqa: E402
-from gans.quality import (QualityConfig, generated_set, measure, plot_quality_by_budget,  # noqa: E402
-                          train_reference_classifier)
+from gans.quality import REAL_ROW, Judge, QualityConfig, plot_quality_by_budget  # noqa: E402
 from gans.registry import ConditionalGenerator, GanFamily, TrainingSession, get_family  # noqa: E402
-from gans.sources import DEFAULT_GAN_DIR, checkpoint_path  # noqa: E402
+from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, checkpoint_path  # noqa: E402
 from runners.cli import add_precision_flag, add_run_flags, run_guarded  # noqa: E402
 
-ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]
-REAL_ROW = "real (training images)"  # quality.csv's baseline row
 MEASURES = ["label_agreement", "frechet_distance", "cas_accuracy", "cas_balanced_accuracy"]
 QUALITY_COLUMNS = ["gan", "generator_parameters", "train_images", "images_shown", "train_seconds", *MEASURES]
 BUDGET_COLUMNS = ["gan", "images_shown", "train_steps", "train_seconds", *MEASURES]
@@ -228,34 +225,6 @@ def resume_state(state_path: Path, identity: dict, family: GanFamily) -> dict | 
     return state
 
 
-class Judge:
-    """Quality measures of generators against real MNIST; the reference CNN is trained on first use, once."""
-
-    def __init__(self, train: ImageSet, test: ImageSet, args: argparse.Namespace, device):
-        self.train, self.test, self.seed, self.device = train, test, args.seed, device
-        self.config = QualityConfig(samples_per_class=args.quality_samples, seed=args.seed)
-        self._reference = None
-
-    def reference(self):
-        """Gal's CNN trained on all real training images (trained at the first call)."""
-        if self._reference is None:
-            print("quality: training the reference CNN on all real training images ...", file=sys.stderr)
-            self._reference = train_reference_classifier(self.train, self.config, self.device)
-        return self._reference
-
-    def real_measures(self) -> dict:
-        """The measures of a class-balanced sample of real training images (the baseline row)."""
-        index = class_balanced_indices(self.train.labels_N, 10 * self.config.samples_per_class,
-                                       torch.Generator().manual_seed(derive_seed(self.seed, "quality-real")))
-        return measure(self.train.subset(index), self.reference(), self.test, self.config, self.device)
-
-    def measures(self, generator: ConditionalGenerator, name: str) -> dict:
-        """The measures of `generator`'s samples (seeded per GAN: the same samples for the same weights)."""
-        samples = generated_set(generator, self.config.samples_per_class, derive_seed(self.seed, name, "quality"),
-                                self.device)
-        return measure(samples, self.reference(), self.test, self.config, self.device)
-
-
 class BudgetLog:
     """OUT/quality_by_budget.csv (BUDGET_COLUMNS, one row per GAN and images shown) and its plot, .png."""
 
@@ -389,7 +358,8 @@ def run(args: argparse.Namespace) -> int:
     train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
     data = training_subset(train, args.train_size, args.seed)
     with RunDir(args.out):  # one trainer per directory
-        judge, log = Judge(train, test, args, device), BudgetLog(args.out)
+        judge = Judge(train, test, QualityConfig(samples_per_class=args.quality_samples, seed=args.seed), device)
+        log = BudgetLog(args.out)
         if not args.quality_only:
             for name, config in configs.items():
                 train_one(name, config, data, args, device, judge, log)

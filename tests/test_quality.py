@@ -5,7 +5,9 @@ import torch
 
 from acquire.data import ImageSet
 from acquire.model import new_model
-from gans.quality import QualityConfig, balanced_labels, frechet_distance, measure
+from torch import nn
+
+from gans.quality import QualityConfig, agreement_by_class, balanced_labels, frechet_distance, measure
 
 
 def test_frechet_distance_of_gaussians_matches_closed_form():
@@ -33,3 +35,23 @@ def test_measures_separate_real_from_label_shuffled_samples(tiny_train, tiny_tes
     assert real["label_agreement"] > 0.9 and wrong["label_agreement"] < 0.3
     assert real["cas_accuracy"] > wrong["cas_accuracy"] + 0.3
     assert real["frechet_distance"] == wrong["frechet_distance"]  # same images: distance ignores labels
+
+
+class ReadsItsAnswer(nn.Module):
+    """A stand-in reference CNN: predicts the class written in each image's first pixel."""
+
+    def forward(self, x_NCHW):
+        return nn.functional.one_hot((x_NCHW[:, 0, 0, 0] * 255).round().long(), 10).float()
+
+
+def test_agreement_by_class_names_each_digits_main_confusion():
+    labels_N = torch.tensor([4] * 10 + [7] * 4 + [1] * 2)
+    predicted_N = torch.tensor([4] * 7 + [9] * 2 + [7] + [7] * 3 + [1] + [1] * 2)
+    images_NCHW = torch.zeros(16, 1, 28, 28, dtype=torch.uint8)
+    images_NCHW[:, 0, 0, 0] = predicted_N.to(torch.uint8)
+    rows = {row["digit"]: row for row in agreement_by_class(ReadsItsAnswer(), ImageSet(images_NCHW, labels_N))}
+    assert sorted(rows) == [1, 4, 7]
+    assert (rows[4]["samples"], rows[4]["agreement"], rows[4]["most_confused_with"], rows[4]["confused_share"]) == (
+        10, 0.7, 9, 0.2)
+    assert (rows[7]["agreement"], rows[7]["most_confused_with"], rows[7]["confused_share"]) == (0.75, 1, 0.25)
+    assert (rows[1]["agreement"], rows[1]["most_confused_with"], rows[1]["confused_share"]) == (1.0, -1, 0.0)

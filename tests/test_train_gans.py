@@ -15,7 +15,7 @@ from test_sweep_refusals import snapshot, unsupported_bf16
 
 from acquire.data import ImageSet
 from acquire.model import new_model
-from gans import dcgan
+from gans import dcgan, quality
 from gans.checkpoint import file_sha256, load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from gans.registry import GanFamily, get_family
 from runners import train_gans
@@ -241,14 +241,14 @@ def test_half_stores_float16_weights_covered_by_the_sha(tmp_path, tiny_mnist, ca
 
 
 def test_quality_by_budget_rows_survive_an_interrupt_and_force_restarts_them(tmp_path, tiny_mnist, monkeypatch):
-    monkeypatch.setattr(train_gans, "train_reference_classifier", lambda train, config, device: new_model(0, device))
+    monkeypatch.setattr(quality, "train_reference_classifier", lambda train, config, device: new_model(0, device))
     measured = []
 
     def fake_measure(samples, reference, test, config, device):
         measured.append(len(samples))
         return {"label_agreement": 0.5, "frechet_distance": 1.0, "cas_accuracy": 0.25, "cas_balanced_accuracy": 0.25}
 
-    monkeypatch.setattr(train_gans, "measure", fake_measure)
+    monkeypatch.setattr(quality, "measure", fake_measure)
     restore = signal_at_step(monkeypatch, 3)
     assert run_main(tmp_path, "--quality-every", "100", "--quality-samples", "2") == 130
     restore()

@@ -28,8 +28,8 @@ from matplotlib.figure import Figure
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import write_atomic
 from acquire.metrics import accuracy
-from acquire.seeding import derive_seed
 from acquire.model import GalCNN, TrainConfig, evaluate, map_in_chunks, new_model, predict, to_float, train_classifier
+from acquire.seeding import derive_seed
 
 
 REAL_ROW = "real (training images)"  # the quality reports' baseline row: a class-balanced real sample

@@ -20,6 +20,7 @@ from acquire.files import write_json
 from acquire.functions import bald
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, mc_probs, mc_scores, naive_mc_dropout_probs
 from acquire.model import GalCNN, TrainConfig, autocast, check_precision, evaluate, new_model, to_float, train_classifier
+from runners.cli import add_device_and_data_flags
 
 DESCRIPTION = """\
 Measures, in one process and on the same images and weights:
@@ -250,8 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-sizes", default="60000",
                    help="comma-separated pool sizes for the peak-memory measurement, e.g. 60000,240000,1000000 "
                         "(1M takes minutes and ~5 GiB without streaming on CPU); 0 skips it (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    p.add_argument("--data-dir", type=Path, help="MNIST directory (default: $GAN_ACQUIRE_DATA or the cache)")
+    add_device_and_data_flags(p)
     p.add_argument("--out", type=Path, default=Path("results/bench"), help="JSON directory (default: %(default)s)")
     args = p.parse_args(argv)
     try:

@@ -111,15 +111,20 @@ def add_run_flags(parser: argparse.ArgumentParser, *, out: Path, presets: Iterab
     """
     parser.add_argument("--preset", choices=sorted(presets), default=preset_default, help=preset_help)
     parser.add_argument("--seed", type=int, default=seed_default, help=seed_help)
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)")
-    saved = "; with --resume the saved one" if resume_keeps_data_dir else ""
-    parser.add_argument("--data-dir", type=Path, help="directory with the four MNIST IDX .gz files (default: "
-                        f"$GAN_ACQUIRE_DATA, else a per-user cache filled from the public mirrors{saved})")
+    add_device_and_data_flags(parser, resume_keeps_data_dir)
     parser.add_argument("--out", type=Path, default=Path(out), help=f"{out_help} (default: %(default)s)")
     if resume_help is not None:
         parser.add_argument("--resume", action="store_true", help=resume_help)
     if progress:
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_device_and_data_flags(parser: argparse.ArgumentParser, resume_keeps_data_dir: bool = False) -> None:
+    """Add --device and --data-dir (with resume_keeps_data_dir, its help says a resume uses the saved one)."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)")
+    saved = "; with --resume the saved one" if resume_keeps_data_dir else ""
+    parser.add_argument("--data-dir", type=Path, help="directory with the four MNIST IDX .gz files (default: "
+                        f"$GAN_ACQUIRE_DATA, else a per-user cache filled from the public mirrors{saved})")
 
 
 PRECISION_CHOICES = ("fp32", "bf16")  # acquire.model.PRECISIONS (not imported: this module stays light)

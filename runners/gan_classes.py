@@ -18,7 +18,7 @@ from acquire.files import write_csv  # noqa: E402
 from gans.checkpoint import load_checkpoint  # noqa: E402
 from gans.quality import REAL_ROW, Judge, QualityConfig, agreement_by_class  # noqa: E402
 from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path  # noqa: E402
-from runners.cli import run_guarded  # noqa: E402
+from runners.cli import add_device_and_data_flags, comma_list, run_guarded  # noqa: E402
 
 COLUMNS = ["source", "digit", "samples", "agreement", "most_confused_with", "confused_share"]
 
@@ -32,15 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
         "so each GAN's mean over digits is its label agreement in quality.csv, up to the CPU's arithmetic."),
         epilog="example: python -m runners.gan_classes --gan-dir results/zoo --data-dir ../shared/data/mnist "
                "--out results/zoo/label_agreement_by_class.csv")
-    p.add_argument("--gans", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+    p.add_argument("--gans", type=comma_list,
                    help=f"comma-separated GANs (default: each of {','.join(ALL_GANS)} with a checkpoint in --gan-dir)")
     p.add_argument("--gan-dir", type=Path, default=DEFAULT_GAN_DIR,
                    help=f"directory of the checkpoints (default: {DEFAULT_GAN_DIR})")
-    p.add_argument("--data-dir", help="MNIST directory (default: $GAN_ACQUIRE_DATA or ./data/mnist)")
     p.add_argument("--quality-samples", type=int, default=QualityConfig.samples_per_class,
                    help=f"samples per digit (default: {QualityConfig.samples_per_class}, as the quality report)")
     p.add_argument("--seed", type=int, default=0, help="the quality report's seed (default: 0)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)")
+    add_device_and_data_flags(p)
     p.add_argument("--out", type=Path, help="also write the table as CSV here")
     return p
 

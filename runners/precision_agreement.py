@@ -18,7 +18,7 @@ from acquire.files import write_csv  # noqa: E402
 from acquire.loop import ExperimentConfig  # noqa: E402
 from acquire.model import PRECISIONS, check_precision  # noqa: E402
 from acquire.rundir import CONFIG_FILE, check_out_dir  # noqa: E402
-from runners.cli import comma_list, int_list, run_guarded  # noqa: E402
+from runners.cli import add_device_and_data_flags, comma_list, int_list, run_guarded  # noqa: E402
 from runners.mnist_bald import open_worker  # noqa: E402
 
 DESCRIPTION = """\
@@ -41,9 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rounds to replay (default: 1,5,10,15,20)")
     p.add_argument("--acquisitions", type=comma_list,
                    help="acquisition functions whose arms are replayed (default: every one that uses MC dropout)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)")
-    p.add_argument("--data-dir", type=Path, help="directory with the four MNIST IDX .gz files (default: "
-                                                 "$GAN_ACQUIRE_DATA, else the per-user cache)")
+    add_device_and_data_flags(p)
     p.add_argument("--out", type=Path, help="CSV to write (default: RUN/precision_agreement.csv)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p

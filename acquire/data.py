@@ -304,6 +304,13 @@ def load_split(
     return ImageSet(images_NHW.unsqueeze(1), labels_N.long())
 
 
+def load_train_test(data_dir: str | Path | None = None) -> tuple[ImageSet, ImageSet, str]:
+    """The train and test splits of :func:`resolve_data_dir`'s directory and the data set's name (that
+    directory's name, e.g. "mnist"), for titles and configs."""
+    directory = resolve_data_dir(data_dir)
+    return load_split("train", directory), load_split("test", directory), directory.name
+
+
 def as_image_set(images, labels) -> ImageSet:
     """An ImageSet (on the CPU) from NumPy arrays or tensors: images [N,H,W] or [N,C,H,W], uint8 (or integers in
     0..255) or float in [0, 1] (rounded to the nearest of 256 levels); labels [N], integer classes 0..K-1."""

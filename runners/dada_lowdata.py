@@ -14,7 +14,7 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from acquire.data import load_split  # noqa: E402
+from acquire.data import load_train_test  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
 from acquire.model import check_precision  # noqa: E402
 from acquire.plotting import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep  # noqa: E402
@@ -126,8 +126,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_for_out_dir(args, lambda: config_from_args(args), kind="sweep")
     device = resolve_device(args.device)
     check_precision(config.precision, device)
-    data_dir = None if config.data_dir is None else Path(config.data_dir)
-    train, test = load_split("train", data_dir), load_split("test", data_dir)
+    train, test, dataset = load_train_test(config.data_dir)
     config.check_fits(train.labels_N)
     test = test.to(device)
     cells = config.cells()
@@ -140,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     df = pd.read_csv(csv_path)
     plot_path = plot_sweep(df, args.out / "accuracy.png", x="n", line="method", metric="accuracy", log_x=True,
                            xlabel="real training images per class (n)",
-                           title="MNIST, low data: DADA vs. baselines (full test set)")
+                           title=f"{dataset}, low data: DADA vs. baselines (full test set)")
     print(format_table(df, "accuracy"))
     print(format_table(df, "balanced_accuracy"))
     print(f"wrote {csv_path} and {plot_path}")

@@ -13,7 +13,7 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from acquire.data import load_split  # noqa: E402
+from acquire.data import load_train_test  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
 from acquire.mixing import MODES  # noqa: E402
 from acquire.model import check_precision  # noqa: E402
@@ -150,7 +150,7 @@ def format_table(df: pd.DataFrame, metric: str) -> str:
     return table.join(repeats).to_string()
 
 
-def report(csv_path: Path, out_dir: Path, modes: list[str]) -> list[Path]:
+def report(csv_path: Path, out_dir: Path, modes: list[str], dataset: str) -> list[Path]:
     """One accuracy figure per mode (a panel per size, a line per GAN) and printed tables; returns the figures."""
     df = pd.read_csv(csv_path, dtype={"mode": str, "gan": str})
     figures = []
@@ -161,7 +161,7 @@ def report(csv_path: Path, out_dir: Path, modes: list[str]) -> list[Path]:
         title, xlabel = FIGURE_TEXT[mode]
         figures.append(plot_sweep(rows, out_dir / f"accuracy_{mode}.png", x="ratio", line="gan", metric="accuracy",
                                   facet="size", xlabel=f"{xlabel}; r = 0: all real, shared by every line",
-                                  title=f"{title} (MNIST, Gal CNN)"))
+                                  title=f"{title} ({dataset}, Gal CNN)"))
         for metric in ("accuracy", "balanced_accuracy"):
             print(f"\n{mode}: {metric.replace('_', ' ')} (%), mean ± std over repeats\n{format_table(rows, metric)}")
     return figures
@@ -176,8 +176,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_for_out_dir(args, lambda: config_from_args(args), kind="sweep")
     device = resolve_device(args.device)
     check_precision(config.precision, device)
-    data_dir = None if config.data_dir is None else Path(config.data_dir)
-    train, test = load_split("train", data_dir), load_split("test", data_dir)
+    train, test, dataset = load_train_test(config.data_dir)
     config.check_fits(train.labels_N)
     cells = config.cells()
     with Sweep(args.out, asdict(config), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable,
@@ -188,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
             gan, Path(config.gan_dir), per_class, seed, device))
         csv_path = sweep.run(cells, measure, progress=not args.no_progress,
                              describe=lambda c: f"n={c['size']} {c['gan']} {c['mode']} r={c['ratio']:g} #{c['repeat']}")
-    figures = report(csv_path, args.out, config.modes)
+    figures = report(csv_path, args.out, config.modes, dataset)
     print(f"\nwrote {', '.join(str(path) for path in [csv_path, *figures])}")
     return 0
 

@@ -90,6 +90,15 @@ def test_resume_of_a_finished_sweep_adds_nothing(finished, tiny_mnist):
     assert (finished / "results.csv").read_text() == before and cache.stat().st_mtime_ns == stamp
 
 
+def test_the_figure_title_names_the_data_set_from_its_directory(finished, tiny_mnist, monkeypatch):
+    titles = []
+    draw = dada_lowdata.plot_sweep
+    monkeypatch.setattr(dada_lowdata, "plot_sweep", lambda *a, **k: titles.append(k["title"]) or draw(*a, **k))
+    argv = ["--resume", "--out", str(finished), "--data-dir", str(tiny_mnist), "--no-progress"]
+    assert dada_lowdata.main(argv) == 0
+    assert titles == [f"{tiny_mnist.name}, low data: DADA vs. baselines (full test set)"]
+
+
 def test_killed_sweep_resumes_to_the_same_rows(finished, tiny_mnist, tmp_path, monkeypatch):
     measure, calls = dada_lowdata.measure_cell, []
 

@@ -159,6 +159,14 @@ def test_a_sweep_writes_one_row_per_cell_and_both_figures(finished):
         assert (finished / f"accuracy_{mode}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_figure_titles_name_the_data_set_from_its_directory(finished, mnist_slice, monkeypatch):
+    titles = []
+    draw = ratio_sweep.plot_sweep
+    monkeypatch.setattr(ratio_sweep, "plot_sweep", lambda *a, **k: titles.append(k["title"]) or draw(*a, **k))
+    assert ratio_sweep.main(["--resume", "--out", str(finished), "--data-dir", str(mnist_slice), "--no-progress"]) == 0
+    assert len(titles) == 2 and all(title.endswith(f"({mnist_slice.name}, Gal CNN)") for title in titles)
+
+
 def test_resume_adds_nothing_then_extends_repeats_like_an_uninterrupted_run(finished, mnist_slice, gan_dir, tmp_path):
     args = [*TINY, "--data-dir", str(mnist_slice), "--gan-dir", str(gan_dir)]
     before = (finished / "results.csv").read_text()

@@ -163,13 +163,31 @@ def final_table(df: pd.DataFrame, metric: str = "balanced_accuracy") -> pd.DataF
     return summary[last].reset_index(drop=True)
 
 
+def table_at(df: pd.DataFrame, sizes: list[int], metric: str = "balanced_accuracy") -> pd.DataFrame:
+    """`summarise`'s rows at the training-set sizes `sizes` (those each arm reached) and, where the rows carry
+    n_generated, the fewest and most generated images in the training set over repeats (generated_min,
+    generated_max). A size that no arm reached is an error naming the sizes there are."""
+    summary = summarise(df, metric)
+    missing = sorted(set(sizes) - set(summary["train_size"]))
+    if missing:
+        raise ValueError(f"no arm reached train_size {', '.join(map(str, missing))}; the rows have sizes "
+                         f"{summary['train_size'].min()} to {summary['train_size'].max()}")
+    rows = summary[summary["train_size"].isin(sizes)]
+    if "n_generated" in df.columns:
+        values = df if "run" in df.columns else df.assign(run="")
+        counts = values.groupby(ARM + ["train_size"])["n_generated"].agg(generated_min="min", generated_max="max")
+        rows = rows.merge(counts.reset_index(), on=ARM + ["train_size"], how="left")
+    return rows.sort_values(["train_size", *ARM], ignore_index=True)
+
+
 def format_mean_std(mean: float, std: float, n_repeats: int) -> str:
     """A fraction's mean ± std over repeats as percent text; one repeat has no spread, so it shows the mean alone."""
     return f"{100 * mean:.2f} ± {100 * std:.2f}" if n_repeats > 1 else f"{100 * mean:.2f}"
 
 
-def format_final_table(table: pd.DataFrame, metric: str = "balanced_accuracy") -> str:
-    """`final_table`'s output as text, with the metric as "mean ± std" in percent."""
+def format_table(table: pd.DataFrame, metric: str = "balanced_accuracy") -> str:
+    """`final_table`'s or `table_at`'s output as text: the metric as "mean ± std" in percent (population std
+    over repeats) and, where the table has them, the generated images' range over repeats."""
     label = f"{METRIC_LABELS.get(metric, metric)} (%)"
     shown = pd.DataFrame({
         **({"run": table["run"]} if table["run"].nunique() > 1 else {}),
@@ -178,6 +196,9 @@ def format_final_table(table: pd.DataFrame, metric: str = "balanced_accuracy") -
         "train_size": table["train_size"],
         label: [format_mean_std(*cell) for cell in zip(table["mean"], table["std"], table["n_repeats"])],
         "runs": table["n_repeats"],
+        **({"generated": [f"{low:g}" if low == high else f"{low:g}–{high:g}"
+                          for low, high in zip(table["generated_min"], table["generated_max"])]}
+           if "generated_min" in table.columns else {}),
     })
     return shown.to_string(index=False)
 

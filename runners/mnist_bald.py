@@ -18,7 +18,7 @@ from acquire.device import resolve_device  # noqa: E402
 from acquire.loop import ActiveLearningRun, ExperimentConfig, callable_name  # noqa: E402
 from acquire.model import (TrainConfig, new_gal_code_glorot_model, new_gal_code_model, new_glorot_model,  # noqa: E402
                            new_model)
-from acquire.plotting import final_table, format_final_table, read_curves  # noqa: E402
+from acquire.plotting import final_table, format_table, read_curves  # noqa: E402
 from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
 from acquire.rundir import CONFIG_FILE  # noqa: E402
 from gans.registry import get_family  # noqa: E402
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             worker = partial(open_worker, args.out.resolve(), resolve_data_dir(args.data_dir), str(device))
             experiment.run_on_ray(worker, ray_options, progress=not args.no_progress)
-    print(format_final_table(final_table(read_curves([experiment.csv_path]))))
+    print(format_table(final_table(read_curves([experiment.csv_path]))))
     print(f"wrote {experiment.csv_path} and {experiment.plot_path}")
     return 0
 

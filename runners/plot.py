@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from acquire.plotting import (BANDS, METRIC_LABELS, dataset_name, final_table, format_final_table, plot_curves,
-                               protocol_text, read_configs, read_curves)
+from acquire.files import write_csv
+from acquire.plotting import (BANDS, METRIC_LABELS, dataset_name, final_table, format_table, plot_curves, protocol_text,
+                              read_configs, read_curves, table_at)
+from runners.cli import int_list
 
 DESCRIPTION = """\
 Plot the active loop's learning curves, as in Figure 2 of Nielsen & Okoniewski: the metric
@@ -18,14 +21,22 @@ The left panel shows every round; a right panel zooms on the last --last-rounds 
 there are more rounds than that. The CSVs are concatenated, so arms run separately can share
 a figure (a marker per run). The title names the data set (--dataset, else config.json's
 "dataset" or "data_dir") and, from the config.json beside each CSV, the protocol. Prints each
-arm's final mean +/- std (population std over repeats) at its largest training-set size.
+arm's mean +/- std (population std over repeats) at its largest training-set size, or at the
+sizes --at names, with the range of generated images in the training set over repeats; --table
+also writes that table as CSV (with the 95% t-interval's half-width).
 """
 
 EPILOG = """\
 example:
   python -m runners.plot runs/raw/rounds.csv runs/pggan/rounds.csv --out figures/curves.png \\
-      --dataset MNIST --title "raw and raw+pggan" --band ci95
+      --dataset MNIST --title "raw and raw+pggan" --band ci95 \\
+      --at 100,200,300,400,500 --table figures/means.csv
 """
+
+
+PERCENT_COLUMNS = ["mean", "std", "ci95"]
+TABLE_COLUMNS = ["run", "sources", "acquisition", "train_size", *PERCENT_COLUMNS, "n_repeats"]
+GENERATED_COLUMNS = ["generated_min", "generated_max"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default=None,
                         help="data set's name for the title (default: config.json's \"dataset\", else the basename "
                              "of its \"data_dir\", else none)")
+    parser.add_argument("--at", type=int_list, default=None, metavar="SIZE[,SIZE...]",
+                        help="print the table at these training-set sizes (default: each arm's largest)")
+    parser.add_argument("--table", type=Path, default=None, metavar="CSV",
+                        help="also write the printed table here: mean, std (population), ci95 (half-width of the "
+                             "95%% t-interval) in percent, n_repeats and, for pools with generated images, "
+                             "generated_min and generated_max")
     parser.add_argument("--band", choices=sorted(BANDS), default="std",
                         help="shaded band: std, mean +/- 1 population std; ci95, the 95%% t-interval of the mean "
                              "(default: %(default)s)")
@@ -79,15 +96,19 @@ def main(argv: list[str] | None = None) -> int:
             df = df[df["train_size"] <= args.max_train_size]
             if df.empty:
                 raise ValueError(f"no rows with train_size <= {args.max_train_size}")
+        table = final_table(df, args.metric) if args.at is None else table_at(df, args.at, args.metric)
         configs = read_configs(args.csv)
         out = plot_curves(df, args.out, metric=args.metric, last_rounds=args.last_rounds, title=args.title,
                           band=args.band, dataset=args.dataset or _dataset(configs),
                           protocol=_protocol(configs, list(df["run"].unique()), args.max_train_size))
+        if args.table:
+            write_csv(args.table, TABLE_COLUMNS + [c for c in GENERATED_COLUMNS if c in table.columns],
+                      table.assign(**{c: 100 * table[c] for c in PERCENT_COLUMNS}).to_dict("records"))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(format_final_table(final_table(df, args.metric), args.metric))
-    print(f"wrote {out}")
+    print(format_table(table, args.metric))
+    print(f"wrote {out}" + (f" and {args.table}" if args.table else ""))
     return 0
 
 

@@ -11,7 +11,7 @@ from matplotlib.colors import to_hex
 from scipy import stats
 
 from acquire.plotting import (build_figure, build_sweep_figure, dataset_name, final_table, format_mean_std,
-                              plot_curves, plot_sweep, protocol_text, read_curves, source_colours, summarise)
+                              plot_curves, plot_sweep, protocol_text, read_curves, source_colours, summarise, table_at)
 from runners import plot as plot_runner
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -98,6 +98,38 @@ def test_runner_can_cut_runs_to_a_common_size(csv_path, tmp_path, capsys):
     assert final_sizes == ["100", "100"]
     assert plot_runner.main([str(csv_path), "--out", str(out), "--max-train-size", "5"]) == 2
     assert "no rows with train_size <= 5" in capsys.readouterr().err
+
+
+def test_table_at_given_sizes_has_every_arm_and_the_range_of_generated_images(tmp_path):
+    df = _write_csv(tmp_path / "curves.csv")
+    df.loc[(df["sources"] == "raw+pggan") & (df["train_size"] == 100), "n_generated"] = [7, 12]
+    table = table_at(read_curves(tmp_path / "curves.csv"), [50, 100])
+    assert list(zip(table["train_size"], table["sources"])) == [(50, "raw"), (50, "raw+pggan"), (100, "raw"),
+                                                                 (100, "raw+pggan")]
+    arm = df[(df["sources"] == "raw") & (df["train_size"] == 100)]["balanced_accuracy"]
+    assert table.loc[2, "mean"] == pytest.approx(arm.mean()) and table.loc[2, "std"] == pytest.approx(arm.std(ddof=0))
+    df.to_csv(tmp_path / "curves.csv", index=False)
+    table = table_at(read_curves(tmp_path / "curves.csv"), [100])
+    assert table[["generated_min", "generated_max"]].values.tolist() == [[0, 0], [7, 12]]
+    with pytest.raises(ValueError, match="no arm reached train_size 55; the rows have sizes 30 to 270"):
+        table_at(df, [50, 55])
+
+
+def test_runner_prints_and_writes_the_table_at_the_asked_sizes(csv_path, tmp_path, capsys):
+    out, table = tmp_path / "fig.png", tmp_path / "means.csv"
+    assert plot_runner.main([str(csv_path), "--out", str(out), "--at", "50,100", "--table", str(table)]) == 0
+    written = pd.read_csv(table)
+    assert list(written.columns) == ["run", "sources", "acquisition", "train_size", "mean", "std", "ci95",
+                                     "n_repeats", "generated_min", "generated_max"]
+    assert written["train_size"].tolist() == [50, 50, 100, 100]
+    expected = summarise(read_curves(csv_path)).set_index(["sources", "train_size"])["mean"]
+    for row in written.itertuples():
+        assert row.mean == pytest.approx(100 * expected[(row.sources, row.train_size)])
+    stdout = capsys.readouterr().out
+    assert f"{written['mean'][0]:.2f} ± {written['std'][0]:.2f}" in stdout and f"and {table}" in stdout
+    assert plot_runner.main([str(csv_path), "--out", str(tmp_path / "other.png"), "--at", "55"]) == 2
+    assert "no arm reached train_size 55" in capsys.readouterr().err
+    assert not (tmp_path / "other.png").exists()  # the figure is not drawn for a table that cannot be made
 
 
 def test_runner_reports_missing_column(tmp_path, capsys):

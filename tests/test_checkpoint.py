@@ -39,6 +39,7 @@ def test_round_trip_gives_the_same_samples(saved):
     assert meta["family"] == "small_dcgan" and len(meta["training_data_sha256"]) == 64
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch notes the attacker's protocol-4 pickle
 def test_malicious_pickle_is_refused_even_with_a_matching_digest(saved):
     path, _ = saved
     with open(path, "wb") as f:

@@ -140,6 +140,11 @@ def _spread(grouped) -> pd.DataFrame:
                          "ci95": t_halfwidth(grouped.std(ddof=1), count)})
 
 
+def _with_run(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with a `run` column (empty names where it has none), so its rows group by ARM."""
+    return df if "run" in df.columns else df.assign(run="")
+
+
 def summarise(df: pd.DataFrame, metric: str = "balanced_accuracy") -> pd.DataFrame:
     """Mean and spread of `metric` over repeats, per arm and training-set size.
 
@@ -149,9 +154,7 @@ def summarise(df: pd.DataFrame, metric: str = "balanced_accuracy") -> pd.DataFra
     non-missing values averaged. Values stay in the metric's own unit (fractions).
     """
     _check_metric(df, metric)
-    values = df.dropna(subset=[metric])
-    if "run" not in values.columns:
-        values = values.assign(run="")
+    values = _with_run(df.dropna(subset=[metric]))
     out = _spread(values.groupby(ARM + ["train_size"], sort=True)[metric])
     return out.reset_index().sort_values(ARM + ["train_size"], ignore_index=True)
 
@@ -174,8 +177,7 @@ def table_at(df: pd.DataFrame, sizes: list[int], metric: str = "balanced_accurac
                          f"{summary['train_size'].min()} to {summary['train_size'].max()}")
     rows = summary[summary["train_size"].isin(sizes)]
     if "n_generated" in df.columns:
-        values = df if "run" in df.columns else df.assign(run="")
-        counts = values.groupby(ARM + ["train_size"])["n_generated"].agg(generated_min="min", generated_max="max")
+        counts = _with_run(df).groupby(ARM + ["train_size"])["n_generated"].agg(generated_min="min", generated_max="max")
         rows = rows.merge(counts.reset_index(), on=ARM + ["train_size"], how="left")
     return rows.sort_values(["train_size", *ARM], ignore_index=True)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from acquire.batchbald import batchbald
-from acquire.data import DataError, load_split
+from acquire.data import DataError, load_train_test
 from acquire.device import resolve_device, synchronize
 from acquire.files import write_json
 from acquire.functions import bald
@@ -256,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         device = resolve_device(args.device)
-        train, test = load_split("train", args.data_dir).to(device), load_split("test", args.data_dir).to(device)
+        train, test, _ = load_train_test(args.data_dir)
+        train, test = train.to(device), test.to(device)
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

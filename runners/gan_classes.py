@@ -12,7 +12,7 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from acquire.data import load_split  # noqa: E402
+from acquire.data import load_train_test  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
 from acquire.files import write_csv  # noqa: E402
 from gans.checkpoint import load_checkpoint  # noqa: E402
@@ -58,8 +58,8 @@ def report(args: argparse.Namespace) -> int:
         raise GanNotTrainedError(f"no checkpoint for {', '.join(missing) or 'any GAN'} in {args.gan_dir}; train it with "
                                 f"python -m runners.train_gans --out {args.gan_dir}, or point --gan-dir at the zoo")
     device = resolve_device(args.device)
-    judge = Judge(load_split("train", args.data_dir), load_split("test", args.data_dir),
-                  QualityConfig(samples_per_class=args.quality_samples, seed=args.seed), device)
+    train, test, _ = load_train_test(args.data_dir)
+    judge = Judge(train, test, QualityConfig(samples_per_class=args.quality_samples, seed=args.seed), device)
     rows = [{"source": REAL_ROW, **row} for row in agreement_by_class(judge.reference(), judge.real_samples())]
     for name in names:
         generator, _ = load_checkpoint(checkpoint_path(args.gan_dir, name), name, device)

@@ -19,7 +19,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from acquire.data import ImageSet, class_balanced_indices, load_split  # noqa: E402
+from acquire.data import ImageSet, class_balanced_indices, load_train_test  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
 from acquire.files import CsvError, append_csv_row, read_csv_rows, write_csv  # noqa: E402
 from acquire.model import check_precision  # noqa: E402
@@ -355,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quality_samples <= 0:
         raise ValueError(f"--quality-samples must be positive, got {args.quality_samples}")
     configs = {name: family_config(name, args.overrides, args.preset) for name in args.gans}
-    train, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
+    train, test, _ = load_train_test(args.data_dir)
     data = training_subset(train, args.train_size, args.seed)
     with RunDir(args.out):  # one trainer per directory
         judge = Judge(train, test, QualityConfig(samples_per_class=args.quality_samples, seed=args.seed), device)

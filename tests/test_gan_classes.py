@@ -10,7 +10,7 @@ from runners import gan_classes
 
 def test_per_digit_agreement_averages_to_the_quality_reports_label_agreement(tmp_path, tiny_train, tiny_test,
                                                                             monkeypatch, capsys):
-    monkeypatch.setattr(gan_classes, "load_split", lambda split, data_dir: tiny_train if split == "train" else tiny_test)
+    monkeypatch.setattr(gan_classes, "load_train_test", lambda data_dir: (tiny_train, tiny_test, "mnist"))
     gan_dir = save_small_gan(tmp_path / "zoo")
     out = tmp_path / "by_class.csv"
     assert gan_classes.main(["--gan-dir", str(gan_dir), "--quality-samples", "6", "--device", "cpu",

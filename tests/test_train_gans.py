@@ -104,7 +104,7 @@ TINY_DCGAN = [x for field, value in [("latent_dim", 8), ("embed_dim", 4), ("g_ch
 @pytest.fixture
 def tiny_mnist(monkeypatch, tiny_train, tiny_test):
     """train_gans loads the tiny slices instead of all of MNIST."""
-    monkeypatch.setattr(train_gans, "load_split", lambda split, data_dir: tiny_train if split == "train" else tiny_test)
+    monkeypatch.setattr(train_gans, "load_train_test", lambda data_dir: (tiny_train, tiny_test, "mnist"))
 
 
 def run_main(out, *extra) -> int:

@@ -8,7 +8,7 @@ import torch
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' -> CUDA when available, else CPU; 'cpu' / 'cuda' / 'cuda:N' as given (CUDA must exist)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return canonical("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -17,6 +17,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError(f"--device {name} asked for CUDA but this torch build sees no GPU; use --device cpu or auto")
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {name!r}; use auto, cpu or cuda")
+    return canonical(device)
+
+
+def canonical(device: torch.device | str) -> torch.device:
+    """The device as tensors on it report theirs: 'cuda' -> cuda:<current index> (a tensor made on 'cuda' says
+    cuda:0, and torch.device('cuda') != torch.device('cuda:0')); cpu and indexed devices as given."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
     return device
 
 

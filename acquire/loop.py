@@ -43,7 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet, class_balanced_indices
-from acquire.device import synchronize
+from acquire.device import canonical, synchronize
 from acquire.files import append_csv_row, read_csv_rows, mark_as_cache, write_csv, write_json, write_tensors
 from acquire.functions import Acquisition, get_acquisition
 from acquire.mc_dropout import check_mc_dropout, mc_probs, mc_scores
@@ -246,7 +246,7 @@ class ActiveLearningRun:
                  out_dir: Path, device: torch.device | str = "cpu", resume: bool = False,
                  model_factory: ModelFactory | None = None, train_fn: TrainFn | None = None,
                  worker_arms: Collection[str] | None = None):
-        self.device = torch.device(device)
+        self.device = canonical(device)
         check_precision(config.precision, self.device)
         config = self._with_fingerprint(config, pools)
         data = {**{f"the pool of {name!r}": pools[name].candidates() for name in config.sources},

@@ -226,7 +226,8 @@ class PgganGenerator(ConditionalGenerator):
             h = block(h)
         rgb = self.to_rgb[level](self.blocks[level - 1](h))
         if alpha < 1:
-            rgb = torch.lerp(upsample(self.to_rgb[level - 1](h)), rgb, alpha)
+            previous = upsample(self.to_rgb[level - 1](h))  # autocast may give the two toRGBs different dtypes
+            rgb = torch.lerp(previous.to(rgb.dtype), rgb, alpha)
         return torch.tanh(rgb)
 
     def forward(self, z_NZ: torch.Tensor, labels_N: torch.Tensor) -> torch.Tensor:

@@ -132,10 +132,10 @@ class Judge:
         return self._reference
 
     def real_samples(self) -> ImageSet:
-        """A class-balanced sample of real training images [10·samples_per_class] (the baseline)."""
+        """A class-balanced sample of real training images [10·samples_per_class] (the baseline), on the device."""
         index = class_balanced_indices(self.train.labels_N, 10 * self.config.samples_per_class,
                                        torch.Generator().manual_seed(derive_seed(self.config.seed, "quality-real")))
-        return self.train.subset(index)
+        return self.train.subset(index).to(self.device)
 
     def samples(self, generator, name: str) -> ImageSet:
         """`generator`'s samples [10·samples_per_class] for GAN `name` (ConditionalGenerator), on the device."""

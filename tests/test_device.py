@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from acquire.data import ImageSet
+from acquire.device import canonical
 from acquire.loop import ActiveLearningRun
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs
 from acquire.model import TrainConfig, new_model, predict, to_float, train_classifier
@@ -59,3 +60,17 @@ def test_model_initialisation_never_reseeds_the_cuda_rng(monkeypatch):
 def test_to_float_leaves_its_input_alone():
     floats = torch.full((1, 1, 2, 2), 255.0)
     assert to_float(floats).max() == 1.0 and floats.max() == 255.0
+
+
+def test_cuda_without_an_index_means_the_current_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert canonical("cuda") == torch.device("cuda:0")  # as tensors made on 'cuda' report theirs
+    assert canonical("cuda:1") == torch.device("cuda:1")
+    assert canonical(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_run_on_cuda_accepts_a_pool_built_on_cuda(images, tmp_path):
+    pool = CandidatePool({"raw": images}, device="cuda")
+    with ActiveLearningRun(tiny_config(), {"raw": pool}, images.to("cuda"), tmp_path, device="cuda") as run:
+        assert run.device == pool.device

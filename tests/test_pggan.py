@@ -163,3 +163,14 @@ def test_minibatch_stddev_groups_share_a_digit_for_reals_and_fakes(tiny_train):
     assert set(drawn.tolist()) == set((labels == 3).nonzero().flatten().tolist())  # uniform over all the 3s
     with pytest.raises(ValueError, match="every class"):
         check_every_class(labels[labels != 7], TINY.num_classes)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a GPU"))])  # CUDA's autocast left the two toRGBs in two dtypes
+@pytest.mark.parametrize("level", [1, 3])
+def test_a_block_fades_in_under_bfloat16_autocast(level, device):
+    generator = tiny_generator().to(device)
+    z, labels = torch.randn(4, TINY.latent_dim, device=device), torch.arange(4, device=device)
+    with torch.autocast(device, dtype=torch.bfloat16):
+        faded = generator.synthesize(z, labels, level=level, alpha=0.5)
+    assert faded.shape == (4, 1, 4 * 2 ** level, 4 * 2 ** level) and torch.isfinite(faded.float()).all()

@@ -7,7 +7,7 @@ from acquire.data import ImageSet
 from acquire.model import new_model
 from torch import nn
 
-from gans.quality import QualityConfig, agreement_by_class, balanced_labels, frechet_distance, measure
+from gans.quality import Judge, QualityConfig, agreement_by_class, balanced_labels, frechet_distance, measure
 
 
 def test_frechet_distance_of_gaussians_matches_closed_form():
@@ -55,3 +55,9 @@ def test_agreement_by_class_names_each_digits_main_confusion():
         10, 0.7, 9, 0.2)
     assert (rows[7]["agreement"], rows[7]["most_confused_with"], rows[7]["confused_share"]) == (0.75, 1, 0.25)
     assert (rows[1]["agreement"], rows[1]["most_confused_with"], rows[1]["confused_share"]) == (1.0, -1, 0.0)
+
+
+def test_the_real_baseline_sample_lives_on_the_judges_device(tiny_train, tiny_test):
+    judge = Judge(tiny_train, tiny_test, QualityConfig(samples_per_class=2, seed=0), device="meta")
+    real = judge.real_samples()
+    assert real.images_NCHW.device.type == "meta" and len(real) == 20

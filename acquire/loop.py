@@ -46,7 +46,7 @@ from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import canonical, synchronize
 from acquire.files import append_csv_row, read_csv_rows, mark_as_cache, write_csv, write_json, write_tensors
 from acquire.functions import Acquisition, get_acquisition
-from acquire.mc_dropout import check_mc_dropout, mc_probs, mc_scores
+from acquire.mc_dropout import MASKINGS, check_mc_dropout, mc_probs, mc_scores
 from acquire.model import (PRECISIONS, ModelFactory, TrainConfig, TrainFn, autocast, check_model, check_precision,
                            check_trainable, evaluate, make_model, new_model, seeded_global_rng, train_classifier)
 from acquire.pool import REAL_SOURCE, CandidatePool
@@ -75,6 +75,8 @@ class ExperimentConfig:
     score_chunk: images per MC-dropout chunk (0: 256 on CPU, 8192 on GPU).
     precision: "fp32", or "bf16" (training under bfloat16 autocast, MC-dropout GEMMs in bfloat16; see
     acquire.model.PRECISIONS). Configs saved before it existed load as fp32.
+    mc_masks: "shared" (one mask per MC sample for every candidate, the default) or "per_image" (each candidate
+    its own masks, as Gal et al.'s Keras code; acquire.mc_dropout.MASKINGS). Configs saved before it load as shared.
     generated_per_class, gan_checkpoints, gan_dir: how GAN source sets were built (samples per digit, each
     checkpoint's weights sha256, and the directory they were read from, which a resume may change).
     seeding: how arms share random draws (SEEDING_SCHEMES).
@@ -96,6 +98,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     score_chunk: int = 0
     precision: str = "fp32"
+    mc_masks: str = "shared"
     generated_per_class: int = 0
     gan_checkpoints: dict[str, str] = field(default_factory=dict)
     gan_dir: str = ""
@@ -128,6 +131,8 @@ class ExperimentConfig:
             raise ValueError(f"GAN source sets need generated_per_class > 0, got {self.generated_per_class}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.mc_masks not in MASKINGS:
+            raise ValueError(f"mc_masks must be one of {', '.join(MASKINGS)}, got {self.mc_masks!r}")
         if self.seeding not in SEEDING_SCHEMES:
             raise ValueError(f"seeding must be one of {SEEDING_SCHEMES}, got {self.seeding!r}")
 
@@ -342,7 +347,7 @@ class ActiveLearningRun:
         if self.train_fn is train_classifier:
             check_trainable(model, config.train)
         if any(acquisition.needs_mc for acquisition in acquisitions):
-            check_mc_dropout(model, image_shape)
+            check_mc_dropout(model, image_shape, config.mc_masks)
         if config.initial % self.data_classes:
             raise ValueError(f"initial must be a multiple of the {self.data_classes} classes (class-balanced), "
                              f"got {config.initial}")
@@ -534,7 +539,7 @@ class ActiveLearningRun:
                 candidates_M = candidates_M[torch.randperm(len(candidates_M), generator=generator)[:config.pool_subset]]
             scoring = (state.model, state.pool.images_NCHW[candidates_M.to(self.device)], config.mc_samples)
             options = dict(generator=make_generator(*keys, "masks", device=self.device),
-                           chunk_size=config.score_chunk or None, precision=precision)
+                           chunk_size=config.score_chunk or None, precision=precision, masking=config.mc_masks)
             if acquisition.selects:  # it needs every candidate's probabilities [M, T, K]
                 chosen_k, score_k = acquisition.choose(mc_probs(*scoring, **options), len(candidates_M),
                                                        config.per_round, generator)

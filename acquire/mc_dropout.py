@@ -11,6 +11,11 @@ chunk, memory O(N)) serve any model, both from `mc_chunks` (per chunk of B candi
   layer of that layer's per-example input shape, and `generic_chunks` runs the model T times per chunk
   (in eval mode) with mask t applied to every candidate by forward hooks.
 
+masking "per_image" instead gives every candidate its own T masks, as dropout left on at prediction time does
+(Gal et al.'s Keras code): `per_image_chunks` runs the trunk once per image and the head once per (image,
+sample). Both sample the same predictive distribution per candidate; they differ in how the candidates' Monte
+Carlo errors are correlated (shared masks: similar images get similar errors; per-image masks: independent).
+
 precision "bf16" computes the GEMMs (and the trunk's convolutions) in bfloat16 and the softmax in float32.
 `naive_mc_dropout_probs` is the textbook version for GalCNN (T full forward passes); it exists for tests and the
 benchmark.
@@ -22,9 +27,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from acquire.model import GalCNN, autocast, default_chunk_size, dropout_mask, to_float
+
+
+MASKINGS = ("shared", "per_image")  # T masks shared by every candidate, or each candidate's own T masks
+PER_IMAGE_CHUNK_FLOATS = 2 ** 24       # per_image_chunks caps B so that its masked features [B, T, D] fit this
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,32 @@ def fused_chunks(model: GalCNN, images_NCHW: torch.Tensor, masks: HeadMasks, chu
         hidden.relu_()
         logits_TBK = torch.baddbmm(b2_K, hidden.view(B, T, H).transpose(0, 1), w2_THK)
         yield start, logits_TBK.float().softmax(-1).transpose(0, 1)
+
+
+@torch.no_grad()
+def per_image_chunks(model: GalCNN, images_NCHW: torch.Tensor, num_samples: int,
+                     generator: torch.Generator | None = None, chunk_size: int | None = None,
+                     precision: str = "fp32") -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, probs_BTK [B, T, K], float32) as fused_chunks, but every candidate draws its own T masks (from
+    `generator`, chunk after chunk): the trunk once per image, then the head for each of its T samples.
+    Memory per chunk: the masked features [B, T, D], with B capped at PER_IMAGE_CHUNK_FLOATS / (T·D)."""
+    if len(images_NCHW) == 0:
+        raise ValueError("no candidates to score: images_NCHW is empty")
+    if num_samples <= 0:
+        raise ValueError(f"need at least one MC sample, got {num_samples}")
+    model.eval()
+    device, dtype = images_NCHW.device, (torch.bfloat16 if precision == "bf16" else torch.float32)
+    T, D, H = num_samples, model.fc1.in_features, model.fc1.out_features
+    chunk_size = min(chunk_size or default_chunk_size(device), max(1, PER_IMAGE_CHUNK_FLOATS // (T * D)))
+    w1, b1, w2, b2 = (p.to(dtype) for p in (model.fc1.weight, model.fc1.bias, model.fc2.weight, model.fc2.bias))
+    for start in range(0, len(images_NCHW), chunk_size):
+        with autocast(precision, device):
+            features_BD = model.trunk(to_float(images_NCHW[start:start + chunk_size]))
+        B = features_BD.shape[0]
+        features_BTD = features_BD.float().unsqueeze(1) * dropout_mask((B, T, D), model.conv_dropout, generator, device)
+        hidden_BTH = F.linear(features_BTD.to(dtype), w1, b1).relu_()
+        hidden_BTH *= dropout_mask((B, T, H), model.dense_dropout, generator, device).to(dtype)
+        yield start, F.linear(hidden_BTH, w2, b2).float().softmax(-1)
 
 
 def mc_dropout_probs(model: GalCNN, images_NCHW: torch.Tensor, masks: HeadMasks, chunk_size: int | None = None,
@@ -232,19 +268,27 @@ def generic_mc_dropout_probs(model: nn.Module, images_NCHW: torch.Tensor, masks:
     return assemble(generic_chunks(model, images_NCHW, masks, chunk_size, precision), len(images_NCHW))
 
 
-def check_mc_dropout(model: nn.Module, image_shape: tuple[int, ...]) -> None:
-    """Refuse, with a ValueError, a model that MC dropout cannot sample (a GalCNN always can; another model needs
-    nn.Dropout layers only, each used at one input shape)."""
+def check_mc_dropout(model: nn.Module, image_shape: tuple[int, ...], masking: str = "shared") -> None:
+    """Refuse, with a ValueError, a model that MC dropout cannot sample with `masking` (a GalCNN always can; another
+    model needs nn.Dropout layers only, each used at one input shape, and shared masks)."""
+    if masking == "per_image" and not isinstance(model, GalCNN):
+        raise ValueError(f"per-image MC-dropout masks are implemented for acquire.model.GalCNN only, not "
+                         f"{type(model).__name__}; use shared masks (the default) for other models")
     if not isinstance(model, GalCNN):
         draw_dropout_masks(model, 1, image_shape, torch.Generator().manual_seed(0))
 
 
 def mc_chunks(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int,
               generator: torch.Generator | None = None, chunk_size: int | None = None,
-              precision: str = "fp32") -> Iterator[tuple[int, torch.Tensor]]:
+              precision: str = "fp32", masking: str = "shared") -> Iterator[tuple[int, torch.Tensor]]:
     """(start, probs_BTK [B, T, K]) chunk by chunk, of T = num_samples networks sampled by consistent MC dropout
     (masks drawn from `generator` before the first chunk) for uint8 images [N,C,H,W]: the fused scorer for a GalCNN,
-    the generic one for other models."""
+    the generic one for other models. masking "per_image": each candidate's own T masks (GalCNN only)."""
+    if masking not in MASKINGS:
+        raise ValueError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
+    if masking == "per_image":
+        check_mc_dropout(model, tuple(images_NCHW.shape[1:]), masking)
+        return per_image_chunks(model, images_NCHW, num_samples, generator, chunk_size, precision)
     if isinstance(model, GalCNN):
         return fused_chunks(model, images_NCHW, draw_head_masks(model, num_samples, generator), chunk_size, precision)
     masks = draw_dropout_masks(model, num_samples, tuple(images_NCHW.shape[1:]), generator)
@@ -252,18 +296,19 @@ def mc_chunks(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int,
 
 
 def mc_probs(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
-             chunk_size: int | None = None, precision: str = "fp32") -> torch.Tensor:
-    """Class probabilities [N, T, K] of T = num_samples networks sampled by consistent MC dropout (see mc_chunks)."""
-    return assemble(mc_chunks(model, images_NCHW, num_samples, generator, chunk_size, precision), len(images_NCHW))
+             chunk_size: int | None = None, precision: str = "fp32", masking: str = "shared") -> torch.Tensor:
+    """Class probabilities [N, T, K] of T = num_samples MC-dropout samples (see mc_chunks)."""
+    return assemble(mc_chunks(model, images_NCHW, num_samples, generator, chunk_size, precision, masking),
+                    len(images_NCHW))
 
 
 @torch.no_grad()
 def mc_scores(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int,
               score_fn: Callable[[torch.Tensor], torch.Tensor], generator: torch.Generator | None = None,
-              chunk_size: int | None = None, precision: str = "fp32") -> torch.Tensor:
+              chunk_size: int | None = None, precision: str = "fp32", masking: str = "shared") -> torch.Tensor:
     """Streaming scores [N] (float64, on the images' device): score_fn(probs_BTK) -> scores [B] applied to each
     chunk's contiguous probabilities [B, T, K] (see mc_chunks), so memory holds N scores, never [N, T, K]."""
     scores_N = torch.empty(len(images_NCHW), dtype=torch.float64, device=images_NCHW.device)
-    for start, probs_BTK in mc_chunks(model, images_NCHW, num_samples, generator, chunk_size, precision):
+    for start, probs_BTK in mc_chunks(model, images_NCHW, num_samples, generator, chunk_size, precision, masking):
         scores_N[start:start + len(probs_BTK)] = score_fn(probs_BTK.contiguous())
     return scores_N

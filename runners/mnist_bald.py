@@ -16,6 +16,7 @@ from acquire.data import load_split, resolve_data_dir  # noqa: E402
 from acquire.functions import get_acquisition  # noqa: E402
 from acquire.device import resolve_device  # noqa: E402
 from acquire.loop import ActiveLearningRun, ExperimentConfig, callable_name  # noqa: E402
+from acquire.mc_dropout import MASKINGS  # noqa: E402
 from acquire.model import (TrainConfig, new_gal_code_glorot_model, new_gal_code_model, new_glorot_model,  # noqa: E402
                            new_model)
 from acquire.plotting import final_table, format_table, read_curves  # noqa: E402
@@ -60,7 +61,7 @@ MODELS = {"gal": new_model, "gal_code": new_gal_code_model,  # --model name -> f
           "gal_glorot": new_glorot_model, "gal_code_glorot": new_gal_code_glorot_model}
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "dense_l2_c")
 CONFIG_FLAGS = ("sources", "acquisitions", "rounds", "per_round", "initial", "repeats", "mc_samples", "pool_subset",
-                "seed", "generated_per_class", "precision", "model")
+                "seed", "generated_per_class", "precision", "model", "mc_masks")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "code used c=3.5 (default: 0, off)")
     p.add_argument("--repeats", type=int, help="repeats with distinct seeds, for mean +/- std bands (default: 4)")
     p.add_argument("--mc-samples", type=int, help="MC-dropout samples T per candidate (default: 20)")
+    p.add_argument("--mc-masks", choices=MASKINGS,
+                   help="shared: each of the T dropout masks serves every candidate (T sampled networks); "
+                        "per_image: every candidate draws its own T masks, as dropout left on at prediction does "
+                        "(Gal et al.'s Keras code); the same predictive distribution, with independent Monte Carlo "
+                        "errors across candidates (default: shared)")
     p.add_argument("--pool-subset", type=int,
                    help="score a random subset of this many pool candidates per round; 0 scores the whole pool "
                         "(default: 0; Gal et al.'s code used 2,000)")

@@ -179,3 +179,14 @@ def test_a_run_saved_by_an_earlier_version_resumes_to_the_rows_of_an_uninterrupt
     for state in (saved / "state").glob("*.json"):
         old, new = (json.loads(p.read_text()) for p in (state, tmp_path / "whole" / "state" / state.name))
         assert old["rounds"] == new["rounds"] and old["model_sha256"] == new["model_sha256"]
+
+
+def test_per_image_masks_are_a_recorded_setting_that_changes_only_the_mc_arms(tiny_train, tiny_test, tmp_path):
+    run(tiny_train, tiny_test, tmp_path / "shared").run(progress=False)
+    run(tiny_train, tiny_test, tmp_path / "per_image", tiny_config(mc_masks="per_image")).run(progress=False)
+    assert json.loads((tmp_path / "per_image" / "config.json").read_text())["mc_masks"] == "per_image"
+    shared, per_image = (results(tmp_path / name) for name in ("shared", "per_image"))
+    random_rows = shared["acquisition"] == "random"
+    pd.testing.assert_frame_equal(shared[random_rows], per_image[random_rows])  # random never samples dropout
+    with pytest.raises(RunDirectoryError, match="mc_masks"):
+        run(tiny_train, tiny_test, tmp_path / "per_image", tiny_config(rounds=4), resume=True)

@@ -5,9 +5,12 @@ import pytest
 import torch
 from torch import nn
 
+from acquire.functions import bald
+from acquire.loop import ExperimentConfig
 from acquire.mc_dropout import (DropoutMasks, check_mc_dropout, draw_dropout_masks, draw_head_masks,
-                                generic_mc_dropout_probs, mc_dropout_probs, mc_probs, naive_mc_dropout_probs)
-from acquire.model import GalCNN, new_gal_code_model, new_model, to_float
+                                generic_mc_dropout_probs, mc_dropout_probs, mc_probs, mc_scores,
+                                naive_mc_dropout_probs)
+from acquire.model import GalCNN, dropout_mask, new_gal_code_model, new_model, to_float
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +147,40 @@ def test_a_dropout_layer_used_at_two_shapes_is_refused():
 
     with pytest.raises(ValueError, match="used at input shapes"):
         draw_dropout_masks(Twice(), 2, (1, 28, 28))
+
+
+def test_per_image_masks_are_each_candidates_own_draws(model_and_images):
+    model, images = model_and_images
+    T, D, H = 6, model.fc1.in_features, model.fc1.out_features
+    probs = mc_probs(model, images[:9], T, torch.Generator().manual_seed(0), masking="per_image")
+    generator = torch.Generator().manual_seed(0)  # one chunk: the feature masks [N,T,D], then the hidden ones [N,T,H]
+    features_NTD = dropout_mask((9, T, D), model.conv_dropout, generator, "cpu")
+    hidden_NTH = dropout_mask((9, T, H), model.dense_dropout, generator, "cpu")
+    with torch.no_grad():
+        trunk = model.trunk(to_float(images[:9]))
+        expected = torch.stack([torch.stack([model.head(trunk[n:n + 1], masks=(features_NTD[n, t], hidden_NTH[n, t]))[0]
+                                             for t in range(T)]) for n in range(9)]).softmax(-1)
+    torch.testing.assert_close(probs, expected, atol=1e-6, rtol=1e-5)
+    twins = mc_probs(model, torch.cat([images[:1], images[:1]]), T, torch.Generator().manual_seed(0),
+                     masking="per_image")
+    assert not torch.allclose(twins[0], twins[1])  # unlike shared masks, a copy of an image is sampled afresh
+
+
+def test_per_image_and_shared_masks_sample_one_predictive_distribution(model_and_images):
+    model, images = model_and_images
+    shared, per_image = (mc_probs(model, images[:4], 3000, torch.Generator().manual_seed(3), masking=masking)
+                         for masking in ("shared", "per_image"))
+    torch.testing.assert_close(per_image.mean(1), shared.mean(1), atol=0.02, rtol=0)
+    streamed = mc_scores(model, images[:4], 50, bald, torch.Generator().manual_seed(4), masking="per_image")
+    assert streamed.shape == (4,) and (streamed >= 0).all()
+
+
+def test_per_image_masks_need_a_gal_cnn_and_a_known_masking(model_and_images):
+    _, images = model_and_images
+    net = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))
+    with pytest.raises(ValueError, match="per-image MC-dropout masks are implemented for acquire.model.GalCNN only"):
+        check_mc_dropout(net, (1, 28, 28), "per_image")
+    with pytest.raises(ValueError, match="masking must be one of shared, per_image"):
+        mc_probs(net, images[:2], 2, masking="per_sample")
+    with pytest.raises(ValueError, match="mc_masks must be one of shared, per_image, got 'per_sample'"):
+        ExperimentConfig(mc_masks="per_sample")

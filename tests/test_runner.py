@@ -31,6 +31,9 @@ def test_quick_preset_values():
     assert paper.precision == "fp32"
     bf16 = mnist_bald.config_from_args(mnist_bald.build_parser().parse_args(["--precision", "bf16"]))
     assert bf16.precision == "bf16"
+    assert paper.mc_masks == "shared"
+    keras = mnist_bald.config_from_args(mnist_bald.build_parser().parse_args(["--mc-masks", "per_image"]))
+    assert keras.mc_masks == "per_image"
 
 
 @pytest.fixture(scope="module")

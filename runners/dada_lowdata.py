@@ -46,7 +46,7 @@ methods:
 presets (explicit flags override them):
   paper  sizes 5,10,20,50, 3 repeats, 5 methods, 300 phase-I iterations, 400 phase-II steps:
          ~21 min of one CPU core (the default)
-  quick  sizes 5,20, 1 repeat, 150 phase-I iterations, 200 phase-II steps: 1.2 min on 2 CPU cores
+  quick  sizes 5,20, 1 repeat, 150 phase-I iterations, 200 phase-II steps: 0.7 min on 2 idle CPU cores
 
 examples:
   python -m runners.dada_lowdata --preset quick --out runs/dada_quick

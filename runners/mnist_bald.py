@@ -43,7 +43,7 @@ EPILOG = """\
 presets (explicit flags override them):
   paper  50 rounds x 10 images, 100 epochs, 4 repeats, T=20, whole pool scored (the default)
   quick  8 rounds, 20 epochs, 2 repeats, 2,000-candidate scoring subset: a few minutes on 2 CPU cores
-         for raw alone, 9 min for raw and the 4 GAN sources (20 arms)
+         for raw alone, 10 min for raw and the 4 GAN sources (20 arms)
 
 examples:
   python -m runners.mnist_bald --preset quick --out runs/quick

@@ -55,7 +55,7 @@ presets (explicit flags override them):
   paper  sizes 500,5000; r = 0,0.2,...,1; replace and add; 4 GANs; 3 repeats; 50,000 images a cell:
          246 cells, about 2.2 hours on 2 idle CPU cores (the default)
   quick  size 500; r = 0,0.5,1; replace and add; 4 GANs; 1 repeat; 10,000 images a cell: 17 cells,
-         about 2 minutes on 2 idle CPU cores
+         about 1 minute on 2 idle CPU cores
 
 examples (--gan-dir: a directory written by python -m runners.train_gans):
   python -m runners.ratio_sweep --preset quick --gan-dir results/gans --out runs/ratio_quick

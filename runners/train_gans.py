@@ -54,7 +54,7 @@ EPILOG = """\
 presets (--set overrides them):
   full   each family's default budget (its config docstring gives the CPU times): ~1 h on 2 CPU cores
   quick  small_dcgan 0.4 epochs, large_dcgan 0.3, dada 0.2, pggan 4,000 images per phase, quality on 300
-         samples per digit: 9 min on 2 idle CPU cores, enough to try the pipeline, not for results
+         samples per digit: 6 min on 2 idle CPU cores, enough to try the pipeline, not for results
 
 --set FAMILY.FIELD=VALUE is typed by the field: numbers, true/false/1/0, and comma-separated tuples
 (pggan.channels=64,64,32,16, pggan.betas=0,0.99).

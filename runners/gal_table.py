@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from acquire.files import write_csv
+from acquire.plotting import read_curves
 from runners.cli import float_list, run_guarded
 
 DESCRIPTION = """\
@@ -28,7 +29,7 @@ train_size, and acquired = train_size − the run's initial images.
 GAL_TABLE_1 = {"bald": (145, 335), "variation_ratios": (120, 295), "max_entropy": (165, 355),
                "mean_std": (230, 695), "random": (255, 835)}
 GAL_ERRORS = (10.0, 5.0)
-COLUMNS = ["sources", "acquisition", "error_pct", "repeats", "reached", "train_size_per_repeat",
+COLUMNS = ["run", "sources", "acquisition", "error_pct", "repeats", "reached", "train_size_per_repeat",
            "mean_train_size", "mean_acquired", "mean_curve_train_size", "gal_2017"]
 
 
@@ -52,14 +53,14 @@ def mean_curve_size(arm: pd.DataFrame, error_pct: float, metric: str) -> str:
 
 def table(df: pd.DataFrame, errors: list[float], metric: str, initial: int) -> list[dict]:
     rows = []
-    for (sources, acquisition), arm in df.groupby(["sources", "acquisition"], sort=True):
+    for (run, sources, acquisition), arm in df.groupby(["run", "sources", "acquisition"], sort=True):
         for error in errors:
             sizes = [images_to_error(curve, error, metric) for _, curve in arm.groupby("repeat", sort=True)]
             mean = sum(size for size, _ in sizes) / len(sizes)
             all_reached = all(ok for _, ok in sizes)
             gal = GAL_TABLE_1.get(acquisition.removesuffix("_mode"))
             gal_value = gal[GAL_ERRORS.index(error)] if gal and error in GAL_ERRORS else math.nan
-            rows.append({"sources": sources, "acquisition": acquisition, "error_pct": error, "repeats": len(sizes),
+            rows.append({"run": run, "sources": sources, "acquisition": acquisition, "error_pct": error, "repeats": len(sizes),
                          "reached": sum(ok for _, ok in sizes),
                          "train_size_per_repeat": ";".join(size_text(size, ok) for size, ok in sizes),
                          "mean_train_size": round(mean, 1) if all_reached else f">{mean:.1f}",
@@ -87,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(path) for path in args.csv if not path.is_file()]
     if missing:
         raise ValueError(f"no such CSV: {', '.join(missing)}")
-    rows = table(pd.concat([pd.read_csv(path) for path in args.csv]), args.errors, args.metric, args.initial)
-    shown = pd.DataFrame(rows)[["acquisition", "error_pct", "train_size_per_repeat", "mean_train_size",
+    rows = table(read_curves(args.csv, args.metric), args.errors, args.metric, args.initial)
+    shown = pd.DataFrame(rows)[["run", "acquisition", "error_pct", "train_size_per_repeat", "mean_train_size",
                                 "mean_acquired", "mean_curve_train_size", "gal_2017"]]
     print(shown.to_string(index=False))
     if args.out:

@@ -23,3 +23,17 @@ def test_images_to_reach_an_error_per_repeat_with_lower_bounds_and_gal_s_numbers
     assert table.loc[("variation_ratios_mode", 10.0), "gal_2017"] == 120  # both forms sit beside Gal's one
     assert gal_table.main([str(tmp_path / "missing.csv")]) == 2
     assert "no such CSV" in capsys.readouterr().err
+
+
+def test_runs_with_the_same_arms_stay_apart(tmp_path):
+    """Two runs' BALD arms (say shared and per-image masks) are two rows, one per run directory, never pooled."""
+    for name, values in (("shared", [0.80, 0.95]), ("per_image", [0.92, 0.96])):
+        rows = [{"sources": "raw", "acquisition": "bald", "repeat": 0, "train_size": size, "accuracy": value,
+                 "balanced_accuracy": value} for size, value in zip((20, 30), values)]
+        (tmp_path / name).mkdir()
+        pd.DataFrame(rows).to_csv(tmp_path / name / "rounds.csv", index=False)
+    out = tmp_path / "table.csv"
+    assert gal_table.main([str(tmp_path / n / "rounds.csv") for n in ("shared", "per_image")] + ["--errors", "10",
+                                                                                               "--out", str(out)]) == 0
+    table = pd.read_csv(out, dtype={"train_size_per_repeat": str}).set_index("run")
+    assert table.loc["shared", "train_size_per_repeat"] == "30" and table.loc["per_image", "train_size_per_repeat"] == "20"

@@ -1,7 +1,8 @@
 """GAN checkpoints as candidate-pool sources.
 
-Generated pools are device- and thread-independent (ConditionalGenerator.sample: z from a CPU generator, a float64
-forward pass), so a run resumed on another machine draws the same pool bytes.
+Generated pools are meant to be device- and thread-independent (ConditionalGenerator.sample: z from a CPU
+generator, a float64 forward pass), so that a run resumed on another machine draws the same pool bytes; the pool
+fingerprint in config.json checks it on every resume (see ConditionalGenerator.sample for what was measured).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def gan_weights_digests(gan_dir: Path, families: list[str]) -> dict[str, str]:
 
 def generated_source(family: str, gan_dir: Path, per_class: int, seed: int, device) -> ImageSet:
     """per_class samples of every digit from the trained `family` generator: uint8 [10·per_class,1,28,28] on
-    `device`, the same bytes on every device and thread count.
+    `device`, the same bytes on every CPU thread count (and, as far as measured, every device; a resume checks).
 
     Sampling runs in float64 (minutes for 60,000 images on one CPU thread), so the samples are cached in
     gan_dir/pools/ (git-ignored), keyed by the weights' sha256, per_class and seed, and checked against

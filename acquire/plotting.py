@@ -177,7 +177,8 @@ def table_at(df: pd.DataFrame, sizes: list[int], metric: str = "balanced_accurac
                          f"{summary['train_size'].min()} to {summary['train_size'].max()}")
     rows = summary[summary["train_size"].isin(sizes)]
     if "n_generated" in df.columns:
-        counts = _with_run(df).groupby(ARM + ["train_size"])["n_generated"].agg(generated_min="min", generated_max="max")
+        counts = (_with_run(df).groupby(ARM + ["train_size"])["n_generated"]
+                  .agg(generated_min="min", generated_max="max"))
         rows = rows.merge(counts.reset_index(), on=ARM + ["train_size"], how="left")
     return rows.sort_values(["train_size", *ARM], ignore_index=True)
 

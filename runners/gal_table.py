@@ -60,8 +60,8 @@ def table(df: pd.DataFrame, errors: list[float], metric: str, initial: int) -> l
             all_reached = all(ok for _, ok in sizes)
             gal = GAL_TABLE_1.get(acquisition.removesuffix("_mode"))
             gal_value = gal[GAL_ERRORS.index(error)] if gal and error in GAL_ERRORS else math.nan
-            rows.append({"run": run, "sources": sources, "acquisition": acquisition, "error_pct": error, "repeats": len(sizes),
-                         "reached": sum(ok for _, ok in sizes),
+            rows.append({"run": run, "sources": sources, "acquisition": acquisition, "error_pct": error,
+                         "repeats": len(sizes), "reached": sum(ok for _, ok in sizes),
                          "train_size_per_repeat": ";".join(size_text(size, ok) for size, ok in sizes),
                          "mean_train_size": round(mean, 1) if all_reached else f">{mean:.1f}",
                          "mean_acquired": round(mean - initial, 1) if all_reached else f">{mean - initial:.1f}",

@@ -36,4 +36,5 @@ def test_runs_with_the_same_arms_stay_apart(tmp_path):
     assert gal_table.main([str(tmp_path / n / "rounds.csv") for n in ("shared", "per_image")] + ["--errors", "10",
                                                                                                "--out", str(out)]) == 0
     table = pd.read_csv(out, dtype={"train_size_per_repeat": str}).set_index("run")
-    assert table.loc["shared", "train_size_per_repeat"] == "30" and table.loc["per_image", "train_size_per_repeat"] == "20"
+    assert table.loc["shared", "train_size_per_repeat"] == "30"
+    assert table.loc["per_image", "train_size_per_repeat"] == "20"

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from acquire.errors import UserError
+
 
 @dataclass
 class AugmentConfig:
@@ -27,7 +29,7 @@ class AugmentConfig:
 
     def __post_init__(self):
         if self.max_rotation_deg < 0 or self.max_translation_px < 0 or not 0 <= self.max_zoom < 1:
-            raise ValueError(f"need max_rotation_deg >= 0, max_translation_px >= 0 and 0 <= max_zoom < 1, got {self}")
+            raise UserError(f"need max_rotation_deg >= 0, max_translation_px >= 0 and 0 <= max_zoom < 1, got {self}")
 
 
 def affine_transform(images_NCHW: torch.Tensor, angle_deg_N: torch.Tensor, shift_px_N2: torch.Tensor,
@@ -37,7 +39,7 @@ def affine_transform(images_NCHW: torch.Tensor, angle_deg_N: torch.Tensor, shift
     returns the same shape and dtype (uint8 rounded). Integer shifts with no rotation or zoom move pixels exactly."""
     n, _, height, width = images_NCHW.shape
     if height != width:
-        raise ValueError(f"affine_transform needs square images, got {height}x{width}")
+        raise UserError(f"affine_transform needs square images, got {height}x{width}")
     dtype = torch.float32 if images_NCHW.dtype == torch.uint8 else images_NCHW.dtype
     angle = torch.deg2rad(angle_deg_N.to(images_NCHW.device, dtype))
     cos, sin = torch.cos(angle), torch.sin(angle)

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from acquire.errors import UserError
+
 ENV_VAR = "GAN_ACQUIRE_DATA"
 
 MNIST_FILES: dict[str, tuple[str, str]] = {
@@ -54,7 +56,7 @@ _IDX_DTYPES = {
 _ALL_FILES = [name for pair in MNIST_FILES.values() for name in pair]
 
 
-class DataError(RuntimeError):
+class DataError(UserError):
     """Data missing, corrupt or malformed; the message names the file/dirs and the fix."""
 
 
@@ -67,17 +69,17 @@ class ImageSet:
 
     def __post_init__(self):
         if self.images_NCHW.dtype != torch.uint8 or self.images_NCHW.dim() != 4:
-            raise ValueError(
+            raise UserError(
                 f"ImageSet.images_NCHW must be a 4-D uint8 tensor [N,C,H,W], got "
                 f"{self.images_NCHW.dtype} of shape {list(self.images_NCHW.shape)}"
             )
         if self.labels_N.dtype != torch.int64 or self.labels_N.dim() != 1:
-            raise ValueError(
+            raise UserError(
                 f"ImageSet.labels_N must be a 1-D int64 tensor [N], got "
                 f"{self.labels_N.dtype} of shape {list(self.labels_N.shape)}"
             )
         if len(self.images_NCHW) != len(self.labels_N):
-            raise ValueError(
+            raise UserError(
                 f"ImageSet has {len(self.images_NCHW)} images but {len(self.labels_N)} labels"
             )
 
@@ -281,7 +283,7 @@ def load_split(
 ) -> ImageSet:
     """The ``"train"`` or ``"test"`` split: images uint8 [N,1,H,W], labels int64 [N]."""
     if split not in MNIST_FILES:
-        raise ValueError(f"split must be one of {sorted(MNIST_FILES)}, got {split!r}")
+        raise UserError(f"split must be one of {sorted(MNIST_FILES)}, got {split!r}")
     directory = resolve_data_dir(data_dir, download=download)
     image_path, label_path = (_find(directory, name) for name in MNIST_FILES[split])
     if verify_md5:
@@ -319,30 +321,30 @@ def as_image_set(images, labels) -> ImageSet:
     if images.dim() == 3:
         images = images.unsqueeze(1)
     if images.dim() != 4:
-        raise ValueError(f"images must be [N,H,W] or [N,C,H,W], got shape {list(images.shape)}; "
+        raise UserError(f"images must be [N,H,W] or [N,C,H,W], got shape {list(images.shape)}; "
                          "channels-last arrays [N,H,W,C] need x.transpose(0, 3, 1, 2)")
     if images.is_floating_point():
         low, high = (images.min().item(), images.max().item()) if images.numel() else (0.0, 0.0)
         if not (0.0 <= low and high <= 1.0):  # also catches NaN
-            raise ValueError(f"float images must lie in [0, 1], got values from {low} to {high}; divide 0..255 "
+            raise UserError(f"float images must lie in [0, 1], got values from {low} to {high}; divide 0..255 "
                              "pixels by 255, or give them as uint8")
         images = images.double().mul(255).round().to(torch.uint8)
     elif images.dtype != torch.uint8:
         if images.dtype == torch.bool or images.is_complex():
-            raise ValueError(f"images must be uint8 or float in [0, 1], got {images.dtype}")
+            raise UserError(f"images must be uint8 or float in [0, 1], got {images.dtype}")
         if images.numel() and (images.min() < 0 or images.max() > 255):
-            raise ValueError(f"integer images must lie in 0..255, got values from {int(images.min())} to "
+            raise UserError(f"integer images must lie in 0..255, got values from {int(images.min())} to "
                              f"{int(images.max())}; give uint8 pixels or floats in [0, 1]")
         images = images.to(torch.uint8)
     if labels.dim() == 2 and labels.shape[1] > 1:
-        raise ValueError(f"labels must be class indices [N], not one-hot [N,K] = {list(labels.shape)}; use y.argmax(1)")
+        raise UserError(f"labels must be class indices [N], not one-hot [N,K] = {list(labels.shape)}; use y.argmax(1)")
     if labels.dim() != 1:
-        raise ValueError(f"labels must be a 1-D array [N] of class indices, got shape {list(labels.shape)}; "
+        raise UserError(f"labels must be a 1-D array [N] of class indices, got shape {list(labels.shape)}; "
                          "use y.ravel()")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f"labels must be integer class indices 0..K-1, got {labels.dtype}; use y.astype(int)")
+        raise UserError(f"labels must be integer class indices 0..K-1, got {labels.dtype}; use y.astype(int)")
     if len(labels) and int(labels.min()) < 0:
-        raise ValueError(f"labels must be class indices 0..K-1, got a label {int(labels.min())}")
+        raise UserError(f"labels must be class indices 0..K-1, got a label {int(labels.min())}")
     return ImageSet(images.contiguous(), labels.long())
 
 
@@ -387,12 +389,12 @@ def class_balanced_indices(labels_N: torch.Tensor, n: int, generator: torch.Gene
                            num_classes: int = 10) -> torch.Tensor:
     """n positions [n] into labels_N, n/num_classes of each class, drawn at random without replacement."""
     if n <= 0 or n % num_classes:
-        raise ValueError(f"a class-balanced subset needs a positive multiple of {num_classes} images, got {n}")
+        raise UserError(f"a class-balanced subset needs a positive multiple of {num_classes} images, got {n}")
     labels_N = labels_N.cpu()
     chosen = []
     for c in range(num_classes):
         members = (labels_N == c).nonzero().squeeze(1)
         if len(members) < n // num_classes:
-            raise ValueError(f"{n} class-balanced images need {n // num_classes} of class {c}; only {len(members)} exist")
+            raise UserError(f"{n} class-balanced images need {n // num_classes} of class {c}; only {len(members)} exist")
         chosen.append(members[torch.randperm(len(members), generator=generator)[: n // num_classes]])
     return torch.cat(chosen)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from acquire.errors import UserError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' -> CUDA when available, else CPU; 'cpu' / 'cuda' / 'cuda:N' as given (CUDA must exist)."""
@@ -12,11 +14,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} asked for CUDA but this torch build sees no GPU; use --device cpu or auto")
+        raise UserError(f"--device {name} asked for CUDA but this torch build sees no GPU; use --device cpu or auto")
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {name!r}; use auto, cpu or cuda")
+        raise UserError(f"unsupported device {name!r}; use auto, cpu or cuda")
     return canonical(device)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from acquire.errors import UserError
 from acquire.rundir import read_json
 
 
@@ -19,9 +20,9 @@ def acquired_labels(run_dir: Path) -> dict[tuple[str, str, int], list[int]]:
             arm = state["arm"]
             arms[arm["sources"], arm["acquisition"], arm["repeat"]] = [y for r in state["rounds"] for y in r["label"]]
         except (KeyError, TypeError) as error:
-            raise ValueError(f"{path} is not an arm state of runners.mnist_bald (missing {error})") from None
+            raise UserError(f"{path} is not an arm state of runners.mnist_bald (missing {error})") from None
     if not arms:
-        raise ValueError(f"{run_dir} has no per-arm state (state/*.json) to read; give the --out of a "
+        raise UserError(f"{run_dir} has no per-arm state (state/*.json) to read; give the --out of a "
                          "runners.mnist_bald run")
     return arms
 

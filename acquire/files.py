@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable
 
+from acquire.errors import UserError
+
 PARTIAL_MARK = ".partial"
 _PARTIAL_NAME = re.compile(r"^\..+\.(\d+)\.partial(\.[^.]*)?$")
 
@@ -120,7 +122,7 @@ def append_csv_row(path: Path, columns: list[str], row: dict) -> None:
         os.fsync(f.fileno())
 
 
-class CsvError(ValueError):
+class CsvError(UserError):
     """A CSV that is not what the reader expects; the message names the file."""
 
 

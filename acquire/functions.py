@@ -39,6 +39,7 @@ from typing import Callable
 
 import torch
 
+from acquire.errors import UserError
 from acquire.batchbald import batchbald
 
 
@@ -65,7 +66,7 @@ class Acquisition:
             return self.top_k(self.score(probs_NTK, pool_size), k, generator)
         result = self._call(probs_NTK if self.needs_mc else None, k, generator, pool_size).cpu()
         if result.is_floating_point() or result.is_complex() or result.dtype == torch.bool:
-            raise ValueError(f"acquisition function {self.name!r} returned positions of dtype {result.dtype}; "
+            raise UserError(f"acquisition function {self.name!r} returned positions of dtype {result.dtype}; "
                              "it must return integer positions [k]")
         return self._checked_positions(result.long(), pool_size, k), None
 
@@ -76,7 +77,7 @@ class Acquisition:
         B = len(probs_BTK) if num_candidates is None else num_candidates
         scores_B = self._call(probs_BTK).double()
         if scores_B.shape != (B,):
-            raise ValueError(f"acquisition function {self.name!r} returned scores of shape "
+            raise UserError(f"acquisition function {self.name!r} returned scores of shape "
                              f"{tuple(scores_B.shape)}, expected ({B},): one score per candidate")
         return scores_B
 
@@ -87,7 +88,7 @@ class Acquisition:
         self._check_k(len(scores_N), k)
         bad = int((~torch.isfinite(scores_N)).sum())
         if bad:
-            raise ValueError(f"acquisition function {self.name!r} returned {bad} NaN or infinite score(s) of "
+            raise UserError(f"acquisition function {self.name!r} returned {bad} NaN or infinite score(s) of "
                              f"{len(scores_N)}; scores must be finite")
         index_k = self._checked_positions(top_k_random_ties(scores_N, k, generator), len(scores_N), k)
         return index_k, scores_N[index_k]
@@ -97,20 +98,20 @@ class Acquisition:
         try:
             result = self.fn(*args)
         except Exception as error:
-            raise ValueError(f"acquisition function {self.name!r} raised {type(error).__name__}: {error}") from error
+            raise UserError(f"acquisition function {self.name!r} raised {type(error).__name__}: {error}") from error
         if result is None:
-            raise ValueError(f"acquisition function {self.name!r} returned None; it must return "
+            raise UserError(f"acquisition function {self.name!r} returned None; it must return "
                              + ("k positions [k]" if self.selects else "one score per candidate [N]"))
         return torch.as_tensor(result)
 
     @staticmethod
     def _check_k(pool_size: int, k: int) -> None:
         if k > pool_size:
-            raise ValueError(f"cannot acquire {k} candidates from a pool of {pool_size}")
+            raise UserError(f"cannot acquire {k} candidates from a pool of {pool_size}")
 
     def _checked_positions(self, index_k: torch.Tensor, pool_size: int, k: int) -> torch.Tensor:
         if index_k.shape != (k,) or len(index_k.unique()) != k or index_k.min() < 0 or index_k.max() >= pool_size:
-            raise ValueError(f"acquisition function {self.name!r} must return {k} distinct positions in "
+            raise UserError(f"acquisition function {self.name!r} must return {k} distinct positions in "
                              f"[0, {pool_size}), got {index_k.tolist()}")
         return index_k
 
@@ -145,15 +146,15 @@ def get_acquisition(spec: str) -> Acquisition:
     if spec in REGISTRY:
         return REGISTRY[spec]
     if ":" not in spec:
-        raise ValueError(f"unknown acquisition function {spec!r}; registered: {', '.join(sorted(REGISTRY))}. "
+        raise UserError(f"unknown acquisition function {spec!r}; registered: {', '.join(sorted(REGISTRY))}. "
                          "A custom one is given as package.module:function")
     module_name, _, attr = spec.partition(":")
     try:
         fn = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as error:
-        raise ValueError(f"cannot load acquisition function {spec!r}: {error}") from error
+        raise UserError(f"cannot load acquisition function {spec!r}: {error}") from error
     if not callable(fn):
-        raise ValueError(f"acquisition function {spec!r} is a {type(fn).__name__}, not a function; give "
+        raise UserError(f"acquisition function {spec!r} is a {type(fn).__name__}, not a function; give "
                          "package.module:function naming a function fn(probs_NTK) -> scores_N")
     registered = next((a for a in REGISTRY.values() if a.fn is fn), None)
     return Acquisition(spec, fn) if registered is None else Acquisition(spec, fn, registered.selects, registered.needs_mc)

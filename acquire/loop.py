@@ -42,6 +42,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from acquire.errors import UserError
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import canonical, synchronize
 from acquire.files import append_csv_row, read_csv_rows, mark_as_cache, write_csv, write_json, write_tensors
@@ -114,27 +115,27 @@ class ExperimentConfig:
         for name in ("rounds", "per_round", "repeats", "mc_samples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
         for name in ("initial", "pool_subset", "score_chunk", "generated_per_class", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+                raise UserError(f"{name} must be an integer >= 0, got {value!r}")
         if self.pool_subset and self.pool_subset < self.per_round:
-            raise ValueError(f"pool_subset ({self.pool_subset}) must be 0 (whole pool) or >= per_round ({self.per_round})")
+            raise UserError(f"pool_subset ({self.pool_subset}) must be 0 (whole pool) or >= per_round ({self.per_round})")
         if not self.sources or not self.acquisitions:
-            raise ValueError("need at least one source set and one acquisition function")
+            raise UserError("need at least one source set and one acquisition function")
         for name in ("sources", "acquisitions"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
-                raise ValueError(f"{name} lists a name twice: {values}")
+                raise UserError(f"{name} lists a name twice: {values}")
         if any(s != REAL_SOURCE for s in self.sources) and self.generated_per_class <= 0:
-            raise ValueError(f"GAN source sets need generated_per_class > 0, got {self.generated_per_class}")
+            raise UserError(f"GAN source sets need generated_per_class > 0, got {self.generated_per_class}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.mc_masks not in MASKINGS:
-            raise ValueError(f"mc_masks must be one of {', '.join(MASKINGS)}, got {self.mc_masks!r}")
+            raise UserError(f"mc_masks must be one of {', '.join(MASKINGS)}, got {self.mc_masks!r}")
         if self.seeding not in SEEDING_SCHEMES:
-            raise ValueError(f"seeding must be one of {SEEDING_SCHEMES}, got {self.seeding!r}")
+            raise UserError(f"seeding must be one of {SEEDING_SCHEMES}, got {self.seeding!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -208,7 +209,7 @@ def data_classes(named_sets: dict[str, ImageSet]) -> tuple[tuple[int, int, int],
     """The image shape [C,H,W] all the sets share and their number of classes K (largest label + 1)."""
     shapes = {name: tuple(images.images_NCHW.shape[1:]) for name, images in named_sets.items()}
     if len(set(shapes.values())) > 1:
-        raise ValueError("the pools and the test set need one image shape [C,H,W]; got "
+        raise UserError("the pools and the test set need one image shape [C,H,W]; got "
                          + ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items()))
     highest = max(int(images.labels_N.max()) for images in named_sets.values() if len(images))
     return next(iter(shapes.values())), highest + 1
@@ -219,7 +220,7 @@ def check_labels(name: str, images: ImageSet, num_classes: int) -> None:
     if len(images):
         low, high = int(images.labels_N.min()), int(images.labels_N.max())
         if low < 0 or high >= num_classes:
-            raise ValueError(f"{name} has labels from {low} to {high}, but the model has {num_classes} classes: labels "
+            raise UserError(f"{name} has labels from {low} to {high}, but the model has {num_classes} classes: labels "
                              f"must lie in 0..{num_classes - 1}; check the labels, or give a model with {high + 1} "
                              "outputs")
 
@@ -294,7 +295,7 @@ class ActiveLearningRun:
             return self.arms
         unknown = sorted(set(names) - {str(s.arm) for s in self.arms})
         if unknown or not names:
-            raise ValueError(f"worker_arms must name arms of the run ({', '.join(str(s.arm) for s in self.arms)}); "
+            raise UserError(f"worker_arms must name arms of the run ({', '.join(str(s.arm) for s in self.arms)}); "
                              f"got {sorted(names)}")
         return [s for s in self.arms if str(s.arm) in names]
 
@@ -322,15 +323,15 @@ class ActiveLearningRun:
         """The config with its pools' fingerprint, after checking every pool the arms need."""
         missing = [s for s in config.sources if s not in pools]
         if missing:
-            raise ValueError(f"no pool built for source set(s) {missing}")
+            raise UserError(f"no pool built for source set(s) {missing}")
         needed = config.initial + config.rounds * config.per_round
         for name in config.sources:
             pool = pools[name]
             if pool.device != self.device:
-                raise ValueError(f"the pool of {name!r} lives on {pool.device} but the run on {self.device}; build "
+                raise UserError(f"the pool of {name!r} lives on {pool.device} but the run on {self.device}; build "
                                  f"it with CandidatePool(..., device={str(self.device)!r})")
             if needed > len(pool):
-                raise ValueError(f"{config.rounds} rounds of {config.per_round} (+{config.initial} initial) need "
+                raise UserError(f"{config.rounds} rounds of {config.per_round} (+{config.initial} initial) need "
                                  f"{needed} candidates but source set {name!r} holds {len(pool)}")
         fingerprint = {name: pools[name].fingerprint for name in config.sources}
         return dataclasses.replace(config, pool_fingerprint=fingerprint)
@@ -349,7 +350,7 @@ class ActiveLearningRun:
         if any(acquisition.needs_mc for acquisition in acquisitions):
             check_mc_dropout(model, image_shape, config.mc_masks)
         if config.initial % self.data_classes:
-            raise ValueError(f"initial must be a multiple of the {self.data_classes} classes (class-balanced), "
+            raise UserError(f"initial must be a multiple of the {self.data_classes} classes (class-balanced), "
                              f"got {config.initial}")
         return num_classes
 
@@ -555,9 +556,9 @@ class ActiveLearningRun:
         draws), so with the run's own precision it gives the acquisitions recorded. Writes nothing."""
         state = next((s for s in self.arms if str(s.arm) == arm), None)
         if state is None:
-            raise ValueError(f"no arm {arm!r} in this run; its arms are {', '.join(str(s.arm) for s in self.arms)}")
+            raise UserError(f"no arm {arm!r} in this run; its arms are {', '.join(str(s.arm) for s in self.arms)}")
         if not 1 <= round_index <= state.rounds_done + 1:
-            raise ValueError(f"arm {arm} has done {state.rounds_done} rounds: replay one of rounds 1 to "
+            raise UserError(f"arm {arm} has done {state.rounds_done} rounds: replay one of rounds 1 to "
                              f"{state.rounds_done + 1}")
         replica = ArmState(state.arm, state.acquisition, state.pool.fresh())
         for row, entry in zip(state.rows, state.record):
@@ -615,23 +616,23 @@ class ActiveLearningRun:
 def parse_state(saved: dict, arm: Arm, pool_size: int) -> tuple[list[dict], list[dict]]:
     """(rows, record) of a state file's dict, after checking its format, arm and consistency (ValueError)."""
     if saved.get("format") != STATE_FORMAT:
-        raise ValueError(f"state format {saved.get('format')!r}, expected {STATE_FORMAT}")
+        raise UserError(f"state format {saved.get('format')!r}, expected {STATE_FORMAT}")
     if saved["arm"] != dataclasses.asdict(arm):
-        raise ValueError(f"it is the state of arm {saved['arm']}, not {dataclasses.asdict(arm)}")
+        raise UserError(f"it is the state of arm {saved['arm']}, not {dataclasses.asdict(arm)}")
     rows, record = saved["rows"], saved["rounds"]
     if not isinstance(saved["model_sha256"], str) or not isinstance(rows, list) or not isinstance(record, list):
-        raise ValueError("rows, rounds and model_sha256 have the wrong types")
+        raise UserError("rows, rounds and model_sha256 have the wrong types")
     first_round = rows[0]["round"] if rows else 1
     if [row["round"] for row in rows] != list(range(first_round, first_round + len(rows))) or first_round not in (0, 1):
-        raise ValueError("its rows are not consecutive rounds")
+        raise UserError("its rows are not consecutive rounds")
     if len(record) != len(rows) or any(set(row) != set(CSV_COLUMNS) for row in rows):
-        raise ValueError("its rows and acquisition rounds do not match")
+        raise UserError("its rows and acquisition rounds do not match")
     for entry in record:
         index = entry["index"]
         if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < pool_size for i in index):
-            raise ValueError(f"acquired indices must be integers in [0, {pool_size})")
+            raise UserError(f"acquired indices must be integers in [0, {pool_size})")
         if len(entry["label"]) != len(index) or len(entry["source"]) != len(index):
-            raise ValueError("a round's labels or sources do not match its indices")
+            raise UserError("a round's labels or sources do not match its indices")
     return rows, record
 
 

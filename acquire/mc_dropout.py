@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from acquire.errors import UserError
 from acquire.model import GalCNN, autocast, default_chunk_size, dropout_mask, to_float
 
 
@@ -52,7 +53,7 @@ class HeadMasks:
 def draw_head_masks(model: GalCNN, num_samples: int, generator: torch.Generator | None = None) -> HeadMasks:
     """Draw T = num_samples dropout masks for the model's two dropout layers."""
     if num_samples <= 0:
-        raise ValueError(f"need at least one MC sample, got {num_samples}")
+        raise UserError(f"need at least one MC sample, got {num_samples}")
     device = model.fc1.weight.device
     return HeadMasks(
         features_TD=dropout_mask((num_samples, model.fc1.in_features), model.conv_dropout, generator, device),
@@ -71,7 +72,7 @@ def fused_chunks(model: GalCNN, images_NCHW: torch.Tensor, masks: HeadMasks, chu
     Memory is bounded by chunk_size: per chunk the trunk features [B, D] and hidden units [B, T·H].
     """
     if len(images_NCHW) == 0:
-        raise ValueError("no candidates to score: images_NCHW is empty")
+        raise UserError("no candidates to score: images_NCHW is empty")
     model.eval()
     chunk_size = chunk_size or default_chunk_size(images_NCHW.device)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
@@ -103,9 +104,9 @@ def per_image_chunks(model: GalCNN, images_NCHW: torch.Tensor, num_samples: int,
     `generator`, chunk after chunk): the trunk once per image, then the head for each of its T samples.
     Memory per chunk: the masked features [B, T, D], with B capped at PER_IMAGE_CHUNK_FLOATS / (T·D)."""
     if len(images_NCHW) == 0:
-        raise ValueError("no candidates to score: images_NCHW is empty")
+        raise UserError("no candidates to score: images_NCHW is empty")
     if num_samples <= 0:
-        raise ValueError(f"need at least one MC sample, got {num_samples}")
+        raise UserError(f"need at least one MC sample, got {num_samples}")
     model.eval()
     device, dtype = images_NCHW.device, (torch.bfloat16 if precision == "bf16" else torch.float32)
     T, D, H = num_samples, model.fc1.in_features, model.fc1.out_features
@@ -182,11 +183,11 @@ def dropout_layers(model: nn.Module) -> list[nn.Dropout]:
     other_kinds = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
     other = [f"{name} ({type(m).__name__})" for name, m in model.named_modules() if isinstance(m, other_kinds)]
     if other:
-        raise ValueError(f"MC dropout handles nn.Dropout layers only, but the model has layer(s) {', '.join(other)}; "
+        raise UserError(f"MC dropout handles nn.Dropout layers only, but the model has layer(s) {', '.join(other)}; "
                          "replace them by nn.Dropout")
     layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     if not layers:
-        raise ValueError(f"the {type(model).__name__} has no nn.Dropout layer, so its MC samples would all be one "
+        raise UserError(f"the {type(model).__name__} has no nn.Dropout layer, so its MC samples would all be one "
                          "network; add nn.Dropout layers, or use only acquisition functions without MC (random)")
     return layers
 
@@ -198,7 +199,7 @@ def draw_dropout_masks(model: nn.Module, num_samples: int, image_shape: tuple[in
     image [C,H,W] (found by one eval-mode forward pass on a blank image); a layer called twice in one pass applies
     its mask both times."""
     if num_samples <= 0:
-        raise ValueError(f"need at least one MC sample, got {num_samples}")
+        raise UserError(f"need at least one MC sample, got {num_samples}")
     layers = dropout_layers(model)
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
@@ -207,7 +208,7 @@ def draw_dropout_masks(model: nn.Module, num_samples: int, image_shape: tuple[in
     def record(layer, inputs, output):
         shape = tuple(inputs[0].shape[1:])
         if shapes.setdefault(layer, shape) != shape:
-            raise ValueError(f"an nn.Dropout layer is used at input shapes {list(shapes[layer])} and {list(shape)} in "
+            raise UserError(f"an nn.Dropout layer is used at input shapes {list(shapes[layer])} and {list(shape)} in "
                              "one forward pass; give each use its own nn.Dropout")
 
     handles = [layer.register_forward_hook(record) for layer in layers]
@@ -233,7 +234,7 @@ def generic_chunks(model: nn.Module, images_NCHW: torch.Tensor, masks: DropoutMa
     Memory is bounded by chunk_size (one forward pass of a chunk at a time).
     """
     if len(images_NCHW) == 0:
-        raise ValueError("no candidates to score: images_NCHW is empty")
+        raise UserError("no candidates to score: images_NCHW is empty")
     model.eval()
     chunk_size = chunk_size or default_chunk_size(images_NCHW.device)
     T = masks.num_samples
@@ -272,7 +273,7 @@ def check_mc_dropout(model: nn.Module, image_shape: tuple[int, ...], masking: st
     """Refuse, with a ValueError, a model that MC dropout cannot sample with `masking` (a GalCNN always can; another
     model needs nn.Dropout layers only, each used at one input shape, and shared masks)."""
     if masking == "per_image" and not isinstance(model, GalCNN):
-        raise ValueError(f"per-image MC-dropout masks are implemented for acquire.model.GalCNN only, not "
+        raise UserError(f"per-image MC-dropout masks are implemented for acquire.model.GalCNN only, not "
                          f"{type(model).__name__}; use shared masks (the default) for other models")
     if not isinstance(model, GalCNN):
         draw_dropout_masks(model, 1, image_shape, torch.Generator().manual_seed(0))
@@ -285,7 +286,7 @@ def mc_chunks(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int,
     (masks drawn from `generator` before the first chunk) for uint8 images [N,C,H,W]: the fused scorer for a GalCNN,
     the generic one for other models. masking "per_image": each candidate's own T masks (GalCNN only)."""
     if masking not in MASKINGS:
-        raise ValueError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
+        raise UserError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
     if masking == "per_image":
         check_mc_dropout(model, tuple(images_NCHW.shape[1:]), masking)
         return per_image_chunks(model, images_NCHW, num_samples, generator, chunk_size, precision)

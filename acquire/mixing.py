@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from acquire.errors import UserError
 from acquire.data import ImageSet
 
 MODES = ("replace", "add")
@@ -30,9 +31,9 @@ def spread(n: int, class_order_K: torch.Tensor) -> torch.Tensor:
 def generated_per_class(mode: str, ratio: float, size: int, class_order_K: torch.Tensor) -> torch.Tensor:
     """How many generated images of each class [K] a (mode, ratio) training set of `size` real images holds."""
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise UserError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"ratio must lie in [0, 1], got {ratio}")
+        raise UserError(f"ratio must lie in [0, 1], got {ratio}")
     n_real = round((1.0 - ratio) * size) if mode == "replace" else size
     n_generated = size - n_real if mode == "replace" else round(ratio * size)
     return spread(n_generated, class_order_K)
@@ -47,7 +48,7 @@ def take_per_class(labels_N: torch.Tensor, counts_K: torch.Tensor, generator: to
     for c, count in enumerate(counts_K.tolist()):
         members = (labels_N == c).nonzero().squeeze(1)
         if len(members) < count:
-            raise ValueError(f"need {count} images of class {c}, only {len(members)} available")
+            raise UserError(f"need {count} images of class {c}, only {len(members)} available")
         if generator is not None:
             members = members[torch.randperm(len(members), generator=generator, device=generator.device).cpu()]
         chosen.append(members[:count])
@@ -64,13 +65,13 @@ def mix(real: ImageSet, pool: ImageSet, mode: str, ratio: float, class_order_K: 
     """
     device = real.images_NCHW.device
     if pool.images_NCHW.device != device:
-        raise ValueError(f"the real images are on {device} but the generated pool on {pool.images_NCHW.device}; "
+        raise UserError(f"the real images are on {device} but the generated pool on {pool.images_NCHW.device}; "
                          "put both on the run's device")
     num_classes = len(class_order_K)
     size = len(real)
     if size % num_classes or not torch.equal(real.labels_N.cpu().bincount(minlength=num_classes),
                                              torch.full((num_classes,), size // num_classes)):
-        raise ValueError(f"the real images must be class-balanced over {num_classes} classes")
+        raise UserError(f"the real images must be class-balanced over {num_classes} classes")
     generated_K = generated_per_class(mode, ratio, size, class_order_K)
     real_K = torch.full_like(generated_K, size // num_classes) - (generated_K if mode == "replace" else 0)
     kept = real.subset(take_per_class(real.labels_N, real_K).to(device))

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from acquire.errors import UserError
 from acquire.metrics import accuracy, balanced_accuracy
 from acquire.seeding import seeded_cpu_rng
 
@@ -35,7 +36,7 @@ weights, features and masks (bfloat16 GEMMs); softmax, probabilities and scores 
 def check_precision(precision: str, device: torch.device | str) -> None:
     """Refuse (ValueError) a precision not in PRECISIONS, or bf16 on a device that cannot compute in bfloat16."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     device = torch.device(device)
     if precision != "bf16" or device.type == "meta":
         return
@@ -48,7 +49,7 @@ def check_precision(precision: str, device: torch.device | str) -> None:
         except RuntimeError:
             supported = False
     if not supported:
-        raise ValueError(f"precision bf16 is not supported on {device} (no bfloat16 matrix products); use fp32")
+        raise UserError(f"precision bf16 is not supported on {device} (no bfloat16 matrix products); use fp32")
 
 
 def autocast(precision: str, device: torch.device | str) -> AbstractContextManager:
@@ -84,7 +85,7 @@ class GalCNN(nn.Module):
         super().__init__()
         smallest = 2 * (kernel_size - 1) + pool_size
         if image_size < smallest:
-            raise ValueError(f"this CNN (kernel {kernel_size}, pool {pool_size}) needs images of at least "
+            raise UserError(f"this CNN (kernel {kernel_size}, pool {pool_size}) needs images of at least "
                              f"{smallest}x{smallest} pixels, got {image_size}x{image_size}")
         self.image_shape = (in_channels, image_size, image_size)
         self.pool_size = pool_size
@@ -140,9 +141,9 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+                raise UserError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.lr <= 0 or self.weight_decay < 0 or self.dense_l2_c < 0:
-            raise ValueError(f"need lr > 0, weight_decay >= 0 and dense_l2_c >= 0, got lr={self.lr}, "
+            raise UserError(f"need lr > 0, weight_decay >= 0 and dense_l2_c >= 0, got lr={self.lr}, "
                              f"weight_decay={self.weight_decay}, dense_l2_c={self.dense_l2_c}")
 
 
@@ -208,7 +209,7 @@ def _seeded_gal_cnn(seed: int, device: torch.device | str, num_classes: int, ima
                     **architecture) -> GalCNN:
     channels, height, width = image_shape
     if height != width:
-        raise ValueError(f"Gal et al.'s CNN takes square images, got [C,H,W] = {list(image_shape)}; crop or pad "
+        raise UserError(f"Gal et al.'s CNN takes square images, got [C,H,W] = {list(image_shape)}; crop or pad "
                          "them to a square, or pass a model factory built for this shape")
     with seeded_cpu_rng(seed):
         model = GalCNN(num_classes=num_classes, image_size=height, in_channels=channels, **architecture)
@@ -236,7 +237,7 @@ def make_model(factory: ModelFactory, seed: int, device: torch.device | str) -> 
     with seeded_global_rng(seed, device):
         model = factory(seed, device)
     if not isinstance(model, nn.Module):
-        raise ValueError(f"the model factory returned a {type(model).__name__}, not a torch.nn.Module; it must be "
+        raise UserError(f"the model factory returned a {type(model).__name__}, not a torch.nn.Module; it must be "
                          "a function (seed, device) -> nn.Module")
     return model
 
@@ -248,18 +249,18 @@ def check_model(model: nn.Module, example_NCHW: torch.Tensor, image_shape: tuple
     device) its forward pass must give logits [n,K]."""
     declared = getattr(model, "image_shape", None)
     if declared is not None and tuple(declared) != tuple(image_shape):
-        raise ValueError(f"the data has images of shape [C,H,W] = {list(image_shape)}, but the model takes "
+        raise UserError(f"the data has images of shape [C,H,W] = {list(image_shape)}, but the model takes "
                          f"{list(declared)}; give data of the model's shape, or a model built for the data")
     model.eval()
     try:
         logits = model(to_float(example_NCHW))
     except Exception as error:
-        raise ValueError(f"the model cannot take images [C,H,W] = {list(image_shape)} on {example_NCHW.device} "
+        raise UserError(f"the model cannot take images [C,H,W] = {list(image_shape)} on {example_NCHW.device} "
                          f"({type(error).__name__}: {error}); make the factory build it for this shape and put it on "
                          "the device it is given") from None
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or len(logits) != len(example_NCHW):
         got = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"the model must map images [N,C,H,W] to logits [N,K]; for N = {len(example_NCHW)} it "
+        raise UserError(f"the model must map images [N,C,H,W] to logits [N,K]; for N = {len(example_NCHW)} it "
                          f"returned {got}")
     return logits.shape[1]
 
@@ -267,7 +268,7 @@ def check_model(model: nn.Module, example_NCHW: torch.Tensor, image_shape: tuple
 def check_trainable(model: nn.Module, config: TrainConfig) -> None:
     """Refuse a TrainConfig that `model` cannot be trained with by train_classifier (dense_l2_c needs GalCNN's fc1)."""
     if config.dense_l2_c and not isinstance(getattr(model, "fc1", None), nn.Linear):
-        raise ValueError(f"dense_l2_c={config.dense_l2_c} penalises the first dense layer `fc1` of Gal et al.'s CNN, "
+        raise UserError(f"dense_l2_c={config.dense_l2_c} penalises the first dense layer `fc1` of Gal et al.'s CNN, "
                          f"which this {type(model).__name__} lacks; set dense_l2_c to 0 or pass a training function")
 
 
@@ -280,7 +281,7 @@ def train_classifier(model: nn.Module, images_NCHW: torch.Tensor, labels_N: torc
     """
     n = len(labels_N)
     if n == 0:
-        raise ValueError("cannot train on an empty training set")
+        raise UserError("cannot train on an empty training set")
     check_trainable(model, config)
     forward = partial(model, generator=generator) if isinstance(model, GalCNN) else model
     x = to_float(images_NCHW)

@@ -26,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from acquire.errors import UserError
 from acquire.files import write_atomic
 from acquire.stats import t_halfwidth
 
@@ -52,26 +53,26 @@ def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balance
     """
     paths = [csv_paths] if isinstance(csv_paths, (str, os.PathLike)) else list(csv_paths)
     if not paths:
-        raise ValueError("no CSV files given")
+        raise UserError("no CSV files given")
     required = KEY_COLUMNS + [metric]
     frames = []
     for path in paths:
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"{path}: no such file")
+            raise UserError(f"{path}: no such file")
         try:
             frame = pd.read_csv(path, dtype={"sources": str, "acquisition": str})
         except pd.errors.EmptyDataError:
-            raise ValueError(f"{path}: file is empty") from None
+            raise UserError(f"{path}: file is empty") from None
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path}: not a readable CSV ({exc})") from None
+            raise UserError(f"{path}: not a readable CSV ({exc})") from None
         missing = [c for c in required if c not in frame.columns]
         if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+            raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
         frames.append(frame.assign(run=path.resolve().parent.name))
     df = pd.concat(frames, ignore_index=True)
     if df.empty:
-        raise ValueError(f"no rows in {', '.join(str(p) for p in paths)}")
+        raise UserError(f"no rows in {', '.join(str(p) for p in paths)}")
     return df
 
 
@@ -89,10 +90,10 @@ def read_configs(csv_paths: PathLike | Iterable[PathLike]) -> dict[str, dict]:
         try:
             config = json.loads(config_path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{config_path}: not readable JSON ({exc}); fix it, or move it away to go without "
+            raise UserError(f"{config_path}: not readable JSON ({exc}); fix it, or move it away to go without "
                              "it") from None
         if not isinstance(config, dict):
-            raise ValueError(f"{config_path}: expected a JSON object, found {type(config).__name__}")
+            raise UserError(f"{config_path}: expected a JSON object, found {type(config).__name__}")
         configs[config_path.parent.name] = config
     return configs
 
@@ -130,7 +131,7 @@ def dataset_name(config: dict) -> str | None:
 def _check_metric(df: pd.DataFrame, metric: str) -> None:
     missing = [c for c in ARM[1:] + ["train_size", metric] if c not in df.columns]
     if missing:
-        raise ValueError(f"missing column(s) {', '.join(missing)}")
+        raise UserError(f"missing column(s) {', '.join(missing)}")
 
 
 def _spread(grouped) -> pd.DataFrame:
@@ -173,7 +174,7 @@ def table_at(df: pd.DataFrame, sizes: list[int], metric: str = "balanced_accurac
     summary = summarise(df, metric)
     missing = sorted(set(sizes) - set(summary["train_size"]))
     if missing:
-        raise ValueError(f"no arm reached train_size {', '.join(map(str, missing))}; the rows have sizes "
+        raise UserError(f"no arm reached train_size {', '.join(map(str, missing))}; the rows have sizes "
                          f"{summary['train_size'].min()} to {summary['train_size'].max()}")
     rows = summary[summary["train_size"].isin(sizes)]
     if "n_generated" in df.columns:
@@ -238,7 +239,7 @@ def _count_text(counts: pd.Series) -> str:
 def band_text(band: str, n_repeats: pd.Series) -> str:
     """What the shaded band is and over how many repeats, for a legend title."""
     if band not in BANDS:
-        raise ValueError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
+        raise UserError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
     if n_repeats.max() == 1:
         return "one repeat per point: no band"
     n = _count_text(n_repeats)
@@ -284,10 +285,10 @@ def build_figure(
     run when several runs share the figure. The title reads "`dataset`: `title`", then `protocol`.
     """
     if last_rounds < 1:
-        raise ValueError(f"last_rounds must be >= 1, got {last_rounds}")
+        raise UserError(f"last_rounds must be >= 1, got {last_rounds}")
     summary = summarise(df, metric)
     if summary.empty:
-        raise ValueError(f"no non-missing {metric} values to plot")
+        raise UserError(f"no non-missing {metric} values to plot")
     legend_title = band_text(band, summary["n_repeats"])
     sizes = np.sort(summary["train_size"].unique())
     zoom = len(sizes) > last_rounds
@@ -360,10 +361,10 @@ def summarise_sweep(df: pd.DataFrame, x: str, line: str, metric: str = "accuracy
     keys = ([facet] if facet else []) + [line, x]
     missing = [c for c in keys + [metric] if c not in df.columns]
     if missing:
-        raise ValueError(f"missing column(s) {', '.join(missing)}")
+        raise UserError(f"missing column(s) {', '.join(missing)}")
     values = df.dropna(subset=[metric])
     if values.empty:
-        raise ValueError(f"no non-missing {metric} values to summarise")
+        raise UserError(f"no non-missing {metric} values to summarise")
     return _spread(values.groupby(keys, sort=True)[metric]).reset_index()
 
 

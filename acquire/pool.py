@@ -6,6 +6,7 @@ import hashlib
 
 import torch
 
+from acquire.errors import UserError
 from acquire.data import ImageSet
 
 REAL_SOURCE = "raw"
@@ -30,13 +31,13 @@ class CandidatePool:
 
     def __init__(self, sources: dict[str, ImageSet], device: torch.device | str = "cpu"):
         if not sources:
-            raise ValueError("a pool needs at least one source")
+            raise UserError("a pool needs at least one source")
         empty = [name for name, images in sources.items() if len(images) == 0]
         if empty:
-            raise ValueError(f"source(s) {empty} hold no images")
+            raise UserError(f"source(s) {empty} hold no images")
         shapes = {name: tuple(s.images_NCHW.shape[1:]) for name, s in sources.items()}
         if len(set(shapes.values())) > 1:
-            raise ValueError(f"every source of a pool needs the same image shape [C,H,W]; got {shapes}")
+            raise UserError(f"every source of a pool needs the same image shape [C,H,W]; got {shapes}")
         self.source_names = list(sources)
         self.fingerprint = {name: {"images": len(s), "sha256": image_set_digest(s)} for name, s in sources.items()}
         self.images_NCHW = torch.cat([s.images_NCHW.cpu() for s in sources.values()]).to(device)
@@ -74,12 +75,12 @@ class CandidatePool:
         """Move candidates (global indices [k]) from the pool to the training set, as one round."""
         index_k = torch.as_tensor(index_k, dtype=torch.long).to(self._available_N.device)
         if len(index_k) > self.num_available:
-            raise ValueError(f"asked to acquire {len(index_k)} candidates but the pool holds only "
+            raise UserError(f"asked to acquire {len(index_k)} candidates but the pool holds only "
                              f"{self.num_available}; lower --per-round or --rounds, or add sources")
         if len(index_k) and (int(index_k.min()) < 0 or int(index_k.max()) >= len(self)):
-            raise ValueError(f"indices {index_k.tolist()} lie outside the pool of {len(self)} candidates")
+            raise UserError(f"indices {index_k.tolist()} lie outside the pool of {len(self)} candidates")
         if len(index_k.unique()) != len(index_k) or not bool(self._available_N[index_k].all()):
-            raise ValueError(f"indices {index_k.tolist()} repeat or name candidates already acquired")
+            raise UserError(f"indices {index_k.tolist()} repeat or name candidates already acquired")
         self._available_N[index_k] = False
         self.rounds.append(index_k.cpu())
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
+from acquire.errors import UserError
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import synchronize
 from acquire.mixing import MODES, generated_per_class, mix
@@ -67,23 +68,23 @@ class RatioSweepConfig:
         for name in ("gans", "sizes", "ratios", "modes"):
             values = getattr(self, name)
             if not values or len(set(values)) != len(values):
-                raise ValueError(f"--{name} needs at least one value and no duplicates, got {values}")
+                raise UserError(f"--{name} needs at least one value and no duplicates, got {values}")
         bad_sizes = [s for s in self.sizes if not isinstance(s, int) or s <= 0 or s % NUM_CLASSES]
         if bad_sizes:
-            raise ValueError(f"--sizes must be positive multiples of {NUM_CLASSES} (class-balanced), got {bad_sizes}")
+            raise UserError(f"--sizes must be positive multiples of {NUM_CLASSES} (class-balanced), got {bad_sizes}")
         bad_ratios = [r for r in self.ratios if not 0.0 <= r <= 1.0]
         if bad_ratios:
-            raise ValueError(f"--ratios must lie in [0, 1] (the share of generated images), got {bad_ratios}")
+            raise UserError(f"--ratios must lie in [0, 1] (the share of generated images), got {bad_ratios}")
         bad_modes = [m for m in self.modes if m not in MODES]
         if bad_modes:
-            raise ValueError(f"--modes must be among {', '.join(MODES)}, got {bad_modes}")
+            raise UserError(f"--modes must be among {', '.join(MODES)}, got {bad_modes}")
         for name in ("repeats", "train_images", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         if self.lr <= 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
+            raise UserError(f"--lr must be positive, got {self.lr}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def cells(self) -> list[dict]:
         """Every cell's key, repeat-major (a killed sweep has whole repeats); r = 0 once per (size, repeat)."""
@@ -106,7 +107,7 @@ class RatioSweepConfig:
         """ValueError unless the training split (labels [N]) holds the largest size's share of every class."""
         smallest_class, largest = int(train_labels_N.bincount(minlength=NUM_CLASSES).min()), max(self.sizes)
         if largest > NUM_CLASSES * smallest_class:
-            raise ValueError(f"--sizes: {largest} class-balanced images need {largest // NUM_CLASSES} of every class; "
+            raise UserError(f"--sizes: {largest} class-balanced images need {largest // NUM_CLASSES} of every class; "
                              f"the training split has only {smallest_class} of its rarest class")
 
 

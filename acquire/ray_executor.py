@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from acquire.errors import UserError
 from acquire.loop import ActiveLearningRun
 
 INSTALL_HINT = 'install it with: pip install -e ".[ray]"   (or: pip install "ray>=2.9")'
@@ -45,11 +46,11 @@ class RayOptions:
 
     def __post_init__(self):
         if not isinstance(self.threads_per_task, int) or self.threads_per_task < 1:
-            raise ValueError(f"threads per task must be an integer >= 1, got {self.threads_per_task!r}")
+            raise UserError(f"threads per task must be an integer >= 1, got {self.threads_per_task!r}")
         if not 0 <= self.gpus_per_task <= 1:
-            raise ValueError(f"GPUs per task must be a fraction in [0, 1], got {self.gpus_per_task!r}")
+            raise UserError(f"GPUs per task must be a fraction in [0, 1], got {self.gpus_per_task!r}")
         if self.num_cpus is not None and self.num_cpus < self.threads_per_task:
-            raise ValueError(f"a local Ray instance of {self.num_cpus} CPU(s) cannot run a task of "
+            raise UserError(f"a local Ray instance of {self.num_cpus} CPU(s) cannot run a task of "
                              f"{self.threads_per_task} threads; give more CPUs or fewer threads per task")
 
 
@@ -58,7 +59,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise ValueError(f"--executor ray needs Ray, which is not installed; {INSTALL_HINT}") from None
+        raise UserError(f"--executor ray needs Ray, which is not installed; {INSTALL_HINT}") from None
     return ray
 
 
@@ -80,7 +81,7 @@ def run_on_ray(owner: ActiveLearningRun, open_worker: Callable[[list[str]], Acti
     """
     ray = import_ray()
     if owner.device.type == "cuda" and options.gpus_per_task <= 0:
-        raise ValueError("a CUDA run on Ray needs a GPU fraction per task (--gpus-per-task, e.g. 0.25 for four arms "
+        raise UserError("a CUDA run on Ray needs a GPU fraction per task (--gpus-per-task, e.g. 0.25 for four arms "
                          "per GPU): a task that asks for no GPU sees none")
     started_here = not ray.is_initialized()
     if started_here:

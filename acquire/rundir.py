@@ -13,13 +13,14 @@ import fcntl
 import json
 from pathlib import Path
 
+from acquire.errors import UserError
 from acquire.files import is_partial, remove_stale_partials
 
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
 
 
-class RunDirectoryError(RuntimeError):
+class RunDirectoryError(UserError):
     """The output directory holds a different, damaged or unfinished run; the message says what to do."""
 
 

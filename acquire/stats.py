@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from acquire.errors import UserError
+
 Arm = tuple[str, ...]  # (sources, acquisition) in the active loop; any labels naming a table's arm elsewhere
 
 
@@ -31,7 +33,7 @@ def parse_arm(spec: str) -> Arm:
     """'raw+pggan/bald' -> ('raw+pggan', 'bald')."""
     sources, _, acquisition = spec.rpartition("/")
     if not sources or not acquisition:
-        raise ValueError(f"arm {spec!r} must be SOURCES/ACQUISITION, e.g. raw+pggan/bald")
+        raise UserError(f"arm {spec!r} must be SOURCES/ACQUISITION, e.g. raw+pggan/bald")
     return sources, acquisition
 
 
@@ -105,10 +107,10 @@ def _arm_rows(df: pd.DataFrame, arm: Arm, metric: str) -> pd.DataFrame:
     rows = df[(df["sources"] == arm[0]) & (df["acquisition"] == arm[1])].dropna(subset=[metric])
     if rows.empty:
         known = sorted(set(zip(df["sources"], df["acquisition"])))
-        raise ValueError(f"unknown arm {arm_name(arm)!r}: the CSVs hold {', '.join(map(arm_name, known))}; "
+        raise UserError(f"unknown arm {arm_name(arm)!r}: the CSVs hold {', '.join(map(arm_name, known))}; "
                          "give an arm as SOURCES/ACQUISITION from those columns")
     if "run" in rows.columns and rows["run"].nunique() > 1:
-        raise ValueError(f"{arm_name(arm)} is in more than one run ({', '.join(sorted(rows['run'].unique()))}); "
+        raise UserError(f"{arm_name(arm)} is in more than one run ({', '.join(sorted(rows['run'].unique()))}); "
                          "give only the CSV of the run to compare, or name the arm with its run as "
                          "RUN:SOURCES/ACQUISITION")
     return rows
@@ -120,11 +122,11 @@ def _at_size(rows: pd.DataFrame, arm: Arm, other: pd.DataFrame, train_size: int)
     if here.empty:
         common = sorted(set(rows["train_size"]) & set(other["train_size"]))
         fix = f"e.g. --at {common[-1]}, the largest size both arms reached" if common else "no size is common to both"
-        raise ValueError(f"{arm_name(arm)} has no repeat at train_size {train_size} (its sizes run "
+        raise UserError(f"{arm_name(arm)} has no repeat at train_size {train_size} (its sizes run "
                          f"{rows['train_size'].min()} to {rows['train_size'].max()}); {fix}")
     twice = here["repeat"][here["repeat"].duplicated()]
     if len(twice):
-        raise ValueError(f"{arm_name(arm)} has several rows for repeat {twice.iloc[0]} at train_size {train_size}; "
+        raise UserError(f"{arm_name(arm)} has several rows for repeat {twice.iloc[0]} at train_size {train_size}; "
                          "was a CSV given twice?")
     return here.set_index("repeat")
 
@@ -157,7 +159,7 @@ def paired_difference(df: pd.DataFrame, a: Arm, b: Arm, train_size: int, metric:
     b_rows = _at_size(b_all, b, a_all, train_size)
     repeats = sorted(set(a_rows.index) & set(b_rows.index))
     if not repeats:
-        raise ValueError(f"{arm_name(a)} (repeats {', '.join(map(str, sorted(a_rows.index)))}) and {arm_name(b)} "
+        raise UserError(f"{arm_name(a)} (repeats {', '.join(map(str, sorted(a_rows.index)))}) and {arm_name(b)} "
                          f"(repeats {', '.join(map(str, sorted(b_rows.index)))}) share no repeat at train_size "
                          f"{train_size}; run the missing repeats, or compare at a size both reached")
     shared = _shared_draws(a_rows.loc[repeats], b_rows.loc[repeats], a, b)
@@ -187,5 +189,5 @@ def all_pairs(df: pd.DataFrame, train_size: int, metric: str = "balanced_accurac
     if len(arms) < 2:
         common = set.intersection(*(set(s) for _, s in values.groupby(["sources", "acquisition"])["train_size"]))
         fix = f"e.g. --at {max(common)}, the largest size every arm reached" if common else "no size is common to all"
-        raise ValueError(f"{len(arms)} arm(s) reached train_size {train_size}, need two; {fix}")
+        raise UserError(f"{len(arms)} arm(s) reached train_size {train_size}, need two; {fix}")
     return [paired_difference(df, a, b, train_size, metric, confidence) for a, b in combinations(arms, 2)], missing

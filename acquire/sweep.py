@@ -22,6 +22,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from acquire.errors import UserError
 from acquire.files import append_csv_row, read_csv_rows, write_json
 from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, check_out_dir, config_changes, read_json
 
@@ -127,7 +128,7 @@ class Sweep:
                  resumable: Collection[str] = (), older_defaults: Mapping[str, Any] | None = None):
         missing = [k for k in key_columns if k not in columns]
         if missing:
-            raise ValueError(f"key column(s) {missing} are not among the CSV columns")
+            raise UserError(f"key column(s) {missing} are not among the CSV columns")
         self.out_dir, self.columns, self.key_columns = Path(out_dir), list(columns), list(key_columns)
         self.csv_path = self.out_dir / RESULTS_CSV
         config = json.loads(json.dumps(config))  # the form it takes on disk (tuples -> lists)
@@ -179,7 +180,7 @@ class Sweep:
                 row = {**cell, **measure(cell)}
                 unknown = set(row) - set(self.columns)
                 if unknown:
-                    raise ValueError(f"measure returned column(s) {sorted(unknown)} not in the sweep's columns")
+                    raise UserError(f"measure returned column(s) {sorted(unknown)} not in the sweep's columns")
                 append_csv_row(self.csv_path, self.columns, row)
                 self.rows.append({k: str(v) for k, v in row.items()})
         return self.csv_path

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from acquire.errors import UserError
 import acquire
 from acquire.data import ImageSet
 from acquire.files import write_json, write_tensors
@@ -32,7 +33,7 @@ from gans.registry import ConditionalGenerator, get_family
 STORED_DTYPES = {"float32": torch.float32, "float16": torch.float16}  # a sidecar's weights_dtype
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be trusted or does not match what was asked for."""
 
 

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 from tqdm.auto import tqdm
 
+from acquire.errors import UserError
 from acquire.data import ImageSet
 from acquire.model import autocast
 from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family, seeded_weights,
@@ -71,11 +72,11 @@ class DadaConfig:
         for name in ("latent_dim", "generator_width", "discriminator_width", "feature_dim", "generator_steps",
                      "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise UserError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.epochs <= 0 or self.lr <= 0:
-            raise ValueError(f"need epochs > 0 and lr > 0, got epochs={self.epochs}, lr={self.lr}")
+            raise UserError(f"need epochs > 0 and lr > 0, got epochs={self.epochs}, lr={self.lr}")
         if self.input_noise_std < 0 or self.feature_matching_weight < 0:
-            raise ValueError("input_noise_std and feature_matching_weight must be >= 0")
+            raise UserError("input_noise_std and feature_matching_weight must be >= 0")
 
 
 # ----------------------------------------------------------------------------------------- losses

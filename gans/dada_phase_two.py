@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from acquire.errors import UserError
 from acquire.augment import AugmentConfig, random_augment
 from acquire.data import ImageSet
 from acquire.model import autocast, map_in_chunks
@@ -56,9 +57,9 @@ class PhaseTwoConfig:
     def __post_init__(self):
         for name in ("steps", "batch_size", "generated_per_real"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise UserError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise UserError(f"lr must be > 0, got {self.lr}")
 
 
 # ----------------------------------------------------------------------------------------- losses

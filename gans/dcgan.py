@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from acquire.errors import UserError
 from acquire.data import ImageSet
 from acquire.model import autocast
 from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family, seeded_weights,
@@ -49,11 +50,11 @@ class DCGANConfig:
         for name in ("latent_dim", "embed_dim", "g_channels", "d_channels", "num_classes", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
         if not self.epochs > 0 or not self.lr > 0:
-            raise ValueError(f"need epochs > 0 and lr > 0, got epochs={self.epochs}, lr={self.lr}")
+            raise UserError(f"need epochs > 0 and lr > 0, got epochs={self.epochs}, lr={self.lr}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError(f"Adam betas must lie in [0, 1), got ({self.beta1}, {self.beta2})")
+            raise UserError(f"Adam betas must lie in [0, 1), got ({self.beta1}, {self.beta2})")
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def train(images: ImageSet, config: DCGANConfig, device, generator: torch.Genera
     runs under autocast(precision) (acquire.model.PRECISIONS); the weights stay float32.
     """
     if len(images) == 0:
-        raise ValueError("cannot train a GAN on an empty image set")
+        raise UserError("cannot train a GAN on an empty image set")
     session = session or TrainingSession()
     device = torch.device(device)
     real_NCHW, labels_N = train_images_to_float(images, device)

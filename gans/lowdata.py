@@ -45,6 +45,7 @@ from pathlib import Path
 
 import torch
 
+from acquire.errors import UserError
 from acquire.augment import AugmentConfig
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import write_tensors
@@ -114,16 +115,16 @@ class LowDataConfig:
         self.sizes, self.methods = list(dict.fromkeys(self.sizes)), list(dict.fromkeys(self.methods))
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
-            raise ValueError(f"unknown method(s) {', '.join(map(repr, unknown))}; available: {', '.join(METHODS)}")
+            raise UserError(f"unknown method(s) {', '.join(map(repr, unknown))}; available: {', '.join(METHODS)}")
         if not self.methods or not self.sizes:
-            raise ValueError("need at least one method and one size")
+            raise UserError("need at least one method and one size")
         for name, values in [("sizes", self.sizes), ("repeats", [self.repeats]),
                              ("phase_one_iterations", [self.phase_one_iterations])]:
             bad = [value for value in values if not isinstance(value, int) or value <= 0]
             if bad:
-                raise ValueError(f"{name} must be positive integers, got {bad[0]!r}")
+                raise UserError(f"{name} must be positive integers, got {bad[0]!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         self.phase_two()  # validates the phase-II settings
 
     def cells(self) -> list[dict]:
@@ -135,7 +136,7 @@ class LowDataConfig:
         """ValueError unless the training split (labels [N]) holds the largest n images of every class."""
         smallest_class, largest = int(train_labels_N.bincount(minlength=NUM_CLASSES).min()), max(self.sizes)
         if largest > smallest_class:
-            raise ValueError(f"--sizes: n = {largest} needs {largest} images of every class; the training split has "
+            raise UserError(f"--sizes: n = {largest} needs {largest} images of every class; the training split has "
                              f"only {smallest_class} of its rarest class")
 
     def phase_two(self, augment: bool = False) -> PhaseTwoConfig:

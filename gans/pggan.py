@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from acquire.errors import UserError
 from acquire.data import ImageSet
 from acquire.model import autocast
 from gans.registry import (ConditionalGenerator, TrainingSession, register_family, seeded_weights,
@@ -82,19 +83,19 @@ class PgganConfig:
     def __post_init__(self):
         self.channels, self.batch_sizes, self.betas = tuple(self.channels), tuple(self.batch_sizes), tuple(self.betas)
         if BASE_RESOLUTION * 2 ** (len(self.channels) - 1) != FINAL_RESOLUTION:
-            raise ValueError(f"channels needs one width per resolution 4..{FINAL_RESOLUTION} "
+            raise UserError(f"channels needs one width per resolution 4..{FINAL_RESOLUTION} "
                              f"({int(math.log2(FINAL_RESOLUTION // BASE_RESOLUTION)) + 1} values), got {self.channels}")
         if len(self.batch_sizes) != len(self.channels):
-            raise ValueError(f"batch_sizes needs one size per resolution, got {self.batch_sizes}")
+            raise UserError(f"batch_sizes needs one size per resolution, got {self.batch_sizes}")
         if min(self.channels + (self.latent_dim, self.label_dim, self.images_per_stage, self.mbstd_group)) <= 0:
-            raise ValueError("channels, latent_dim, label_dim, images_per_stage and mbstd_group must be positive")
+            raise UserError("channels, latent_dim, label_dim, images_per_stage and mbstd_group must be positive")
         if any(b <= 0 or b % self.mbstd_group for b in self.batch_sizes):
-            raise ValueError(f"every batch size must be a positive multiple of mbstd_group={self.mbstd_group}, "
+            raise UserError(f"every batch size must be a positive multiple of mbstd_group={self.mbstd_group}, "
                              f"got {self.batch_sizes}")
         if self.final_images < 0:
-            raise ValueError(f"final_images must be >= 0, got {self.final_images}")
+            raise UserError(f"final_images must be >= 0, got {self.final_images}")
         if self.lr <= 0 or self.lambda_gp < 0 or self.drift < 0 or self.ac_weight < 0 or not 0 <= self.ema_decay < 1:
-            raise ValueError("need lr > 0, lambda_gp, drift, ac_weight >= 0 and 0 <= ema_decay < 1")
+            raise UserError("need lr > 0, lambda_gp, drift, ac_weight >= 0 and 0 <= ema_decay < 1")
 
     @property
     def final_level(self) -> int:
@@ -311,7 +312,7 @@ def check_every_class(labels_N: torch.Tensor, num_classes: int) -> None:
     counts_K = torch.bincount(labels_N.cpu(), minlength=num_classes)
     if (counts_K == 0).any():
         missing = (counts_K == 0).nonzero().flatten().tolist()
-        raise ValueError(f"PGGAN training needs images of every class; none of class(es) {missing}")
+        raise UserError(f"PGGAN training needs images of every class; none of class(es) {missing}")
 
 
 class Trainer:

@@ -33,6 +33,7 @@ from typing import Callable, Protocol
 import torch
 from torch import nn
 
+from acquire.errors import UserError
 from acquire.data import ImageSet
 from acquire.seeding import seeded_cpu_rng
 
@@ -56,7 +57,7 @@ class ConditionalGenerator(nn.Module):
         is checked on resume.
         """
         if generator is not None and generator.device.type != "cpu":
-            raise ValueError(f"sample() draws z on the CPU so that samples do not depend on the device; pass a CPU "
+            raise UserError(f"sample() draws z on the CPU so that samples do not depend on the device; pass a CPU "
                              f"torch.Generator, not one on {generator.device}")
         device = next(self.parameters()).device
         network = copy.deepcopy(self).double().eval()
@@ -86,11 +87,11 @@ def parse_scalar(text: str, annotation) -> object:
     if annotation is bool:
         lowered = text.strip().lower()
         if lowered not in ("true", "false", "1", "0"):
-            raise ValueError(text)
+            raise UserError(text)
         return lowered in ("true", "1")
     if annotation in (int, float, str):
         return annotation(text.strip() if annotation is not str else text)
-    raise ValueError(text)
+    raise UserError(text)
 
 
 def format_field(value) -> str:
@@ -116,7 +117,7 @@ class GanFamily:
         known = {f.name for f in dataclasses.fields(self.config_class)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"{self.name} config has unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise UserError(f"{self.name} config has unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
         return self.config_class(**values)
 
     def parse_field(self, field: str, text: str) -> object:
@@ -124,7 +125,7 @@ class GanFamily:
         tuples from comma-separated values; a one-line ValueError naming `name.field` and the type otherwise."""
         hints = typing.get_type_hints(self.config_class)
         if field not in hints:
-            raise ValueError(f"{self.name}.{field}: {self.name} has no field {field!r}; fields: {sorted(hints)}")
+            raise UserError(f"{self.name}.{field}: {self.name} has no field {field!r}; fields: {sorted(hints)}")
         annotation = hints[field]
         default = getattr(self.config_class(), field)
         expected = (f"{self.name}.{field}={text!r}: expected {field_type_name(annotation)}, "
@@ -137,10 +138,10 @@ class GanFamily:
             if len(args) == 2 and args[1] is Ellipsis:
                 return tuple(parse_scalar(part, args[0]) for part in parts)
             if len(parts) != len(args):
-                raise ValueError(text)
+                raise UserError(text)
             return tuple(parse_scalar(part, arg) for part, arg in zip(parts, args))
         except ValueError:
-            raise ValueError(expected) from None
+            raise UserError(expected) from None
 
 
 FAMILIES: dict[str, GanFamily] = {}
@@ -150,14 +151,14 @@ def register_family(name: str, config_class: type, build: Callable, train: Calla
                     budget_field: str = "epochs") -> None:
     """Add a family to the zoo (each family module calls this at import); budget_field must be a config field."""
     if budget_field not in {f.name for f in dataclasses.fields(config_class)}:
-        raise ValueError(f"GAN family {name!r}: budget_field {budget_field!r} is not a field of {config_class.__name__}")
+        raise UserError(f"GAN family {name!r}: budget_field {budget_field!r} is not a field of {config_class.__name__}")
     FAMILIES[name] = GanFamily(name, config_class, build, train, description, budget_field)
 
 
 def get_family(name: str) -> GanFamily:
     """The registered family `name` (the built-in ones register when the gans package is imported)."""
     if name not in FAMILIES:
-        raise ValueError(f"unknown GAN family {name!r}; available: {', '.join(sorted(FAMILIES))}")
+        raise UserError(f"unknown GAN family {name!r}; available: {', '.join(sorted(FAMILIES))}")
     return FAMILIES[name]
 
 
@@ -265,7 +266,7 @@ class TrainingSession:
         if self.resume_from is not None:
             self._restore(self.resume_from)
             if self.steps > total_steps:
-                raise ValueError(f"the saved training state is {self.steps} steps in, past the {total_steps} steps "
+                raise UserError(f"the saved training state is {self.steps} steps in, past the {total_steps} steps "
                                  "this budget asks for: raise the budget or train from scratch")
         self._signalled, self._deferring, self._saved_steps = False, True, self.steps
         self._session_start = self._last_save = time.monotonic()

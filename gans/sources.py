@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from acquire.errors import UserError
 from acquire.data import ImageSet
 from acquire.files import mark_as_cache, write_tensors
 from acquire.pool import image_set_digest
@@ -30,7 +31,7 @@ POOL_CACHE = "pools"  # gan_dir/pools: generated pools, a local cache
 MNIST_TRAIN_IMAGES = 60_000  # train_gans trains on all of them unless --train-size says otherwise
 
 
-class GanNotTrainedError(RuntimeError):
+class GanNotTrainedError(UserError):
     """A GAN source was asked for before its checkpoint exists; the message gives the command to train it."""
 
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from acquire.errors import UserError
 from acquire.rundir import check_out_dir
 
 INTERRUPTED = 130
@@ -24,35 +25,25 @@ def _exit_before_work(signum, frame):
     raise SystemExit(INTERRUPTED)
 
 
-def stop_before_work(module_name: str) -> None:
-    """Called at the top of a runner module, before its slow imports: when it runs as the program
-    (`module_name == "__main__"`), SIGTERM and SIGINT end it at once with exit code 130."""
-    if module_name == "__main__":
-        signal.signal(signal.SIGTERM, _exit_before_work)
-        signal.signal(signal.SIGINT, _exit_before_work)
+def stop_before_work() -> None:
+    """SIGTERM and SIGINT end the program at once with exit code 130 (installed by runners/__init__.py when a
+    runner starts as `python -m runners.X`, before the runner's slow imports)."""
+    signal.signal(signal.SIGTERM, _exit_before_work)
+    signal.signal(signal.SIGINT, _exit_before_work)
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from acquire.data import DataError
-    from acquire.rundir import RunDirectoryError
-    from gans.checkpoint import CheckpointError
-    from gans.sources import GanNotTrainedError
-    return ValueError, DataError, RunDirectoryError, GanNotTrainedError, CheckpointError
-
-
 def run_guarded(body: Callable[[], int], interrupted: str | Callable[[], str]) -> int:
     """body() -> exit code, with SIGTERM and SIGINT turned into KeyboardInterrupt; user errors -> 2 (one line),
     interrupts -> 130 with the message `interrupted` (or what `interrupted()` gives at that moment: what was
     kept, how to go on)."""
-    user_errors = _user_errors()
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return body()
-    except user_errors as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from runners.cli import stop_before_work
+import argparse
+import sys
+from pathlib import Path
 
-stop_before_work(__name__)  # before the slow imports below
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from acquire.files import write_csv  # noqa: E402
-from acquire.plotting import METRIC_LABELS, read_configs, read_curves  # noqa: E402
-from acquire.stats import PairedDifference, all_pairs, arm_name, paired_difference, parse_arm  # noqa: E402
-from runners.cli import int_list, run_guarded  # noqa: E402
+from acquire.files import write_csv
+from acquire.plotting import METRIC_LABELS, read_configs, read_curves
+from acquire.stats import PairedDifference, all_pairs, arm_name, paired_difference, parse_arm
+from runners.cli import int_list, run_guarded
 
 DESCRIPTION = """\
 Compare arms (SOURCES/ACQUISITION) of the active loop's CSVs at one training-set size, paired by repeat:

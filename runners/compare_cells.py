@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from acquire.errors import UserError
 from acquire.files import write_csv
 from acquire.stats import PairedDifference, pair_by_repeat
 from runners.cli import comma_list, run_guarded
@@ -47,17 +48,17 @@ def compare_to_baseline(df: pd.DataFrame, arm_columns: list[str], size_column: s
     paired by repeat. Raises ValueError naming a missing column or a baseline with no rows."""
     missing = sorted({*arm_columns, size_column, "repeat", metric, *against} - set(df.columns))
     if missing:
-        raise ValueError(f"the CSV has no column(s) {missing}; its columns are {list(df.columns)}")
+        raise UserError(f"the CSV has no column(s) {missing}; its columns are {list(df.columns)}")
     text = df.astype({c: str for c in against})
     is_baseline = pd.concat([text[c] == v for c, v in against.items()], axis=1).all(axis=1)
     if not is_baseline.any():
-        raise ValueError(f"no row matches --against {','.join(f'{c}={v}' for c, v in against.items())}")
+        raise UserError(f"no row matches --against {','.join(f'{c}={v}' for c, v in against.items())}")
     baseline_name = ",".join(f"{c}={v}" for c, v in against.items())
     results = []
     for size, at_size in df.groupby(size_column, sort=True):
         base = at_size[is_baseline[at_size.index]].set_index("repeat")[metric]
         if base.index.duplicated().any():
-            raise ValueError(f"--against {baseline_name} matches several rows per repeat at {size_column} = {size}; "
+            raise UserError(f"--against {baseline_name} matches several rows per repeat at {size_column} = {size}; "
                              "name the baseline arm with more columns")
         for values, rows in at_size[~is_baseline[at_size.index]].groupby(arm_columns, sort=True):
             values = values if isinstance(values, tuple) else (values,)
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if not args.csv.is_file():
-        raise ValueError(f"{args.csv} is not a file; give a sweep's results.csv")
+        raise UserError(f"{args.csv} is not a file; give a sweep's results.csv")
     results = compare_to_baseline(pd.read_csv(args.csv), args.arm, args.size, args.against, args.metric)
     print(f"{args.metric}: A − B in percentage points, paired by repeat at {args.size}; std ddof = 1; "
           "95% CI: mean ± t(0.975, n − 1) · std / √n")

@@ -3,24 +3,20 @@ methods are described in gans.lowdata."""
 
 from __future__ import annotations
 
-from runners.cli import stop_before_work
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
 
-stop_before_work(__name__)  # before the slow imports below
+import pandas as pd
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
-
-from acquire.data import load_train_test  # noqa: E402
-from acquire.device import resolve_device  # noqa: E402
-from acquire.model import check_precision  # noqa: E402
-from acquire.plotting import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep  # noqa: E402
-from acquire.sweep import Sweep, SweepSettings  # noqa: E402
-from gans.lowdata import COLUMNS, DEFAULT_METHODS, KEY_COLUMNS, METHODS, LowDataConfig, measure_cell  # noqa: E402
-from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, int_list,  # noqa: E402
+from acquire.data import load_train_test
+from acquire.device import resolve_device
+from acquire.model import check_precision
+from acquire.plotting import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
+from acquire.sweep import Sweep, SweepSettings
+from gans.lowdata import COLUMNS, DEFAULT_METHODS, KEY_COLUMNS, METHODS, LowDataConfig, measure_cell
+from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, int_list,
                          resume_hint, run_guarded)
 
 DESCRIPTION = """\

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from acquire.errors import UserError
 from acquire.files import write_csv
 from acquire.plotting import read_curves
 from runners.cli import float_list, run_guarded
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     missing = [str(path) for path in args.csv if not path.is_file()]
     if missing:
-        raise ValueError(f"no such CSV: {', '.join(missing)}")
+        raise UserError(f"no such CSV: {', '.join(missing)}")
     rows = table(read_curves(args.csv, args.metric), args.errors, args.metric, args.initial)
     shown = pd.DataFrame(rows)[["run", "acquisition", "error_pct", "train_size_per_repeat", "mean_train_size",
                                 "mean_acquired", "mean_curve_train_size", "gal_2017"]]

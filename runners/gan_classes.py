@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from runners.cli import stop_before_work
+from acquire.errors import UserError
+import argparse
+import sys
+from pathlib import Path
 
-stop_before_work(__name__)  # before the slow imports below
+import pandas as pd
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
-
-from acquire.data import load_train_test  # noqa: E402
-from acquire.device import resolve_device  # noqa: E402
-from acquire.files import write_csv  # noqa: E402
-from gans.checkpoint import load_checkpoint  # noqa: E402
-from gans.quality import REAL_ROW, Judge, QualityConfig, agreement_by_class  # noqa: E402
-from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path  # noqa: E402
-from runners.cli import add_device_and_data_flags, comma_list, run_guarded  # noqa: E402
+from acquire.data import load_train_test
+from acquire.device import resolve_device
+from acquire.files import write_csv
+from gans.checkpoint import load_checkpoint
+from gans.quality import REAL_ROW, Judge, QualityConfig, agreement_by_class
+from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path
+from runners.cli import add_device_and_data_flags, comma_list, run_guarded
 
 COLUMNS = ["source", "digit", "samples", "agreement", "most_confused_with", "confused_share"]
 
@@ -51,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args: argparse.Namespace) -> int:
     if args.quality_samples <= 0:
-        raise ValueError(f"--quality-samples must be positive, got {args.quality_samples}")
+        raise UserError(f"--quality-samples must be positive, got {args.quality_samples}")
     names = args.gans or [name for name in ALL_GANS if checkpoint_path(args.gan_dir, name).exists()]
     missing = [name for name in names if not checkpoint_path(args.gan_dir, name).exists()]
     if not names or missing:

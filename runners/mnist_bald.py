@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from runners.cli import stop_before_work
+from acquire.errors import UserError
+import argparse
+import sys
+from functools import partial
+from pathlib import Path
 
-stop_before_work(__name__)  # before the slow imports below
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-from functools import partial  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from acquire.api import Experiment  # noqa: E402
-from acquire.data import load_split, resolve_data_dir  # noqa: E402
-from acquire.functions import get_acquisition  # noqa: E402
-from acquire.device import resolve_device  # noqa: E402
-from acquire.loop import ActiveLearningRun, ExperimentConfig, callable_name  # noqa: E402
-from acquire.mc_dropout import MASKINGS  # noqa: E402
-from acquire.model import (TrainConfig, new_gal_code_glorot_model, new_gal_code_model, new_glorot_model,  # noqa: E402
+from acquire.api import Experiment
+from acquire.data import load_split, resolve_data_dir
+from acquire.functions import get_acquisition
+from acquire.device import resolve_device
+from acquire.loop import ActiveLearningRun, ExperimentConfig, callable_name
+from acquire.mc_dropout import MASKINGS
+from acquire.model import (TrainConfig, new_gal_code_glorot_model, new_gal_code_model, new_glorot_model,
                            new_model)
-from acquire.plotting import final_table, format_table, read_curves  # noqa: E402
-from acquire.pool import REAL_SOURCE, CandidatePool  # noqa: E402
-from acquire.rundir import CONFIG_FILE  # noqa: E402
-from gans.registry import get_family  # noqa: E402
-from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source  # noqa: E402
-from runners.cli import (add_executor_flags, add_precision_flag, add_run_flags, comma_list, config_for_out_dir,  # noqa: E402
+from acquire.plotting import final_table, format_table, read_curves
+from acquire.pool import REAL_SOURCE, CandidatePool
+from acquire.rundir import CONFIG_FILE
+from gans.registry import get_family
+from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source
+from runners.cli import (add_executor_flags, add_precision_flag, add_run_flags, comma_list, config_for_out_dir,
                          resume_hint, run_guarded)
 
 DESCRIPTION = """\
@@ -155,7 +152,7 @@ def mnist_model(config: ExperimentConfig):
     """The factory (seed, device) -> CNN for MNIST's 10 classes and [1,28,28] that config.model names."""
     factories = {callable_name(fn): fn for fn in MODELS.values()}
     if config.model not in factories:
-        raise ValueError(f"this run's config names the model {config.model!r}, which runners.mnist_bald does not "
+        raise UserError(f"this run's config names the model {config.model!r}, which runners.mnist_bald does not "
                          f"build ({', '.join(factories)}); continue it with the Python API "
                          "(acquire.api.Experiment with its model factory)")
     return partial(factories[config.model], num_classes=10, image_shape=(1, 28, 28))  # other shapes or K refused

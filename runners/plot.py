@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from acquire.errors import UserError
 from acquire.files import write_csv
 from acquire.plotting import (BANDS, METRIC_LABELS, dataset_name, final_table, format_table, plot_curves, protocol_text,
                               read_configs, read_curves, table_at)
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_train_size is not None:
             df = df[df["train_size"] <= args.max_train_size]
             if df.empty:
-                raise ValueError(f"no rows with train_size <= {args.max_train_size}")
+                raise UserError(f"no rows with train_size <= {args.max_train_size}")
         table = final_table(df, args.metric) if args.at is None else table_at(df, args.at, args.metric)
         configs = read_configs(args.csv)
         out = plot_curves(df, args.out, metric=args.metric, last_rounds=args.last_rounds, title=args.title,

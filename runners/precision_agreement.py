@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from runners.cli import stop_before_work
+from acquire.errors import UserError
+import argparse
+import sys
+from pathlib import Path
 
-stop_before_work(__name__)  # before the slow imports below
+from tqdm.auto import tqdm
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from tqdm.auto import tqdm  # noqa: E402
-
-from acquire.data import resolve_data_dir  # noqa: E402
-from acquire.device import resolve_device  # noqa: E402
-from acquire.files import write_csv  # noqa: E402
-from acquire.loop import ExperimentConfig  # noqa: E402
-from acquire.model import PRECISIONS, check_precision  # noqa: E402
-from acquire.rundir import CONFIG_FILE, check_out_dir  # noqa: E402
-from runners.cli import add_device_and_data_flags, comma_list, int_list, run_guarded  # noqa: E402
-from runners.mnist_bald import open_worker  # noqa: E402
+from acquire.data import resolve_data_dir
+from acquire.device import resolve_device
+from acquire.files import write_csv
+from acquire.loop import ExperimentConfig
+from acquire.model import PRECISIONS, check_precision
+from acquire.rundir import CONFIG_FILE, check_out_dir
+from runners.cli import add_device_and_data_flags, comma_list, int_list, run_guarded
+from runners.mnist_bald import open_worker
 
 DESCRIPTION = """\
 For each arm of a runners.mnist_bald run (by default those whose acquisition scores by MC dropout) and each
@@ -60,13 +57,13 @@ def run(args: argparse.Namespace) -> int:
     names = args.acquisitions or config.acquisitions
     unknown = sorted(set(names) - set(config.acquisitions))
     if unknown:
-        raise ValueError(f"{args.run} has no arms of {unknown}; its acquisitions are {config.acquisitions}")
+        raise UserError(f"{args.run} has no arms of {unknown}; its acquisitions are {config.acquisitions}")
     arms = [f"{s}/{a}/{r}" for s in config.sources for a in names for r in range(config.repeats)]
     rows = []
     with open_worker(args.run.resolve(), resolve_data_dir(args.data_dir), str(device), arms) as loop:
         arms = [s for s in loop.active if s.acquisition.needs_mc or args.acquisitions]
         if not arms:
-            raise ValueError(f"no arm of {args.run} scores by MC dropout; name the ones to replay with --acquisitions")
+            raise UserError(f"no arm of {args.run} scores by MC dropout; name the ones to replay with --acquisitions")
         work = [(state, r) for state in arms for r in args.rounds if r <= state.rounds_done]
         for state, round_index in tqdm(work, disable=args.no_progress, desc="replaying rounds"):
             picks = loop.replay_choice(str(state.arm), round_index, PRECISIONS)

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from runners.cli import stop_before_work
+import argparse
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
 
-stop_before_work(__name__)  # before the slow imports below
+import pandas as pd
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-from dataclasses import asdict, replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
-
-from acquire.data import load_train_test  # noqa: E402
-from acquire.device import resolve_device  # noqa: E402
-from acquire.mixing import MODES  # noqa: E402
-from acquire.model import check_precision  # noqa: E402
-from acquire.plotting import format_mean_std, plot_sweep, summarise_sweep  # noqa: E402
-from acquire.ratio_cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline  # noqa: E402
-from acquire.sweep import Sweep, SweepSettings  # noqa: E402
-from gans.registry import get_family  # noqa: E402
-from gans.sources import (ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests,  # noqa: E402
+from acquire.data import load_train_test
+from acquire.device import resolve_device
+from acquire.mixing import MODES
+from acquire.model import check_precision
+from acquire.plotting import format_mean_std, plot_sweep, summarise_sweep
+from acquire.ratio_cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline
+from acquire.sweep import Sweep, SweepSettings
+from gans.registry import get_family
+from gans.sources import (ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests,
                           generated_source)
-from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, float_list,  # noqa: E402
+from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, float_list,
                          int_list, resume_hint, run_guarded)
 
 DESCRIPTION = """\

@@ -6,32 +6,29 @@ or a longer budget, continues from it when the same command is run again.
 
 from __future__ import annotations
 
-from runners.cli import stop_before_work
+from acquire.errors import UserError
+import argparse
+import csv
+import dataclasses
+import json
+import sys
+from pathlib import Path
 
-stop_before_work(__name__)  # before the slow imports below
+import torch
 
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-
-from acquire.data import ImageSet, class_balanced_indices, load_train_test  # noqa: E402
-from acquire.device import resolve_device  # noqa: E402
-from acquire.files import CsvError, append_csv_row, read_csv_rows, write_csv  # noqa: E402
-from acquire.model import check_precision  # noqa: E402
-from acquire.rundir import RunDir  # noqa: E402
-from acquire.seeding import derive_seed  # noqa: E402
-from gans.checkpoint import (CheckpointError, data_digest, load_checkpoint, load_training_state,  # noqa: E402
+from acquire.data import ImageSet, class_balanced_indices, load_train_test
+from acquire.device import resolve_device
+from acquire.files import CsvError, append_csv_row, read_csv_rows, write_csv
+from acquire.model import check_precision
+from acquire.rundir import RunDir
+from acquire.seeding import derive_seed
+from gans.checkpoint import (CheckpointError, data_digest, load_checkpoint, load_training_state,
                              read_sidecar, save_checkpoint, save_training_state, training_state_path)
-from gans.grid import save_sample_grid  # noqa: E402
-from gans.quality import REAL_ROW, Judge, QualityConfig, plot_quality_by_budget  # noqa: E402
-from gans.registry import ConditionalGenerator, GanFamily, TrainingSession, get_family  # noqa: E402
-from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, checkpoint_path  # noqa: E402
-from runners.cli import add_precision_flag, add_run_flags, run_guarded  # noqa: E402
+from gans.grid import save_sample_grid
+from gans.quality import REAL_ROW, Judge, QualityConfig, plot_quality_by_budget
+from gans.registry import ConditionalGenerator, GanFamily, TrainingSession, get_family
+from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, checkpoint_path
+from runners.cli import add_precision_flag, add_run_flags, run_guarded
 
 MEASURES = ["label_agreement", "frechet_distance", "cas_accuracy", "cas_balanced_accuracy"]
 QUALITY_COLUMNS = ["gan", "generator_parameters", "train_images", "images_shown", "train_seconds", *MEASURES]
@@ -149,17 +146,17 @@ def family_config(name: str, overrides: list[tuple[str, str, str]], preset: str 
         try:
             target_family = get_family(target)
         except ValueError as error:
-            raise ValueError(f"--set {target}.{field}={value}: {error}") from None
+            raise UserError(f"--set {target}.{field}={value}: {error}") from None
         try:
             parsed = target_family.parse_field(field, value)
         except ValueError as error:
-            raise ValueError(f"--set {error}") from None
+            raise UserError(f"--set {error}") from None
         if target == name:
             changes[field] = parsed
     try:
         return dataclasses.replace(family.config_class(), **changes)
     except ValueError as error:
-        raise ValueError(f"{name} config: {error}") from None
+        raise UserError(f"{name} config: {error}") from None
 
 
 def training_subset(train: ImageSet, size: int, seed: int) -> ImageSet:
@@ -217,10 +214,10 @@ def resume_state(state_path: Path, identity: dict, family: GanFamily) -> dict | 
     if state.get("precision", "fp32") != identity["precision"]:
         differing.append(f"precision (saved {state.get('precision', 'fp32')}, asked {identity['precision']})")
     if differing:
-        raise ValueError(f"{state_path} is the training state of another run, differing in {'; '.join(differing)}: "
+        raise UserError(f"{state_path} is the training state of another run, differing in {'; '.join(differing)}: "
                          f"rerun with the settings it was trained with, {fix}")
     if saved.get(budget, asked[budget]) > asked[budget]:
-        raise ValueError(f"{state_path} was trained towards {budget}={saved[budget]}, which the smaller "
+        raise UserError(f"{state_path} was trained towards {budget}={saved[budget]}, which the smaller "
                          f"{budget}={asked[budget]} cannot continue: ask for {budget} >= {saved[budget]}, {fix}")
     return state
 
@@ -346,14 +343,14 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Train (or continue) each GAN asked for, then write the quality report."""
     if args.checkpoint_minutes < 0 or args.quality_every < 0:
-        raise ValueError("--checkpoint-minutes and --quality-every must be >= 0")
+        raise UserError("--checkpoint-minutes and --quality-every must be >= 0")
     device = resolve_device(args.device)
     args.precision = args.precision or "fp32"
     check_precision(args.precision, device)
     if args.quality_samples is None:
         args.quality_samples = QUICK_QUALITY_SAMPLES if args.preset == "quick" else QualityConfig.samples_per_class
     if args.quality_samples <= 0:
-        raise ValueError(f"--quality-samples must be positive, got {args.quality_samples}")
+        raise UserError(f"--quality-samples must be positive, got {args.quality_samples}")
     configs = {name: family_config(name, args.overrides, args.preset) for name in args.gans}
     train, test, _ = load_train_test(args.data_dir)
     data = training_subset(train, args.train_size, args.seed)

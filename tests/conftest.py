@@ -1,4 +1,8 @@
-"""Shared fixtures: tiny slices of the real MNIST kept beside the project (../shared/data/mnist)."""
+"""Shared fixtures: tiny slices of the real MNIST kept beside the project (../shared/data/mnist).
+
+Every test that uses the real data files (through `mnist_dir`, directly or via another fixture) is marked
+`real_data` and skips when the files are absent; `python -m pytest -m "not real_data"` runs the rest.
+"""
 
 import os
 from pathlib import Path
@@ -55,3 +59,9 @@ def one_thread():
 def gan_images(tiny_train):
     """The first 128 real training images: enough for a few GAN steps."""
     return tiny_train.subset(torch.arange(128))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "mnist_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_data)

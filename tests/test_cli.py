@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from acquire.data import DataError
+from acquire.errors import UserError
 from runners.cli import add_run_flags, resume_hint, run_guarded
 
 
@@ -45,6 +46,31 @@ def test_bugs_are_not_hidden():
 
     with pytest.raises(KeyError):
         run_guarded(body, "unused")
+
+
+def test_a_value_error_raised_by_a_bug_keeps_its_traceback():
+    """Only UserError is the user's to fix; a ValueError from inside torch is a bug and must not become exit 2."""
+    import torch
+
+    def body():
+        torch.zeros(2, 3) @ torch.zeros(2, 3)  # a shape bug: torch raises RuntimeError
+        return 0
+
+    def body_value_error():
+        int("not a number")  # a bug that raises a plain ValueError
+
+    with pytest.raises(RuntimeError):
+        run_guarded(body, "unused")
+    with pytest.raises(ValueError) as caught:
+        run_guarded(body_value_error, "unused")
+    assert not isinstance(caught.value, UserError)
+
+
+def test_a_user_error_exits_2():
+    def body():
+        raise UserError("--lr must be a finite number > 0, got inf")
+
+    assert run_guarded(body, "unused") == 2
 
 
 def test_the_body_exit_code_is_returned():

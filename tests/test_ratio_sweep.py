@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_precision import needs_bf16
+from tests.test_precision import needs_bf16
 
 from acquire.data import MNIST_FILES, ImageSet, load_split
 from acquire.model import predict

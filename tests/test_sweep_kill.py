@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import test_ratio_sweep
+from tests import test_ratio_sweep
 
 from acquire.files import read_csv_rows
 from runners import dada_lowdata, ratio_sweep

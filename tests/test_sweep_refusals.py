@@ -4,7 +4,7 @@ import json
 from dataclasses import asdict
 
 import pytest
-import test_ratio_sweep
+from tests import test_ratio_sweep
 
 from runners import dada_lowdata, ratio_sweep
 

@@ -11,35 +11,51 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from acquire.data import ImageSet
+from acquire.data import ImageSet, as_image_set
 from acquire.device import resolve_device
+from acquire.errors import UserError
 from acquire.loop import ActiveLearningRun, ExperimentConfig
 from acquire.model import ModelFactory, TrainFn
 from acquire.plotting import plot_curves, protocol_text, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
 
 
+def image_set(name: str, data) -> ImageSet:
+    """`data` as an ImageSet: itself, or an (images, labels) pair of arrays or tensors (acquire.data.as_image_set)."""
+    if isinstance(data, ImageSet):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return as_image_set(*data)
+    raise UserError(f"{name} must be an ImageSet or an (images, labels) pair, got {type(data).__name__}"
+                    + (" (images without labels)" if hasattr(data, "shape") else "")
+                    + "; e.g. Experiment(config, (x_pool, y_pool), (x_test, y_test), out_dir)")
+
+
 class Experiment:
     """Runs (or, with resume=True, continues) `config` on `pool` and scores every round on `test`, in `out_dir`.
 
-    pool: an ImageSet (one source, named "raw": config.sources must be ["raw"]), or source-set name -> CandidatePool.
-    test: the test set, uint8 images [N,C,H,W] and labels [N] (0..K-1).
+    pool: an ImageSet or an (images, labels) pair (one source, named "raw": config.sources must be ["raw"]), or
+    source-set name -> CandidatePool.
+    test: the test set, an ImageSet (uint8 images [N,C,H,W], labels [N] in 0..K-1) or an (images, labels) pair.
+    resumable_provenance: keys of config.sources_provenance a resume may change (ActiveLearningRun).
     model, trainer: see ActiveLearningRun (model_factory, train_fn); default Gal et al.'s CNN and its Adam recipe.
     device: "auto" (CUDA when present), "cpu", "cuda", or a torch.device.
     Precision is a setting of the run: ExperimentConfig(precision="bf16") trains under bfloat16 autocast and scores
-    with bfloat16 GEMMs (a ValueError where the device lacks bfloat16).
+    with bfloat16 GEMMs (a UserError where the device lacks bfloat16).
     Writes out_dir/config.json, rounds.csv, state/ (as the CLI does) and, after run(), curves.png. Use as a context
     manager, or call close(), to release the directory's lock.
     """
 
-    def __init__(self, config: ExperimentConfig, pool: ImageSet | dict[str, CandidatePool], test: ImageSet,
-                 out_dir: str | Path, *, model: ModelFactory | None = None, trainer: TrainFn | None = None,
-                 device: str | torch.device = "auto", resume: bool = False):
+    def __init__(self, config: ExperimentConfig, pool: ImageSet | tuple | dict[str, CandidatePool],
+                 test: ImageSet | tuple, out_dir: str | Path, *, model: ModelFactory | None = None,
+                 trainer: TrainFn | None = None, device: str | torch.device = "auto", resume: bool = False,
+                 resumable_provenance: tuple[str, ...] = ()):
         device = resolve_device(device) if isinstance(device, str) else torch.device(device)
-        if isinstance(pool, ImageSet):
-            pool = {REAL_SOURCE: CandidatePool({REAL_SOURCE: pool}, device)}
+        if not isinstance(pool, dict):
+            pool = {REAL_SOURCE: CandidatePool({REAL_SOURCE: image_set("pool", pool)}, device)}
         self.out_dir = Path(out_dir)
-        self.loop = ActiveLearningRun(config, pool, test, self.out_dir, device, resume, model, trainer)
+        self.loop = ActiveLearningRun(config, pool, image_set("test", test), self.out_dir, device, resume, model,
+                                      trainer, resumable_provenance=resumable_provenance)
 
     @property
     def config(self) -> ExperimentConfig:

@@ -84,6 +84,17 @@ class CandidatePool:
         self._available_N[index_k] = False
         self.rounds.append(index_k.cpu())
 
+    def images_digest(self, index_k: torch.Tensor) -> str:
+        """sha256 of the uint8 images [k,C,H,W] at global indices [k], in that order."""
+        index_k = torch.as_tensor(index_k, dtype=torch.long).to(self.device)
+        return hashlib.sha256(self.images_NCHW[index_k].cpu().contiguous().numpy().tobytes()).hexdigest()
+
+    def __repr__(self) -> str:
+        shape = list(self.images_NCHW.shape[1:])
+        sources = ", ".join(f"{name}={part['images']:,}" for name, part in self.fingerprint.items())
+        return (f"CandidatePool({len(self):,} candidates {shape} from {sources}; {len(self) - self.num_available:,} "
+                f"acquired, on {self.device})")
+
     @property
     def acquired_index(self) -> torch.Tensor:
         """Global indices of all acquired candidates [n], in acquisition order."""

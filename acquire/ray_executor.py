@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,10 @@ import torch
 from tqdm.auto import tqdm
 
 from acquire.errors import UserError
+from acquire.validate import check_float, check_int, check_positive_int
 from acquire.loop import ActiveLearningRun
 
+CONNECT_SECONDS = 60.0  # how long an unreachable --ray-address may take to be refused
 INSTALL_HINT = 'install it with: pip install -e ".[ray]"   (or: pip install "ray>=2.9")'
 
 
@@ -45,22 +48,37 @@ class RayOptions:
     poll_seconds: float = 5.0
 
     def __post_init__(self):
-        if not isinstance(self.threads_per_task, int) or self.threads_per_task < 1:
-            raise UserError(f"threads per task must be an integer >= 1, got {self.threads_per_task!r}")
-        if not 0 <= self.gpus_per_task <= 1:
-            raise UserError(f"GPUs per task must be a fraction in [0, 1], got {self.gpus_per_task!r}")
-        if self.num_cpus is not None and self.num_cpus < self.threads_per_task:
+        check_positive_int("threads per task", self.threads_per_task)
+        check_float("GPUs per task", self.gpus_per_task, minimum=0, maximum=1)
+        check_int("retries", self.max_retries)
+        check_float("poll seconds", self.poll_seconds, above=0)
+        if self.num_cpus is not None and check_positive_int("Ray CPUs", self.num_cpus) < self.threads_per_task:
             raise UserError(f"a local Ray instance of {self.num_cpus} CPU(s) cannot run a task of "
                              f"{self.threads_per_task} threads; give more CPUs or fewer threads per task")
 
 
 def import_ray():
-    """The ray module, or a ValueError that says how to install it."""
+    """The ray module, or a UserError that says how to install it."""
     try:
         import ray
     except ImportError:
         raise UserError(f"--executor ray needs Ray, which is not installed; {INSTALL_HINT}") from None
     return ray
+
+
+def check_reachable(address: str | None, timeout: float = CONNECT_SECONDS) -> None:
+    """Refuse, within `timeout` seconds, a Ray address ('host:port' or 'ray://host:port') nothing answers on; None
+    (a local instance) and 'auto' (found by Ray from this machine's session files) are not probed."""
+    if address in (None, "auto", "local"):
+        return
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address {address!r} is not host:port or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise UserError(f"no Ray cluster answers at {address} within {timeout:g} s ({error}); start it (ray start "
+                        "--head) or fix --ray-address") from None
 
 
 def advance_arms(open_worker: Callable[[list[str]], ActiveLearningRun], arms: list[str], threads: int) -> list[str]:
@@ -83,6 +101,7 @@ def run_on_ray(owner: ActiveLearningRun, open_worker: Callable[[list[str]], Acti
     if owner.device.type == "cuda" and options.gpus_per_task <= 0:
         raise UserError("a CUDA run on Ray needs a GPU fraction per task (--gpus-per-task, e.g. 0.25 for four arms "
                          "per GPU): a task that asks for no GPU sees none")
+    check_reachable(options.address)
     started_here = not ray.is_initialized()
     if started_here:
         # Ray runs its workers at niceness 15, so on a busy machine the arms starve (a 3 s run took 90 s beside two

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from acquire.errors import UserError
 import argparse
 import sys
 from functools import partial
 from pathlib import Path
 
 from acquire.api import Experiment
+from acquire.errors import UserError
 from acquire.data import load_split, resolve_data_dir
 from acquire.functions import get_acquisition
 from acquire.device import resolve_device
@@ -18,6 +18,7 @@ from acquire.model import (TrainConfig, new_gal_code_glorot_model, new_gal_code_
                            new_model)
 from acquire.plotting import final_table, format_table, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
+from acquire.validate import check_positive_int
 from acquire.rundir import CONFIG_FILE
 from gans.registry import get_family
 from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source
@@ -56,6 +57,7 @@ PRESETS = {
 }
 MODELS = {"gal": new_model, "gal_code": new_gal_code_model,  # --model name -> factory (seed, device, K, [C,H,W])
           "gal_glorot": new_glorot_model, "gal_code_glorot": new_gal_code_glorot_model}
+RESUMABLE_PROVENANCE = ("gan_dir",)  # a resume may read the GAN checkpoints from elsewhere (their digests must match)
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "dense_l2_c")
 CONFIG_FLAGS = ("sources", "acquisitions", "rounds", "per_round", "initial", "repeats", "mc_samples", "pool_subset",
                 "seed", "generated_per_class", "precision", "model", "mc_masks")
@@ -114,19 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args: argparse.Namespace, saved: ExperimentConfig | None = None) -> ExperimentConfig:
-    """The run's config: the preset's values (or, resuming, the saved config), overridden by every flag given
-    explicitly. GAN sources record their checkpoints' digests; a resume then refuses any change but --rounds."""
+def config_from_args(args: argparse.Namespace, saved: ExperimentConfig | None = None,
+                     dataset: str = "") -> ExperimentConfig:
+    """The run's config, built once: the preset's values (or, resuming, the saved config), overridden by every flag
+    given explicitly. GAN sources record how their pool was built (sources_provenance: the checkpoints' digests,
+    samples per class, the directory); a resume then refuses any change but --rounds and where files are found."""
     if saved is None:
         values = {"sources": ["raw"], "acquisitions": ["random", "bald"]}
-        gan_dir = args.gan_dir or DEFAULT_GAN_DIR
+        provenance = {}
     else:
-        values = {k: v for k, v in saved.to_dict().items() if k not in ("train", "pool_fingerprint")}
+        values = {k: v for k, v in saved.to_dict().items()
+                  if k not in ("train", "pool_fingerprint", "test_fingerprint", "sources_provenance")}
         values.update(saved.to_dict()["train"])
         values["sources"] = [s.removeprefix(f"{REAL_SOURCE}+") for s in saved.sources]
-        gan_dir = args.gan_dir or Path(saved.gan_dir or DEFAULT_GAN_DIR)
+        provenance = saved.sources_provenance
     values.update(PRESETS[args.preset or "paper"] if saved is None or args.preset else {})
     values.update({name: getattr(args, name) for name in CONFIG_FLAGS + TRAIN_FLAGS if getattr(args, name) is not None})
+    per_class = values.pop("generated_per_class", None)
     for name in values["acquisitions"]:
         get_acquisition(name)  # unknown or broken names fail here, before any work
     gans = [s for s in values["sources"] if s != REAL_SOURCE]
@@ -134,12 +140,17 @@ def config_from_args(args: argparse.Namespace, saved: ExperimentConfig | None = 
         get_family(name)  # unknown names fail here, with the list of families
     values["sources"] = [s if s == REAL_SOURCE else f"{REAL_SOURCE}+{s}" for s in values["sources"]]
     if gans:
-        values.setdefault("generated_per_class", DEFAULT_PER_CLASS)
-        values["gan_checkpoints"] = gan_weights_digests(gan_dir, gans)
-        values["gan_dir"] = str(gan_dir)
+        gan_dir = args.gan_dir or Path(provenance.get("gan_dir") or DEFAULT_GAN_DIR)
+        per_class = per_class if per_class is not None else provenance.get("generated_per_class", DEFAULT_PER_CLASS)
+        check_positive_int("--generated-per-class", per_class)
+        provenance = {"gan_dir": str(gan_dir), "gan_checkpoints": gan_weights_digests(gan_dir, gans),
+                      "generated_per_class": per_class}
+    elif per_class is not None:
+        raise UserError("--generated-per-class needs a GAN source set (--sources raw,NAME); 'raw' alone has none")
     values["model"] = model_path(values.get("model", "gal"))
+    values["dataset"] = dataset or values.get("dataset", "")
     train = TrainConfig(**{k: values.pop(k) for k in TRAIN_FLAGS if k in values})
-    return ExperimentConfig(train=train, **values)
+    return ExperimentConfig(train=train, sources_provenance=provenance, **values)
 
 
 def model_path(name: str) -> str:
@@ -161,11 +172,12 @@ def mnist_model(config: ExperimentConfig):
 def build_pools(config: ExperimentConfig, data_dir: Path | None, device) -> dict[str, CandidatePool]:
     """One candidate pool per source set on `device`: 'raw', or 'raw+GAN' (real images joined by the GAN's samples)."""
     raw = load_split("train", data_dir)
-    pools = {}
+    pools, provenance = {}, config.sources_provenance
     for source_set in config.sources:
         parts = {REAL_SOURCE: raw}
         for gan in source_set.split("+")[1:]:
-            parts[gan] = generated_source(gan, Path(config.gan_dir), config.generated_per_class, config.seed, device)
+            parts[gan] = generated_source(gan, Path(provenance["gan_dir"]), provenance["generated_per_class"],
+                                          config.seed, device)
         pools[source_set] = CandidatePool(parts, device)
     return pools
 
@@ -176,21 +188,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    trusted = tuple(args.acquisitions or ())
     config = config_for_out_dir(args, lambda: config_from_args(
-        args, ExperimentConfig.load(args.out / CONFIG_FILE) if args.resume else None))
+        args, ExperimentConfig.load(args.out / CONFIG_FILE, trusted) if args.resume else None,
+        dataset=resolve_data_dir(args.data_dir).name))
     device = resolve_device(args.device)
-    config.dataset = resolve_data_dir(args.data_dir).name
     ray_options = ray_options_from_args(args, device) if args.executor == "ray" else None
     pools = build_pools(config, args.data_dir, device)
     with Experiment(config, pools, load_split("test", args.data_dir), args.out, model=mnist_model(config),
-                    device=device, resume=args.resume) as experiment:
+                    device=device, resume=args.resume, resumable_provenance=RESUMABLE_PROVENANCE) as experiment:
         where = f"Ray tasks of {args.threads_per_task} thread(s)" if ray_options else str(device)
         print(f"{len(experiment.loop.arms)} arms x {config.rounds} rounds on {where}; writing {experiment.csv_path}",
               file=sys.stderr)
         if ray_options is None:
             experiment.run(progress=not args.no_progress)
         else:
-            worker = partial(open_worker, args.out.resolve(), resolve_data_dir(args.data_dir), str(device))
+            worker = partial(open_worker, args.out.resolve(), resolve_data_dir(args.data_dir), str(device),
+                             tuple(config.custom_acquisitions))
             experiment.run_on_ray(worker, ray_options, progress=not args.no_progress)
     print(format_table(final_table(read_curves([experiment.csv_path]))))
     print(f"wrote {experiment.csv_path} and {experiment.plot_path}")
@@ -199,20 +213,23 @@ def run(args: argparse.Namespace) -> int:
 
 def ray_options_from_args(args: argparse.Namespace, device):
     """RayOptions from the executor flags (Ray's absence is refused here, before any work)."""
-    from acquire.ray_executor import RayOptions, import_ray
+    from acquire.ray_executor import RayOptions, check_reachable, import_ray
     import_ray()
+    check_reachable(args.ray_address)
     gpus = args.gpus_per_task if args.gpus_per_task is not None else (0.25 if device.type == "cuda" else 0.0)
     return RayOptions(address=args.ray_address, num_cpus=args.ray_cpus, threads_per_task=args.threads_per_task,
                       gpus_per_task=gpus)
 
 
-def open_worker(out: Path, data_dir: Path, device: str, arms: list[str]) -> ActiveLearningRun:
+def open_worker(out: Path, data_dir: Path, device: str, trusted: tuple[str, ...], arms: list[str]) -> ActiveLearningRun:
     """(In a Ray task.) The run saved in `out`, opened as a worker for `arms`, its pools rebuilt from data_dir and
-    the GAN checkpoints its config names."""
-    config = ExperimentConfig.load(out / CONFIG_FILE)
+    the GAN checkpoints its config names; `trusted`: the custom acquisitions its caller was given (nothing else
+    named by config.json is imported)."""
+    config = ExperimentConfig.load(out / CONFIG_FILE, trusted)
     device = resolve_device(device)
     return ActiveLearningRun(config, build_pools(config, data_dir, device), load_split("test", data_dir), out,
-                             device, resume=True, model_factory=mnist_model(config), worker_arms=arms)
+                             device, resume=True, model_factory=mnist_model(config), worker_arms=arms,
+                             resumable_provenance=RESUMABLE_PROVENANCE)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from acquire.errors import UserError
 import argparse
 import sys
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from acquire.data import resolve_data_dir
 from acquire.device import resolve_device
+from acquire.errors import UserError
 from acquire.files import write_csv
-from acquire.loop import ExperimentConfig
+from acquire.loop import ArmRounds, ArmState, ExperimentConfig
 from acquire.model import PRECISIONS, check_precision
 from acquire.rundir import CONFIG_FILE, check_out_dir
 from runners.cli import add_device_and_data_flags, comma_list, int_list, run_guarded
@@ -44,6 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def replay_choice(rounds: ArmRounds, state: ArmState, round_index: int,
+                  precisions: tuple[str, ...]) -> dict[str, list[int]]:
+    """What the arm would acquire in its round `round_index` (done or not) if the classifier it held then scored in
+    each of `precisions`: precision -> global pool indices [k]. The classifier is re-derived from the saved state
+    (the pool before that round; the round before's training draws), so with the run's own precision it gives the
+    acquisitions recorded. Writes nothing."""
+    replica = ArmState(state.arm, state.acquisition, state.pool.fresh())
+    for row, entry in zip(state.rows, state.record):
+        if row["round"] < round_index:
+            replica.pool.acquire(torch.tensor(entry["index"], dtype=torch.long))
+    if replica.pool.num_available == len(replica.pool):
+        replica.model = rounds.untrained(state.arm)
+    else:
+        rounds.train(replica, round_index - 1)
+    return {precision: rounds.choose(replica, round_index, precision)[0].tolist() for precision in precisions}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_guarded(lambda: run(args), "nothing was written")
@@ -51,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     check_out_dir(args.run, resume=True, kind="runners.mnist_bald run")
-    config = ExperimentConfig.load(args.run / CONFIG_FILE)
+    trusted = tuple(args.acquisitions or ())
+    config = ExperimentConfig.load(args.run / CONFIG_FILE, trusted)
     device = resolve_device(args.device)
     check_precision("bf16", device)
     names = args.acquisitions or config.acquisitions
@@ -60,13 +79,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.run} has no arms of {unknown}; its acquisitions are {config.acquisitions}")
     arms = [f"{s}/{a}/{r}" for s in config.sources for a in names for r in range(config.repeats)]
     rows = []
-    with open_worker(args.run.resolve(), resolve_data_dir(args.data_dir), str(device), arms) as loop:
+    with open_worker(args.run.resolve(), resolve_data_dir(args.data_dir), str(device), trusted, arms) as loop:
         arms = [s for s in loop.active if s.acquisition.needs_mc or args.acquisitions]
         if not arms:
             raise UserError(f"no arm of {args.run} scores by MC dropout; name the ones to replay with --acquisitions")
         work = [(state, r) for state in arms for r in args.rounds if r <= state.rounds_done]
         for state, round_index in tqdm(work, disable=args.no_progress, desc="replaying rounds"):
-            picks = loop.replay_choice(str(state.arm), round_index, PRECISIONS)
+            picks = replay_choice(loop.rounds, state, round_index, PRECISIONS)
             row, recorded = next((row, entry) for row, entry in zip(state.rows, state.record)
                                  if row["round"] == round_index)
             rows.append({"sources": state.arm.sources, "acquisition": state.arm.acquisition,

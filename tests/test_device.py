@@ -10,7 +10,7 @@ from acquire.loop import ActiveLearningRun
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs
 from acquire.model import TrainConfig, new_model, predict, to_float, train_classifier
 from acquire.pool import CandidatePool
-from tests.test_loop import tiny_config
+from tests.acquire.test_loop import tiny_config
 
 
 @pytest.fixture

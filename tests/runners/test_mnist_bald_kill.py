@@ -15,7 +15,7 @@ import pytest
 
 from acquire.loop import TIMING_COLUMNS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--rounds", "3", "--per-round", "5", "--epochs", "20", "--repeats", "1", "--mc-samples", "3",
         "--acquisitions", "random,bald", "--no-progress"]
 

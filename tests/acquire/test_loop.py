@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from acquire import loop as loop_module
+from acquire.loop import arm as loop_module
 from acquire.loop import TIMING_COLUMNS, ActiveLearningRun, ExperimentConfig, RunDirectoryError
 from acquire.model import TrainConfig
 from acquire.pool import CandidatePool
@@ -104,11 +104,19 @@ def test_initial_set_is_class_balanced_real_data(tiny_train, tiny_test, tmp_path
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"rounds": 0}, "rounds must be a positive integer"),
-    ({"per_round": -1}, "per_round must be a positive integer"),
+    ({"rounds": 0}, "rounds must be >= 1"),
+    ({"per_round": -1}, "per_round must be >= 1"),
     ({"pool_subset": 3}, "pool_subset"),
-    ({"initial": -10}, "initial must be an integer >= 0"),
+    ({"initial": -10}, "initial must be >= 0"),
     ({"acquisitions": ["bald", "bald"]}, "twice"),
+    ({"rounds": 2.0}, "rounds must be a whole number"),
+    ({"mc_samples": float("nan")}, "mc_samples must be a whole number"),
+    ({"seed": float("inf")}, "seed must be a whole number"),
+    ({"acquisitions": "bald"}, r"acquisitions must be a list of names, e.g. \['bald'\]"),
+    ({"sources": "raw"}, "sources must be a list of names"),
+    ({"acquisitions": [":"]}, r"acquisition ':' is not a registered name nor package.module:function"),
+    ({"acquisitions": ["mod:"]}, "both parts non-empty"),
+    ({"precision": "fp16"}, "precision must be one of"),
 ])
 def test_bad_configs_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -137,10 +145,19 @@ def test_a_second_process_on_the_same_directory_is_refused(tiny_train, tiny_test
 def test_a_config_saved_before_newer_fields_existed_loads_with_the_old_seeding(tiny_train, tiny_test, tmp_path):
     run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1)).run(progress=False)
     saved = json.loads((tmp_path / "config.json").read_text())
-    del saved["gan_checkpoints"], saved["generated_per_class"], saved["seeding"], saved["gan_dir"]
-    (tmp_path / "config.json").write_text(json.dumps(saved))
+    del saved["sources_provenance"], saved["seeding"], saved["test_fingerprint"]
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "gan_checkpoints": {}, "generated_per_class": 0}))
     config = ExperimentConfig.load(tmp_path / "config.json")
-    assert (config.seeding, config.generated_per_class, config.gan_checkpoints) == ("per_source", 0, {})
+    assert (config.seeding, config.sources_provenance, config.test_fingerprint) == ("per_source", {}, {})
+
+
+def test_legacy_gan_fields_load_as_the_sources_provenance(tiny_train, tiny_test, tmp_path):
+    run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=1)).run(progress=False)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["sources_provenance"]
+    legacy = {"gan_dir": "results/zoo", "gan_checkpoints": {"pggan": "ab"}, "generated_per_class": 6000}
+    (tmp_path / "config.json").write_text(json.dumps({**saved, **legacy}))
+    assert ExperimentConfig.load(tmp_path / "config.json").sources_provenance == legacy
 
 
 def test_class_counts_of_acquisitions_add_up(tiny_train, tiny_test, tmp_path):
@@ -160,7 +177,7 @@ def test_the_class_figure_draws_a_line_per_class_for_each_kind_of_arm(tiny_train
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-SAVED_RUNS = Path(__file__).parent / "data" / "format2_run"
+SAVED_RUNS = Path(__file__).parents[1] / "data" / "format2_run"
 
 
 @pytest.mark.parametrize("name, initial", [("empty", 0), ("initial", 20)])

@@ -16,7 +16,7 @@ from acquire.loop import TIMING_COLUMNS, ActiveLearningRun, ExperimentConfig
 from acquire.model import TrainConfig
 from acquire.rundir import RunDirectoryError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Two arms of six rounds, each round a few seconds on one thread: time enough to kill a worker mid-arm.
 SMALL = ["--rounds", "6", "--per-round", "10", "--epochs", "100", "--repeats", "1", "--mc-samples", "3",
          "--acquisitions", "random,bald", "--no-progress"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from acquire import loop as loop_module
+from acquire.loop import arm as loop_module
 from acquire.functions import REGISTRY, Acquisition, get_acquisition
 from acquire.loop import ActiveLearningRun, ExperimentConfig
 from acquire.mc_dropout import mc_probs, mc_scores

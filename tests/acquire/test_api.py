@@ -17,7 +17,7 @@ import acquire
 from acquire.loop import CSV_COLUMNS, DEFAULT_MODEL, DEFAULT_TRAINER, RunDirectoryError
 from acquire.rundir import RunDir
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_example() -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from acquire.loop import TIMING_COLUMNS, ActiveLearningRun, RunDirectoryError
 from acquire.pool import CandidatePool
-from tests.test_loop import tiny_config
+from tests.acquire.test_loop import tiny_config
 
 
 def start(tiny_train, tiny_test, out, resume=False, pool_images=None, **changes):

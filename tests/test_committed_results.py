@@ -24,7 +24,8 @@ import torch
 from acquire.data import ImageSet, load_split
 from acquire.files import read_csv_rows
 from acquire.loop import (CSV_COLUMNS, DEFAULT_MODEL, DEFAULT_TRAINER, RESUMABLE_CHANGES, ActiveLearningRun, Arm,
-                          ExperimentConfig, callable_name, parse_state, same_row)
+                          ArmKeys, ExperimentConfig, callable_name, parse_state, same_row)
+from acquire.loop.config import LEGACY_PROVENANCE
 from acquire.model import TrainConfig, train_classifier
 from acquire.pool import REAL_SOURCE, CandidatePool, image_set_digest
 from acquire.rundir import check_out_dir, config_changes
@@ -119,6 +120,8 @@ def test_loop_config_loads_as_on_resume(config_path):
     for key, value in saved_values.items():  # nothing dropped or retyped on the way in (older files lack new fields)
         if key == "train":
             assert {k: as_saved["train"][k] for k in value} == value
+        elif key in LEGACY_PROVENANCE:  # read into sources_provenance (when set)
+            assert as_saved["sources_provenance"].get(key, value) == value, key
         else:
             assert as_saved[key] == value, key
     assert saved.seeding == saved_values.get("seeding", "per_source")
@@ -131,8 +134,10 @@ def test_loop_config_loads_as_on_resume(config_path):
     assert resolve_name(DEFAULT_MODEL) is resolve_name("acquire.model:new_model")
     assert resolve_name(DEFAULT_TRAINER) is train_classifier
     # the runner's --resume path: only where the GAN checkpoints the run names are committed in its gan_dir
-    gan_dir = Path(saved.gan_dir or gans.sources.DEFAULT_GAN_DIR)  # as the runner falls back
-    if saved.gan_checkpoints and not all((ROOT / gan_dir / f"{g}.pt").exists() for g in saved.gan_checkpoints):
+    provenance = saved.sources_provenance
+    gan_dir = Path(provenance.get("gan_dir") or gans.sources.DEFAULT_GAN_DIR)  # as the runner falls back
+    checkpoints = provenance.get("gan_checkpoints", {})
+    if checkpoints and not all((ROOT / gan_dir / f"{g}.pt").exists() for g in checkpoints):
         return
     args = runners.mnist_bald.build_parser().parse_args(["--out", str(out), "--resume"])
     cwd = os.getcwd()
@@ -142,6 +147,7 @@ def test_loop_config_loads_as_on_resume(config_path):
     finally:
         os.chdir(cwd)
     assert config_changes(saved.to_dict(), now.to_dict(), RESUMABLE_CHANGES | {"pool_fingerprint"}) == ""
+    assert now.sources_provenance == saved.sources_provenance
 
 
 @pytest.mark.parametrize("config_path", [p for p in CONFIGS if CONFIG_KINDS[rel(p)] != "loop"], ids=rel)
@@ -357,22 +363,13 @@ def test_pinned_seed_integers():
     assert {keys: derive_seed(*keys) for keys in PINNED_SEEDS} == PINNED_SEEDS
 
 
-def shell_run(**config) -> ActiveLearningRun:
-    """An ActiveLearningRun with only its config (enough for the key helpers, which read nothing else)."""
-    run = object.__new__(ActiveLearningRun)
-    run.config = ExperimentConfig(**config)
-    return run
-
-
 def test_loop_key_helpers():
     """The loop's own helpers must still build the key tuples above (paired, and per_source for old runs)."""
-    paired = shell_run(seed=0)
-    assert paired._seed_keys(Arm("raw", "bald", 3)) == (0, 3)
-    assert paired._init_seed(Arm("raw+small_dcgan", "random", 0), 1) == PINNED_SEEDS[(0, 0, 1, "init")]
-    assert paired._init_seed(Arm("raw", "bald", 3), 50) == PINNED_SEEDS[(0, 3, 50, "init")]
-    old = shell_run(seed=0, seeding="per_source")
-    assert old._seed_keys(Arm("raw", "bald", 1)) == (0, "raw", 1)
-    assert old._init_seed(Arm("raw", "bald", 1), 3) == PINNED_SEEDS[(0, "raw", 1, 3, "init")]
+    assert ArmKeys(0, "paired", Arm("raw", "bald", 3)).shared() == (0, 3)
+    assert ArmKeys(0, "paired", Arm("raw+small_dcgan", "random", 0)).init_seed(1) == PINNED_SEEDS[(0, 0, 1, "init")]
+    assert ArmKeys(0, "paired", Arm("raw", "bald", 3)).init_seed(50) == PINNED_SEEDS[(0, 3, 50, "init")]
+    assert ArmKeys(0, "per_source", Arm("raw", "bald", 1)).shared() == (0, "raw", 1)
+    assert ArmKeys(0, "per_source", Arm("raw", "bald", 1)).init_seed(3) == PINNED_SEEDS[(0, "raw", 1, 3, "init")]
 
 
 class KeyRecorder:
@@ -403,7 +400,7 @@ def test_loop_draws_from_exactly_these_keys(tmp_path, monkeypatch):
     refactor that changed any key tuple would change every committed run's continuation."""
     recorder = KeyRecorder(monkeypatch)
     config = ExperimentConfig(sources=["raw", "raw+fake"], acquisitions=["random", "bald"], rounds=2, per_round=2,
-                              repeats=2, initial=10, mc_samples=2, pool_subset=4, generated_per_class=3, seed=5,
+                              repeats=2, initial=10, mc_samples=2, pool_subset=4, seed=5,
                               train=TrainConfig(epochs=1, batch_size=8))
     real = tiny_sources(40, 0)
     pools = {"raw": CandidatePool({REAL_SOURCE: real}),
@@ -443,11 +440,13 @@ def grid_small_dcgan_source(tmp_path, monkeypatch, prefix: int | None) -> ImageS
     gan_dir = tmp_path / "gans"
     gan_dir.mkdir()
     for suffix in (".pt", ".json"):
-        (gan_dir / f"small_dcgan{suffix}").symlink_to(ROOT / config.gan_dir / f"small_dcgan{suffix}")
+        committed = ROOT / config.sources_provenance["gan_dir"] / f"small_dcgan{suffix}"
+        (gan_dir / f"small_dcgan{suffix}").symlink_to(committed)
     if prefix is not None:
         monkeypatch.setattr(gans.sources, "balanced_labels",
                             lambda per_class, device="cpu": balanced_labels(per_class, device)[:prefix])
-    return gans.sources.generated_source("small_dcgan", gan_dir, config.generated_per_class, config.seed, "cpu")
+    per_class = config.sources_provenance["generated_per_class"]
+    return gans.sources.generated_source("small_dcgan", gan_dir, per_class, config.seed, "cpu")
 
 
 def test_generated_pool_prefix(tmp_path, monkeypatch):

@@ -70,7 +70,7 @@ def test_three_channel_images_build_gal_cnn_for_their_shape_and_classes_and_resu
     resumed = acquire.ExperimentConfig(**{**namespace["config"].__dict__, "rounds": 4})
     with acquire.Experiment(resumed, namespace["pool"], namespace["test"], out, device="cpu",
                             resume=True) as experiment:
-        model = experiment.loop.model_factory(0, torch.device("cpu"))
+        model = experiment.loop.rounds.model_factory(0, torch.device("cpu"))
         assert (model.image_shape, model.fc2.out_features) == ((3, 32, 32), 4)
         assert experiment.run(progress=False)["round"].tolist() == [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4
     refusal = "model: saved 'acquire.model:new_model', now 'readme_example:small_cnn'"
@@ -127,8 +127,8 @@ def test_a_model_without_dropout_runs_acquisitions_that_need_no_mc(tmp_path, one
 def test_mnist_shaped_data_keeps_the_paper_defaults(tiny_train, tiny_test, tmp_path):
     with acquire.Experiment(acquire.ExperimentConfig(**CONFIG), tiny_train, tiny_test, tmp_path,
                             device="cpu") as experiment:
-        assert experiment.config.model == DEFAULT_MODEL and experiment.loop.data_classes == 10
-        model = experiment.loop.model_factory(0, torch.device("cpu"))
+        assert experiment.config.model == DEFAULT_MODEL and experiment.loop.rounds.num_classes == 10
+        model = experiment.loop.rounds.model_factory(0, torch.device("cpu"))
     assert model.image_shape == (1, 28, 28) and model.fc2.out_features == 10
 
 

@@ -6,14 +6,16 @@ import shutil
 import pandas as pd
 import pytest
 
-from acquire.loop import TIMING_COLUMNS, ActiveLearningRun, RunDirectoryError
+from acquire.data import ImageSet
+from acquire.loop import TIMING_COLUMNS, ActiveLearningRun, ExperimentConfig, RunDirectoryError
+from acquire.model import TrainConfig
 from acquire.pool import CandidatePool
 from tests.acquire.test_loop import tiny_config
 
 
 def start(tiny_train, tiny_test, out, resume=False, pool_images=None, **changes):
     pools = {"raw": CandidatePool({"raw": pool_images or tiny_train})}
-    return ActiveLearningRun(tiny_config(repeats=1, **changes), pools, tiny_test, out, resume=resume)
+    return ActiveLearningRun(tiny_config(**{"repeats": 1, **changes}), pools, tiny_test, out, resume=resume)
 
 
 def rows(out):
@@ -135,3 +137,75 @@ def test_the_lock_is_released_by_close(two_rounds, tiny_train, tiny_test, tmp_pa
     run = start(tiny_train, tiny_test, clone, resume=True, rounds=2)
     run.close()
     start(tiny_train, tiny_test, clone, resume=True, rounds=2).close()  # a second opener gets in
+
+
+def test_other_test_data_is_refused(two_rounds, tiny_train, tiny_test, tmp_path):
+    out = copy_of(two_rounds[0], tmp_path)
+    permuted = ImageSet(tiny_test.images_NCHW, tiny_test.labels_N.roll(1))
+    with pytest.raises(RunDirectoryError, match="the test set differs from the one it ran on"):
+        start(tiny_train, permuted, out, resume=True, rounds=3)
+
+
+def test_a_config_without_the_test_fingerprint_records_it_on_resume(two_rounds, tiny_train, tiny_test, tmp_path):
+    out = copy_of(two_rounds[0], tmp_path)
+    saved = json.loads((out / "config.json").read_text())
+    recorded = saved.pop("test_fingerprint")
+    (out / "config.json").write_text(json.dumps(saved))
+    start(tiny_train, tiny_test, out, resume=True, rounds=2).close()
+    assert json.loads((out / "config.json").read_text())["test_fingerprint"] == recorded
+
+
+def test_an_emptied_pool_fingerprint_is_refused_not_ignored(two_rounds, tiny_train, tiny_test, tmp_path):
+    out = copy_of(two_rounds[0], tmp_path)
+    saved = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**saved, "pool_fingerprint": {}}))
+    with pytest.raises(RunDirectoryError, match="empty pool_fingerprint"):
+        start(tiny_train, tiny_test, out, resume=True, rounds=3)
+
+
+def test_an_acquired_index_swapped_for_another_image_of_its_label_is_refused(two_rounds, tiny_train, tiny_test,
+                                                                             tmp_path):
+    out = copy_of(two_rounds[0], tmp_path)
+    path = out / "state" / "raw__random__0.json"
+    state = json.loads(path.read_text())
+    first = state["rounds"][0]
+    acquired = {i for entry in state["rounds"] for i in entry["index"]}
+    label = first["label"][0]
+    other = next(i for i in range(len(tiny_train)) if int(tiny_train.labels_N[i]) == label and i not in acquired)
+    first["index"][0] = other
+    path.write_text(json.dumps(state))
+    with pytest.raises(RunDirectoryError, match="images differ from the pool's"):
+        start(tiny_train, tiny_test, out, resume=True, rounds=3)
+
+
+def test_a_custom_acquisition_named_by_config_is_never_imported(two_rounds, tiny_train, tiny_test, tmp_path,
+                                                                monkeypatch):
+    out = copy_of(two_rounds[0], tmp_path)
+    marker = tmp_path / "marker"
+    (out / "payload.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef fn(probs_NTK):\n    return probs_NTK\n")
+    monkeypatch.syspath_prepend(str(out))
+    saved = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**saved, "acquisitions": ["random", "payload:fn"]}))
+    with pytest.raises(RunDirectoryError, match=r"names the custom acquisition\(s\) \['payload:fn'\], which this "
+                                                "resume was not given"):
+        ExperimentConfig.load(out / "config.json")
+    with pytest.raises(RunDirectoryError, match="payload:fn"):  # the run's own check reads the file the same way
+        start(tiny_train, tiny_test, out, resume=True, rounds=3)
+    assert not marker.exists()
+
+
+def test_many_arms_hold_one_lock_file_at_a_time(tiny_train, tiny_test, tmp_path, monkeypatch):
+    from acquire import rundir
+    opened, most = [], [0]
+    real_init = rundir.RunDir.__init__
+
+    def counting_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        opened.append(self)
+        most[0] = max(most[0], sum(not lock._handle.closed for lock in opened))
+
+    monkeypatch.setattr(rundir.RunDir, "__init__", counting_init)
+    with start(tiny_train, tiny_test, tmp_path, rounds=1, acquisitions=["random"], repeats=6,
+               train=TrainConfig(epochs=1, batch_size=16)) as run:
+        run.run(progress=False)
+    assert most[0] == 2  # the directory's lock and the lock of the arm being advanced

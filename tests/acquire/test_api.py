@@ -92,6 +92,12 @@ def flat_net(inputs, outputs, dropout=True):
     return factory
 
 
+def softmax_net(inputs, outputs):
+    def factory(seed, device):
+        return nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(inputs, outputs), nn.Softmax(dim=1)).to(device)
+    return factory
+
+
 CONFIG = dict(rounds=1, per_round=4, repeats=1, mc_samples=3, train=acquire.TrainConfig(epochs=1))
 
 
@@ -104,6 +110,11 @@ CONFIG = dict(rounds=1, per_round=4, repeats=1, mc_samples=3, train=acquire.Trai
     (images(40), images(8), dict(model=flat_net(3072, 4, dropout=False)), "no nn.Dropout layer"),
     (images(40), images(8), dict(initial=6), "multiple of the 4 classes"),
     (images(40), images(8), dict(dense_l2_c=3.5, model=flat_net(3072, 4)), "dense_l2_c=3.5"),
+    (images(40), images(8), dict(model=softmax_net(3072, 4)), "the model returns probabilities .* remove the model's "
+                                                              "final softmax"),
+    (images(40).images_NCHW.numpy(), images(8), {}, r"pool must be an ImageSet or an \(images, labels\) pair, got "
+                                                    r"ndarray \(images without labels\)"),
+    ({"raw": images(40)}, images(8), {}, "pools must map source-set names to CandidatePools"),
 ])
 def test_data_or_models_that_do_not_fit_are_refused_before_anything_is_written(pool, test, settings, message,
                                                                                 tmp_path):
@@ -122,6 +133,17 @@ def test_a_model_without_dropout_runs_acquisitions_that_need_no_mc(tmp_path, one
                             device="cpu") as experiment:
         rows = experiment.run(progress=False)
     assert rows["train_size"].tolist() == [4]
+
+
+def test_an_images_labels_pair_is_a_pool_and_missing_classes_warn_in_one_line(tmp_path, one_thread):
+    pool, test = images(40, classes=3), images(8)  # the pool lacks class 3
+    config = acquire.ExperimentConfig(**{**CONFIG, "acquisitions": ["random"]})
+    with pytest.warns(UserWarning, match=r"^the pool of 'raw' lacks classes \[3\] that the test set has$"):
+        experiment = acquire.Experiment(config, (pool.images_NCHW.numpy(), pool.labels_N.numpy()),
+                                        (test.images_NCHW, test.labels_N), tmp_path, model=flat_net(3072, 4),
+                                        device="cpu")
+    with experiment:
+        assert experiment.run(progress=False)["train_size"].tolist() == [4]
 
 
 def test_mnist_shaped_data_keeps_the_paper_defaults(tiny_train, tiny_test, tmp_path):

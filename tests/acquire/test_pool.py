@@ -57,3 +57,13 @@ def test_sources_of_any_one_image_shape_join_and_mixed_shapes_are_refused():
     assert pool.images_NCHW.shape == (6, 3, 32, 32) and pool.fingerprint["more"]["images"] == 2
     with pytest.raises(ValueError, match=r"same image shape \[C,H,W\]"):
         CandidatePool({"raw": colour, "grey": image_set(2, 1)})
+
+
+def test_repr_summarises_the_pool(pool):
+    pool.acquire(torch.tensor([0, 6]))
+    assert repr(pool) == "CandidatePool(8 candidates [1, 28, 28] from raw=5, pggan=3; 2 acquired, on cpu)"
+
+
+def test_images_digest_names_the_images_not_the_indices(pool):
+    assert pool.images_digest(torch.tensor([0])) == pool.images_digest(torch.tensor([1]))  # identical images
+    assert pool.images_digest(torch.tensor([0])) != pool.images_digest(torch.tensor([5]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -117,10 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace, saved: ExperimentConfig | None = None,
-                     dataset: str = "") -> ExperimentConfig:
+                     dataset: Callable[[], str] | None = None) -> ExperimentConfig:
     """The run's config, built once: the preset's values (or, resuming, the saved config), overridden by every flag
     given explicitly. GAN sources record how their pool was built (sources_provenance: the checkpoints' digests,
-    samples per class, the directory); a resume then refuses any change but --rounds and where files are found."""
+    samples per class, the directory); a resume then refuses any change but --rounds and where files are found.
+    dataset() names the data for figures (called once the sources are known; default: the saved name)."""
     if saved is None:
         values = {"sources": ["raw"], "acquisitions": ["random", "bald"]}
         provenance = {}
@@ -133,8 +135,6 @@ def config_from_args(args: argparse.Namespace, saved: ExperimentConfig | None = 
     values.update(PRESETS[args.preset or "paper"] if saved is None or args.preset else {})
     values.update({name: getattr(args, name) for name in CONFIG_FLAGS + TRAIN_FLAGS if getattr(args, name) is not None})
     per_class = values.pop("generated_per_class", None)
-    for name in values["acquisitions"]:
-        get_acquisition(name)  # unknown or broken names fail here, before any work
     gans = [s for s in values["sources"] if s != REAL_SOURCE]
     for name in gans:
         get_family(name)  # unknown names fail here, with the list of families
@@ -148,9 +148,17 @@ def config_from_args(args: argparse.Namespace, saved: ExperimentConfig | None = 
     elif per_class is not None:
         raise UserError("--generated-per-class needs a GAN source set (--sources raw,NAME); 'raw' alone has none")
     values["model"] = model_path(values.get("model", "gal"))
-    values["dataset"] = dataset or values.get("dataset", "")
+    values["dataset"] = dataset() if dataset else values.get("dataset", "")
     train = TrainConfig(**{k: values.pop(k) for k in TRAIN_FLAGS if k in values})
-    return ExperimentConfig(train=train, sources_provenance=provenance, **values)
+    config = ExperimentConfig(train=train, sources_provenance=provenance, **values)
+    for name in config.acquisitions:
+        get_acquisition(name)  # unknown or broken names fail here, before any work
+    return config
+
+
+def data_name(data_dir: Path | None) -> str:
+    """The name of the data directory (--data-dir as given, unchecked: loading it reports what is missing)."""
+    return Path(data_dir).expanduser().name if data_dir is not None else resolve_data_dir(None).name
 
 
 def model_path(name: str) -> str:
@@ -191,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     trusted = tuple(args.acquisitions or ())
     config = config_for_out_dir(args, lambda: config_from_args(
         args, ExperimentConfig.load(args.out / CONFIG_FILE, trusted) if args.resume else None,
-        dataset=resolve_data_dir(args.data_dir).name))
+        dataset=partial(data_name, args.data_dir)))
     device = resolve_device(args.device)
     ray_options = ray_options_from_args(args, device) if args.executor == "ray" else None
     pools = build_pools(config, args.data_dir, device)

@@ -1,6 +1,8 @@
 """`python -m runners.mnist_bald` as a user meets it: help, a tiny real run, and clear errors that lose nothing."""
 
+import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -52,8 +54,12 @@ def test_a_run_writes_config_csv_and_plot(finished_run):
 
 @pytest.mark.parametrize("flags, message", [
     (["--acquisitions", "bald,nope"], "unknown acquisition function 'nope'"),
-    (["--rounds", "0"], "rounds must be a positive integer"),
-    (["--rounds", "-3"], "rounds must be a positive integer"),
+    (["--rounds", "0"], "rounds must be >= 1, got 0"),
+    (["--rounds", "-3"], "rounds must be >= 1, got -3"),
+    (["--initial", "-100"], "initial must be >= 0, got -100"),
+    (["--acquisitions", ":"], "acquisition ':' is not a registered name nor package.module:function"),
+    (["--generated-per-class", "5"], "--generated-per-class needs a GAN source set"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1", "--resume"], "no Ray cluster answers at 127.0.0.1:1 within 60 s"),
     (["--rounds", "3"], "already holds a run"),
     (["--per-round", "6", "--resume"], "different configuration"),
     (["--sources", "raw,nogan"], "unknown GAN family 'nogan'"),
@@ -101,7 +107,7 @@ def test_data_the_cnn_cannot_take_is_refused_before_a_run_directory_exists(tmp_p
 
 @pytest.mark.parametrize("flags, message", [
     (["--device", "tpu"], "unknown device 'tpu'"),
-    (["--generated-per-class", "-1"], "generated_per_class must be an integer >= 0"),
+    (["--generated-per-class", "-1"], "--generated-per-class needs a GAN source set"),
     (["--acquisitions", "tests.plugins.broken_acquisition:NOT_A_FUNCTION"], "is a int, not a function"),
     (["--acquisitions", "tests.plugins.broken_acquisition:returns_none"], "returned None"),
     (["--acquisitions", "tests.plugins.broken_acquisition:raises"], "raised RuntimeError: shapes do not line up"),
@@ -154,3 +160,19 @@ def test_resume_needs_only_out_and_rounds(tmp_path, mnist_slice_dir):
     timing = ["train_seconds", "score_seconds", "eval_seconds"]
     pd.testing.assert_frame_equal(pd.read_csv(stepwise / "rounds.csv").drop(columns=timing),
                                   pd.read_csv(once / "rounds.csv").drop(columns=timing))
+
+
+def test_a_resume_never_imports_code_its_run_directory_names(finished_run, mnist_slice_dir, tmp_path, monkeypatch,
+                                                             capsys):
+    out = tmp_path / "clone"
+    shutil.copytree(finished_run, out)
+    marker = tmp_path / "marker"
+    (out / "payload.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef fn(probs_NTK):\n    return probs_NTK[:, 0, 0]\n")
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "acquisitions": ["random", "payload:fn"]}))
+    monkeypatch.chdir(out)  # python -m puts the working directory on sys.path
+    monkeypatch.syspath_prepend(str(out))
+    assert mnist_bald.main(["--resume", "--out", str(out), "--data-dir", str(mnist_slice_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "names the custom acquisition(s) ['payload:fn'], which this resume was not given" in err
+    assert len(err.strip().splitlines()) == 1 and not marker.exists()

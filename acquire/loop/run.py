@@ -225,9 +225,11 @@ class ActiveLearningRun:
     def run(self, progress: bool = True) -> Path:
         """Advance every arm (a worker: its arms) to config.rounds, with a progress bar; returns the CSV path."""
         for state in self.active:
-            if state.model is None and state.rows:
+            if state.model is not None or (state.rows and state.rounds_done >= self.config.rounds):
+                continue  # finished arms need no classifier
+            if state.rows:
                 self._restore_model(state)
-            elif state.model is None:
+            else:
                 with self.store.advancing(state.arm):
                     if self.rounds.start(state):
                         self.store.save(state)

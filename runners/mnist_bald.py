@@ -89,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(Gal et al.'s variant uses 20; default: 0, the paper's empty start)")
     p.add_argument("--model", choices=sorted(MODELS),
                    help="the CNN: gal = Gal et al.'s paper (conv 32@4x4 twice, maxpool 2, dense 128); gal_code = the "
-                        "network of their published Keras code (conv 3x3, maxpool 5, dense 256); the _glorot forms initialise "
-                        "as Keras did (Glorot-uniform weights, zero biases) instead of PyTorch's default (default: gal)")
+                        "network of their published Keras code (conv 3x3, maxpool 5, dense 256); the _glorot forms "
+                        "initialise as Keras did (Glorot-uniform weights, zero biases) instead of PyTorch's default "
+                        "(default: gal)")
     p.add_argument("--epochs", type=int, help="training epochs of each round's fresh CNN (default: 100)")
     p.add_argument("--batch-size", type=int, help="training batch size (default: 128)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")

@@ -14,5 +14,5 @@ from acquire.loop.store import RunStore, model_digest, parse_state, same_row
 from acquire.rundir import RunDirectoryError
 
 __all__ = ["ActiveLearningRun", "Arm", "ArmKeys", "ArmRounds", "ArmState", "CSV_COLUMNS", "DEFAULT_MODEL",
-           "DEFAULT_TRAINER", "ExperimentConfig", "RESUMABLE_CHANGES", "RunDirectoryError", "RunStore", "TIMING_COLUMNS",
-           "arms_of", "callable_name", "model_digest", "parse_state", "same_row"]
+           "DEFAULT_TRAINER", "ExperimentConfig", "RESUMABLE_CHANGES", "RunDirectoryError", "RunStore",
+           "TIMING_COLUMNS", "arms_of", "callable_name", "model_digest", "parse_state", "same_row"]

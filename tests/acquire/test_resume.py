@@ -209,3 +209,15 @@ def test_many_arms_hold_one_lock_file_at_a_time(tiny_train, tiny_test, tmp_path,
                train=TrainConfig(epochs=1, batch_size=16)) as run:
         run.run(progress=False)
     assert most[0] == 2  # the directory's lock and the lock of the arm being advanced
+
+
+def test_a_resume_with_nothing_left_to_do_verifies_and_trains_nothing(two_rounds, tiny_train, tiny_test, tmp_path,
+                                                                      monkeypatch):
+    from acquire.loop import arm as arm_module
+    out = copy_of(two_rounds[0], tmp_path)
+    shutil.rmtree(out / "state" / "models")
+    monkeypatch.setattr(arm_module, "train_classifier", lambda *args: pytest.fail("a finished arm was retrained"))
+    before = (out / "rounds.csv").read_text()
+    with start(tiny_train, tiny_test, out, resume=True, rounds=2) as run:
+        run.run(progress=False)
+    assert (out / "rounds.csv").read_text() == before

@@ -59,7 +59,8 @@ def test_a_run_writes_config_csv_and_plot(finished_run):
     (["--initial", "-100"], "initial must be >= 0, got -100"),
     (["--acquisitions", ":"], "acquisition ':' is not a registered name nor package.module:function"),
     (["--generated-per-class", "5"], "--generated-per-class needs a GAN source set"),
-    (["--executor", "ray", "--ray-address", "127.0.0.1:1", "--resume"], "no Ray cluster answers at 127.0.0.1:1 within 60 s"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1", "--resume"],
+     "no Ray cluster answers at 127.0.0.1:1 within 60 s"),
     (["--rounds", "3"], "already holds a run"),
     (["--per-round", "6", "--resume"], "different configuration"),
     (["--sources", "raw,nogan"], "unknown GAN family 'nogan'"),
@@ -167,7 +168,8 @@ def test_a_resume_never_imports_code_its_run_directory_names(finished_run, mnist
     out = tmp_path / "clone"
     shutil.copytree(finished_run, out)
     marker = tmp_path / "marker"
-    (out / "payload.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef fn(probs_NTK):\n    return probs_NTK[:, 0, 0]\n")
+    (out / "payload.py").write_text(f"open({str(marker)!r}, 'w').close()\n"
+                                    "def fn(probs_NTK):\n    return probs_NTK[:, 0, 0]\n")
     config = json.loads((out / "config.json").read_text())
     (out / "config.json").write_text(json.dumps({**config, "acquisitions": ["random", "payload:fn"]}))
     monkeypatch.chdir(out)  # python -m puts the working directory on sys.path

@@ -1,4 +1,4 @@
-"""Randomness derived, not carried: every (seed, arm, round, purpose) gets its own generator.
+"""Randomness derived, not carried: every key tuple (seed, repeat or arm, round, purpose) gets its own generator.
 
 A run resumed at any round therefore draws exactly what an uninterrupted run would.
 """

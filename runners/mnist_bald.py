@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_flags(p, out=Path("runs/mnist_bald"), presets=PRESETS,
                   seed_help="base seed; every arm/round draw is derived from it (default: 0)",
                   resume_help="continue the run saved in --out with its saved settings; only --rounds (and where "
-                              "data, GANs and device are found) may be given")
+                              "data, GANs and device are found) may be given. A custom acquisition (module:function) "
+                              "is imported only if named again with --acquisitions (config.json's list)")
     add_executor_flags(p)
     return p
 

@@ -1,6 +1,6 @@
 """One active-learning experiment on your data, end to end: the loop, its files, its figure and a DataFrame.
 
-`Experiment` is what `python -m runners.mnist_bald` runs, for any data (an ImageSet of any [N,C,H,W] and K, or
+`Experiment` is what the command-line runner runs, for any data (an ImageSet of any [N,C,H,W] and K, or
 pools of several sources) and any classifier (a model factory and a training function; default Gal et al.'s CNN).
 """
 

@@ -159,8 +159,8 @@ class RunStore:
         done = max(state.rounds_done for state in arms)
         if rounds < done:
             raise RunDirectoryError(f"--rounds {rounds} is below the {done} rounds already done in {self.out_dir}; "
-                                    f"rows are never deleted: give --rounds {done} or more (plot a shorter curve "
-                                    "with runners.plot --max-train-size)")
+                                    f"rows are never deleted: give --rounds {done} or more (and plot a shorter "
+                                    "curve from the rows instead)")
 
     def _read_csv_rows(self) -> dict[str, list[dict]]:
         """rounds.csv's complete rows by arm name ('sources/acquisition/repeat')."""

@@ -18,7 +18,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +83,26 @@ def check_reachable(address: str | None, timeout: float = CONNECT_SECONDS) -> No
                         "--head) or fix --ray-address") from None
 
 
+@contextmanager
+def deadline(seconds: float | None, message: str) -> Iterator[None]:
+    """Raise UserError(message) if the block runs longer than `seconds` (None, or outside the main thread: no
+    limit)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise UserError(message)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def advance_arms(open_worker: Callable[[list[str]], ActiveLearningRun], arms: list[str], threads: int) -> list[str]:
     """(A Ray task.) Advance `arms` to the run's last round in this worker process, with `threads` torch threads."""
     torch.set_num_threads(threads)
@@ -108,8 +130,10 @@ def run_on_ray(owner: ActiveLearningRun, open_worker: Callable[[list[str]], Acti
         # busy processes); the local instance started here runs them at the caller's priority unless told otherwise.
         os.environ.setdefault("RAY_worker_niceness", "0")
         handler = signal.getsignal(signal.SIGTERM)
-        ray.init(address=options.address, num_cpus=None if options.address else options.num_cpus,
-                 include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        with deadline(CONNECT_SECONDS if options.address else None, f"no Ray cluster answered at {options.address} within {CONNECT_SECONDS:g} s; "
+                      "start it (ray start --head) or fix --ray-address"):
+            ray.init(address=options.address, num_cpus=None if options.address else options.num_cpus,
+                     include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         signal.signal(signal.SIGTERM, handler)  # ray.init's exits at once; the caller's stops cleanly
     config = owner.config
     unfinished = [state for state in owner.arms if state.rounds_done < config.rounds]

@@ -112,3 +112,24 @@ def test_without_ray_the_executor_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails as if it were not installed
     with pytest.raises(ValueError, match=r'pip install -e "\.\[ray\]"'):
         import_ray()
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", r"no Ray cluster answers at 127.0.0.1:1 within 0.5 s"),
+    ("headnode", r"is not host:port or ray://host:port"),
+])
+def test_an_unreachable_ray_address_is_refused_within_the_stated_time(address, message):
+    from acquire.ray_executor import check_reachable
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=message):
+        check_reachable(address, timeout=0.5)
+    assert time.perf_counter() - start < 5
+
+
+def test_a_ray_address_that_accepts_but_never_answers_is_refused_within_the_stated_time():
+    from acquire.ray_executor import deadline
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="no Ray cluster answered at x:1 within 0.5 s"):
+        with deadline(0.5, "no Ray cluster answered at x:1 within 0.5 s"):
+            time.sleep(10)  # stands in for ray.init retrying forever
+    assert time.perf_counter() - start < 5

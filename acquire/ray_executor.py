@@ -130,8 +130,9 @@ def run_on_ray(owner: ActiveLearningRun, open_worker: Callable[[list[str]], Acti
         # busy processes); the local instance started here runs them at the caller's priority unless told otherwise.
         os.environ.setdefault("RAY_worker_niceness", "0")
         handler = signal.getsignal(signal.SIGTERM)
-        with deadline(CONNECT_SECONDS if options.address else None, f"no Ray cluster answered at {options.address} within {CONNECT_SECONDS:g} s; "
-                      "start it (ray start --head) or fix --ray-address"):
+        limit = CONNECT_SECONDS if options.address else None  # a local instance starts in its own time
+        with deadline(limit, f"no Ray cluster answered at {options.address} within {CONNECT_SECONDS:g} s; start "
+                             "it (ray start --head) or fix --ray-address"):
             ray.init(address=options.address, num_cpus=None if options.address else options.num_cpus,
                      include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         signal.signal(signal.SIGTERM, handler)  # ray.init's exits at once; the caller's stops cleanly

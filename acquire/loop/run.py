@@ -232,7 +232,7 @@ class ActiveLearningRun:
             else:
                 with self.store.advancing(state.arm):
                     if self.rounds.start(state):
-                        self.store.save(state)
+                        self.store.save(state, self.arms)
         todo = [(r, s) for r in range(1, self.config.rounds + 1) for s in self.active if s.rounds_done < r]
         with tqdm(total=sum(self._round_cost(r) for r, _ in todo), disable=not progress, dynamic_ncols=True,
                   bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}") as bar:
@@ -240,7 +240,7 @@ class ActiveLearningRun:
                 bar.set_description(f"round {round_index}/{self.config.rounds} {state.arm}")
                 with self.store.advancing(state.arm):
                     self.rounds.advance(state, round_index)
-                    self.store.save(state)
+                    self.store.save(state, self.arms)
                 bar.set_postfix(bal_acc=f"{state.rows[-1]['balanced_accuracy']:.3f}", n=state.rows[-1]["train_size"])
                 bar.update(self._round_cost(round_index))
         return self.csv_path

@@ -88,14 +88,20 @@ class RunStore:
         write_csv(self.csv_path, CSV_COLUMNS, rows_in_order(arms))
         mark_as_cache(self.out_dir / "state" / "models", "runs re-derive these classifiers when absent")
 
-    def save(self, state: ArmState) -> None:
-        """The classifier (local cache), then the arm's state; rounds.csv gets the row last."""
+    def save(self, state: ArmState, arms: list[ArmState]) -> None:
+        """The classifier (local cache), then the arm's state; rounds.csv gets the row last: appended, or (where arms
+        resumed at different rounds would put it out of a single process's order) rounds.csv rewritten from `arms`."""
         write_tensors(self.model_path(state.arm), {k: v.detach().cpu() for k, v in state.model.state_dict().items()})
         write_json(self.state_path(state.arm), {
             "format": STATE_FORMAT, "arm": dataclasses.asdict(state.arm), "rounds": state.record,
             "rows": state.rows, "model_sha256": model_digest(state.model)})
-        if not self.is_worker:
+        if self.is_worker:
+            return
+        rows = rows_in_order(arms)
+        if rows[-1] is state.rows[-1]:
             append_csv_row(self.csv_path, CSV_COLUMNS, state.rows[-1])
+        else:
+            write_csv(self.csv_path, CSV_COLUMNS, rows)
 
     def rebuild_csv(self, arms: list[ArmState]) -> int:
         """(The owner, while workers advance arms.) Re-read every arm's rows from its state file and rewrite

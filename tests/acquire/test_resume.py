@@ -221,3 +221,14 @@ def test_a_resume_with_nothing_left_to_do_verifies_and_trains_nothing(two_rounds
     with start(tiny_train, tiny_test, out, resume=True, rounds=2) as run:
         run.run(progress=False)
     assert (out / "rounds.csv").read_text() == before
+
+
+def test_arms_resumed_at_different_rounds_keep_a_single_process_row_order(two_rounds, tiny_train, tiny_test,
+                                                                          tmp_path):
+    out = copy_of(two_rounds[0], tmp_path)
+    (out / "state" / "raw__random__0.json").unlink()  # as when a worker of the other arm saved first, then a stop
+    csv = (out / "rounds.csv").read_text().splitlines()
+    (out / "rounds.csv").write_text("\n".join(line for line in csv if ",random," not in line) + "\n")
+    with start(tiny_train, tiny_test, out, resume=True, rounds=3) as run:
+        run.run(progress=False)
+    pd.testing.assert_frame_equal(rows(out), rows(two_rounds[1]))

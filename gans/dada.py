@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from acquire.errors import UserError
 from acquire.data import ImageSet
-from acquire.model import autocast
+from acquire.precision import autocast
 from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family, seeded_weights,
                            train_images_to_float)
 
@@ -286,7 +286,7 @@ def train_phase_one(images: ImageSet, config: DadaConfig, device, generator: tor
 
     All randomness (init, batches, z, C's input noise) comes from `generator`. `session` resumes from / saves
     training states (G, C, both Adams, the batch stream, the RNG). Each iteration's C and G steps run under
-    autocast(precision) (acquire.model.PRECISIONS); the data-dependent initialisation and the weights stay float32.
+    autocast(precision) (acquire.precision.PRECISIONS); the data-dependent initialisation and the weights stay float32.
     """
     session = session or TrainingSession()
     real_NCHW, labels_N = train_images_to_float(images, device)

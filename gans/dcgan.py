@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from acquire.errors import UserError
 from acquire.data import ImageSet
-from acquire.model import autocast
+from acquire.precision import autocast
 from gans.registry import (BatchStream, ConditionalGenerator, TrainingSession, register_family, seeded_weights,
                            train_images_to_float)
 
@@ -187,7 +187,7 @@ def train(images: ImageSet, config: DCGANConfig, device, generator: torch.Genera
 
     Initialisation (seeded from `generator`), shuffling and z all draw from `generator`: same seed, same weights.
     `session` resumes from / saves training states (both nets, both Adams, the batch stream, the RNG). Each step
-    runs under autocast(precision) (acquire.model.PRECISIONS); the weights stay float32.
+    runs under autocast(precision) (acquire.precision.PRECISIONS); the weights stay float32.
     """
     if len(images) == 0:
         raise UserError("cannot train a GAN on an empty image set")

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from acquire.errors import UserError
 from acquire.data import ImageSet
-from acquire.model import autocast
+from acquire.precision import autocast
 from gans.registry import (ConditionalGenerator, TrainingSession, register_family, seeded_weights,
                            train_images_to_float)
 
@@ -442,7 +442,7 @@ def train(images: ImageSet, config: PgganConfig, device, generator: torch.Genera
     """Grow G and D from 4x4 to 32x32 on `images`, then final_images more at 32x32; returns the EMA generator
     (eval mode). `session` resumes from / saves training states (G, D, the EMA, both Adams, the phase and step
     within it, the RNG); the images shown count every step's full batch. The critic and generator steps run under
-    autocast(precision) (acquire.model.PRECISIONS); the weights and the EMA stay float32."""
+    autocast(precision) (acquire.precision.PRECISIONS); the weights and the EMA stay float32."""
     check_every_class(images.labels_N, config.num_classes)
     session = session or TrainingSession()
     reals_N1HW, labels_N = padded_reals(images, device)

@@ -28,7 +28,9 @@ from matplotlib.figure import Figure
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import write_atomic
 from acquire.metrics import accuracy
-from acquire.model import GalCNN, TrainConfig, evaluate, map_in_chunks, new_model, predict, to_float, train_classifier
+from acquire.inference import map_in_chunks, predict, to_float
+from acquire.networks import GalCNN, new_model
+from acquire.training import TrainConfig, evaluate, train_classifier
 from acquire.seeding import derive_seed
 
 

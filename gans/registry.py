@@ -5,7 +5,7 @@ Every family provides
     budget field (``budget_field``: ``epochs``, or PGGAN's ``final_images``) that a longer run raises;
   * ``build(config) -> ConditionalGenerator`` (an untrained generator of that architecture);
   * ``train(images, config, device, generator, progress=True, session=None, precision="fp32")
-    -> ConditionalGenerator``, its training steps under ``acquire.model.autocast(precision, device)``.
+    -> ConditionalGenerator``, its training steps under ``acquire.precision.autocast(precision, device)``.
 
 Training is resumable through a `TrainingSession`: train() saves a training state (networks, optimisers, the
 torch.Generator's state, the loop position) periodically and when interrupted, and a later call given that state

@@ -14,12 +14,16 @@ from pathlib import Path
 import torch
 
 from acquire.batchbald import batchbald
-from acquire.data import DataError, load_train_test
+from acquire.data import load_train_test
 from acquire.device import resolve_device, synchronize
+from acquire.errors import UserError
 from acquire.files import write_json
 from acquire.functions import bald
+from acquire.inference import to_float
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, mc_probs, mc_scores, naive_mc_dropout_probs
-from acquire.model import GalCNN, TrainConfig, autocast, check_precision, evaluate, new_model, to_float, train_classifier
+from acquire.networks import GalCNN, new_model
+from acquire.precision import autocast, supports_bf16
+from acquire.training import TrainConfig, evaluate, train_classifier
 from runners.cli import add_device_and_data_flags
 
 DESCRIPTION = """\
@@ -67,11 +71,7 @@ def gemm_peak(device: torch.device, dtype: torch.dtype, size: int) -> float:
 
 def precisions(device: torch.device) -> list[str]:
     """fp32, and bf16 where this device computes in bfloat16."""
-    try:
-        check_precision("bf16", device)
-        return ["fp32", "bf16"]
-    except ValueError:
-        return ["fp32"]
+    return ["fp32", "bf16"] if supports_bf16(device) else ["fp32"]
 
 
 def galcnn_flops(model: GalCNN, samples: int) -> dict[str, float]:
@@ -130,13 +130,13 @@ def baal_scorer(model: GalCNN, images_NCHW: torch.Tensor, samples: int, device: 
 def bench_mc_dropout(model: GalCNN, images_NCHW: torch.Tensor, samples: int, device: torch.device,
                      repeats: int) -> dict:
     masks = draw_head_masks(model, samples, torch.Generator(device).manual_seed(0))
-    generator = torch.Generator(device).manual_seed(1)
+    rng = torch.Generator(device).manual_seed(1)
     work = len(images_NCHW) * samples
     seconds = {
         "fused": timed(lambda: mc_dropout_probs(model, images_NCHW, masks), device, repeats),
         **{f"fused_{p}": timed(lambda: mc_dropout_probs(model, images_NCHW, masks, precision=p), device, repeats)
            for p in precisions(device) if p != "fp32"},
-        "naive": timed(lambda: naive_mc_dropout_probs(model, images_NCHW, samples, generator=generator), device, 1),
+        "naive": timed(lambda: naive_mc_dropout_probs(model, images_NCHW, samples, rng=rng), device, 1),
     }
     baal = baal_scorer(model, images_NCHW, samples, device, batch=64 if device.type == "cpu" else 512)
     if baal is not None:
@@ -198,10 +198,10 @@ def memory_child(candidates: int, samples: int, streaming: bool, device_name: st
     model = new_model(0, device)
 
     def score(images):
-        generator = torch.Generator(device).manual_seed(1)
+        rng = torch.Generator(device).manual_seed(1)
         if streaming:
-            return mc_scores(model, images, samples, bald, generator)
-        return bald(mc_probs(model, images, samples, generator))
+            return mc_scores(model, images, samples, bald, rng)
+        return bald(mc_probs(model, images, samples, rng))
 
     score(images_NCHW[:512])  # library initialisation and first allocations are not the scorer's
     if device.type == "cuda":
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         train, test, _ = load_train_test(args.data_dir)
         train, test = train.to(device), test.to(device)
-    except (ValueError, DataError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not 0 < args.candidates <= len(train):

@@ -118,7 +118,7 @@ def add_device_and_data_flags(parser: argparse.ArgumentParser, resume_keeps_data
                         f"$GAN_ACQUIRE_DATA, else a per-user cache filled from the public mirrors{saved})")
 
 
-PRECISION_CHOICES = ("fp32", "bf16")  # acquire.model.PRECISIONS (not imported: this module stays light)
+PRECISION_CHOICES = ("fp32", "bf16")  # acquire.precision.PRECISIONS (not imported: this module stays light)
 
 
 def add_precision_flag(parser: argparse.ArgumentParser,

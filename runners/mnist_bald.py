@@ -14,8 +14,8 @@ from acquire.functions import get_acquisition
 from acquire.device import resolve_device
 from acquire.loop import ActiveLearningRun, ExperimentConfig, callable_name
 from acquire.mc_dropout import MASKINGS
-from acquire.model import (TrainConfig, new_gal_code_glorot_model, new_gal_code_model, new_glorot_model,
-                           new_model)
+from acquire.networks import new_gal_code_glorot_model, new_gal_code_model, new_glorot_model, new_model
+from acquire.training import TrainConfig
 from acquire.plotting import final_table, format_table, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.rundir import CONFIG_FILE

@@ -12,7 +12,7 @@ import pandas as pd
 from acquire.data import load_train_test
 from acquire.device import resolve_device
 from acquire.mixing import MODES
-from acquire.model import check_precision
+from acquire.precision import check_precision
 from acquire.plotting import format_mean_std, plot_sweep, summarise_sweep
 from acquire.ratio_cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline
 from acquire.sweep import Sweep, SweepSettings

@@ -19,7 +19,7 @@ import torch
 from acquire.data import ImageSet, class_balanced_indices, load_train_test
 from acquire.device import resolve_device
 from acquire.files import CsvError, append_csv_row, read_csv_rows, write_csv
-from acquire.model import check_precision
+from acquire.precision import check_precision
 from acquire.rundir import RunDir
 from acquire.seeding import derive_seed
 from gans.checkpoint import (CheckpointError, data_digest, load_checkpoint, load_training_state,

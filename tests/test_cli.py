@@ -118,6 +118,6 @@ def test_run_flags_say_when_a_resume_keeps_the_saved_data_dir():
 
 
 def test_the_cli_precision_choices_are_the_engines():
-    from acquire.model import PRECISIONS
+    from acquire.precision import PRECISIONS
     from runners.cli import PRECISION_CHOICES
     assert tuple(PRECISIONS) == PRECISION_CHOICES

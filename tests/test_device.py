@@ -8,7 +8,9 @@ from acquire.data import ImageSet
 from acquire.device import canonical
 from acquire.loop import ActiveLearningRun
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs
-from acquire.model import TrainConfig, new_model, predict, to_float, train_classifier
+from acquire.inference import predict, to_float
+from acquire.networks import new_model
+from acquire.training import TrainConfig, train_classifier
 from acquire.pool import CandidatePool
 from tests.test_loop import tiny_config
 

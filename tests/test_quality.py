@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from acquire.data import ImageSet
-from acquire.model import new_model
+from acquire.networks import new_model
 from torch import nn
 
 from gans.quality import Judge, QualityConfig, agreement_by_class, balanced_labels, frechet_distance, measure
@@ -25,7 +25,7 @@ def test_balanced_labels():
 
 def test_measures_separate_real_from_label_shuffled_samples(tiny_train, tiny_test):
     reference = new_model(0, "cpu")
-    from acquire.model import TrainConfig, train_classifier
+    from acquire.training import TrainConfig, train_classifier
     train_classifier(reference, tiny_train.images_NCHW, tiny_train.labels_N, TrainConfig(epochs=8, batch_size=32),
                      torch.Generator().manual_seed(0))
     config = QualityConfig(cas_epochs=8)

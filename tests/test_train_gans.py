@@ -10,11 +10,11 @@ import signal
 import pytest
 import torch
 from tests.test_gan_resume import CASES
-from tests.test_precision import needs_bf16
+from tests.acquire.test_precision import needs_bf16
 from tests.test_sweep_refusals import snapshot, unsupported_bf16
 
 from acquire.data import ImageSet
-from acquire.model import new_model
+from acquire.networks import new_model
 from gans import dcgan, quality
 from gans.checkpoint import file_sha256, load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from gans.registry import GanFamily, get_family

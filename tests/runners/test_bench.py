@@ -2,7 +2,7 @@
 
 import json
 
-from acquire.model import new_model
+from acquire.networks import new_model
 from runners import bench
 
 

@@ -6,8 +6,10 @@ import torch
 from torch import nn
 
 from acquire.metrics import accuracy, balanced_accuracy
-from acquire.model import (GalCNN, TrainConfig, check_model, make_model, new_gal_code_glorot_model, new_gal_code_model,
-                           new_glorot_model, new_model, predict, seeded_global_rng, to_float, train_classifier)
+from acquire.factories import check_model, make_model, seeded_global_rng
+from acquire.inference import predict, to_float
+from acquire.networks import GalCNN, new_gal_code_glorot_model, new_gal_code_model, new_glorot_model, new_model
+from acquire.training import TrainConfig, train_classifier
 
 
 def test_architecture_matches_gal_et_al():

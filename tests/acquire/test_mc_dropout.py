@@ -1,16 +1,20 @@
 """MC dropout: the fused scorer equals T full forward passes with the same sampled networks, and the generic path
-for any nn.Module equals a naive per-image loop (and, on Gal's CNN written with nn.Dropout, the fused scorer)."""
+for any nn.Module equals a naive per-image loop (and, on Gal's CNN written with nn.Dropout, the fused scorer); any
+model exposing its trunk and dropout head (TrunkHead) gets the fused scorer."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from acquire.errors import UserError
 from acquire.functions import bald
 from acquire.loop import ExperimentConfig
 from acquire.mc_dropout import (DropoutMasks, check_mc_dropout, draw_dropout_masks, draw_head_masks,
                                 generic_mc_dropout_probs, mc_dropout_probs, mc_probs, mc_scores,
-                                naive_mc_dropout_probs)
-from acquire.model import GalCNN, dropout_mask, new_gal_code_model, new_model, to_float
+                                naive_mc_dropout_probs, TrunkHead)
+from acquire.inference import to_float
+from acquire.networks import GalCNN, dropout_mask, new_gal_code_model, new_model
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +50,17 @@ def test_samples_are_distinct_networks_shared_by_all_candidates(model_and_images
 def test_masks_have_dropout_rates_and_inverted_scaling(model_and_images):
     model, _ = model_and_images
     masks = draw_head_masks(model, 200, torch.Generator().manual_seed(2))
-    torch.testing.assert_close(masks.features_TD.unique(), torch.tensor([0.0, 1 / 0.75]))
-    torch.testing.assert_close(masks.hidden_TH.unique(), torch.tensor([0.0, 2.0]))
-    assert abs((masks.features_TD == 0).float().mean().item() - 0.25) < 0.01
-    assert abs((masks.hidden_TH == 0).float().mean().item() - 0.5) < 0.02
+    features_TD, hidden_TH = masks
+    assert features_TD.shape == (200, 3872) and hidden_TH.shape == (200, 128)
+    torch.testing.assert_close(features_TD.unique(), torch.tensor([0.0, 1 / 0.75]))
+    torch.testing.assert_close(hidden_TH.unique(), torch.tensor([0.0, 2.0]))
+    assert abs((features_TD == 0).float().mean().item() - 0.25) < 0.01
+    assert abs((hidden_TH == 0).float().mean().item() - 0.5) < 0.02
 
 
 def test_naive_without_masks_draws_per_image_masks(model_and_images):
     model, images = model_and_images
-    probs = naive_mc_dropout_probs(model, torch.cat([images[:1], images[:1]]), 3,
-                                   generator=torch.Generator().manual_seed(0))
+    probs = naive_mc_dropout_probs(model, torch.cat([images[:1], images[:1]]), 3, rng=torch.Generator().manual_seed(0))
     assert not torch.allclose(probs[0], probs[1])
 
 
@@ -153,9 +158,9 @@ def test_per_image_masks_are_each_candidates_own_draws(model_and_images):
     model, images = model_and_images
     T, D, H = 6, model.fc1.in_features, model.fc1.out_features
     probs = mc_probs(model, images[:9], T, torch.Generator().manual_seed(0), masking="per_image")
-    generator = torch.Generator().manual_seed(0)  # one chunk: the feature masks [N,T,D], then the hidden ones [N,T,H]
-    features_NTD = dropout_mask((9, T, D), model.conv_dropout, generator, "cpu")
-    hidden_NTH = dropout_mask((9, T, H), model.dense_dropout, generator, "cpu")
+    rng = torch.Generator().manual_seed(0)  # one chunk: the feature masks [N,T,D], then the hidden ones [N,T,H]
+    features_NTD = dropout_mask((9, T, D), model.conv_dropout, rng, "cpu")
+    hidden_NTH = dropout_mask((9, T, H), model.dense_dropout, rng, "cpu")
     with torch.no_grad():
         trunk = model.trunk(to_float(images[:9]))
         expected = torch.stack([torch.stack([model.head(trunk[n:n + 1], masks=(features_NTD[n, t], hidden_NTH[n, t]))[0]
@@ -175,12 +180,68 @@ def test_per_image_and_shared_masks_sample_one_predictive_distribution(model_and
     assert streamed.shape == (4,) and (streamed >= 0).all()
 
 
-def test_per_image_masks_need_a_gal_cnn_and_a_known_masking(model_and_images):
+def test_per_image_masks_need_a_trunk_head_model_and_a_known_masking(model_and_images):
     _, images = model_and_images
     net = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))
-    with pytest.raises(ValueError, match="per-image MC-dropout masks are implemented for acquire.model.GalCNN only"):
+    with pytest.raises(ValueError, match=r"per-image MC-dropout masks need a model that exposes its trunk and dropout "
+                                         r"head \(acquire.mc_dropout.TrunkHead"):
         check_mc_dropout(net, (1, 28, 28), "per_image")
     with pytest.raises(ValueError, match="masking must be one of shared, per_image"):
         mc_probs(net, images[:2], 2, masking="per_sample")
     with pytest.raises(ValueError, match="mc_masks must be one of shared, per_image, got 'per_sample'"):
         ExperimentConfig(mc_masks="per_sample")
+
+
+# ---- the TrunkHead protocol: any model exposing its trunk and dropout head gets the fused scorer ------------------
+
+class UserNet(nn.Module):
+    """A user's model, not a GalCNN: its own trunk (conv 3x3, average pooling) and a head written with nn.Dropout,
+    exposing trunk / head_dropout / sampled_heads (acquire.mc_dropout.TrunkHead)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.drop1, self.fc1 = nn.Conv2d(1, 6, 3), nn.Dropout(0.2), nn.Linear(6 * 13 * 13, 24)
+        self.drop2, self.fc2 = nn.Dropout(0.4), nn.Linear(24, 10)
+        self.trunk_calls = 0
+
+    def trunk(self, x_NCHW):
+        self.trunk_calls += 1
+        return F.avg_pool2d(F.relu(self.conv(x_NCHW)), 2).flatten(1)
+
+    def forward(self, x_NCHW):
+        return self.fc2(self.drop2(F.relu(self.fc1(self.drop1(self.trunk(x_NCHW))))))
+
+    def head_dropout(self):
+        return [((self.fc1.in_features,), self.drop1.p), ((self.fc1.out_features,), self.drop2.p)]
+
+    def sampled_heads(self, masks):
+        def heads(features_ND):
+            hidden = F.relu(self.fc1(features_ND.unsqueeze(1) * masks[0]))
+            return self.fc2(hidden * masks[1])
+        return heads
+
+
+def test_a_users_trunk_head_model_gets_the_fused_scorer_with_the_generic_paths_probabilities(model_and_images,
+                                                                                                one_thread):
+    images = model_and_images[1][:20]
+    net = UserNet()
+    assert isinstance(net, TrunkHead) and isinstance(new_model(0, "cpu"), TrunkHead)
+    assert not isinstance(small_net(), TrunkHead)
+    fused = mc_probs(net, images, 6, torch.Generator().manual_seed(0), chunk_size=7)
+    assert net.trunk_calls == 3  # once per chunk of 7, 7, 6 images: the fused path, not T forward passes
+    masks = draw_dropout_masks(net, 6, (1, 28, 28), torch.Generator().manual_seed(0))
+    generic = generic_mc_dropout_probs(net, images, masks, chunk_size=7)
+    assert net.trunk_calls > 3 + 6  # the hook-based path ran the whole model T times per chunk
+    assert fused.shape == (20, 6, 10) and not torch.allclose(fused[:, 0], fused[:, 1])
+    torch.testing.assert_close(fused, generic, atol=1e-6, rtol=1e-5)
+    per_image = mc_probs(net, torch.cat([images[:1], images[:1]]), 6, torch.Generator().manual_seed(0),
+                         masking="per_image")
+    assert per_image.shape == (2, 6, 10) and not torch.allclose(per_image[0], per_image[1])
+
+
+def test_a_trunk_head_model_without_head_dropout_is_refused():
+    net = UserNet()
+    net.head_dropout = lambda: []
+    with pytest.raises(UserError, match="names no dropout, so its MC samples would all be one network"):
+        check_mc_dropout(net, (1, 28, 28))

@@ -17,6 +17,7 @@ from torch import nn
 
 from acquire.errors import UserError
 from acquire.factories import seeded_global_rng
+from acquire.precision import autocast_dtype
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, rng: torch.Generator | None,
@@ -94,8 +95,7 @@ class GalCNN(nn.Module):
         mask_D, mask_H = masks
         if mask_D.dim() == 3:
             return lambda features_ND: self._per_row_heads(features_ND, mask_D, mask_H)
-        device = self.fc1.weight.device
-        dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else torch.float32
+        dtype = autocast_dtype(self.fc1.weight.device)
         T, H = len(mask_D), self.fc1.out_features
         w1_DTH = (self.fc1.weight.unsqueeze(0) * mask_D.unsqueeze(1)).reshape(T * H, -1).t().contiguous().to(dtype)
         b1_TH = self.fc1.bias.repeat(T).to(dtype)

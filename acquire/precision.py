@@ -48,3 +48,11 @@ def autocast(precision: str, device: torch.device | str) -> AbstractContextManag
     if precision != "bf16":
         return nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, cache_enabled=False)
+
+
+def autocast_dtype(device: torch.device | str) -> torch.dtype:
+    """The dtype matrix products on `device` compute in here: autocast's inside an autocast block, else float32."""
+    kind = torch.device(device).type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return torch.float32

@@ -51,12 +51,12 @@ def brute_force_greedy(probs_NTK, k):
     return chosen, min(gaps)
 
 
-def batch_of(probs_NTK, members, generator=None, max_configurations=10 ** 6, num_samples=10 ** 4):
+def batch_of(probs_NTK, members, rng=None, max_configurations=10 ** 6, num_samples=10 ** 4):
     """The JointBatch of `members`, and probs_TNK [T, N, K] float64."""
     probs_TNK = normalised(probs_NTK).transpose(0, 1).contiguous()
     batch = JointBatch.empty(probs_TNK.shape[0], probs_TNK.device)
     for member in members:
-        batch = batch.add(probs_TNK[:, member], generator, max_configurations, num_samples)
+        batch = batch.add(probs_TNK[:, member], rng, max_configurations, num_samples)
     return batch, probs_TNK
 
 

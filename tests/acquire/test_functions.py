@@ -1,10 +1,13 @@
 """Acquisition functions against independent numpy references, and the registry's contract."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from acquire import functions
+from acquire.errors import UserError
 from acquire.functions import REGISTRY, acquisition, get_acquisition, top_k_random_ties
 
 
@@ -57,7 +60,7 @@ def test_top_k_takes_the_largest_and_breaks_ties_at_random():
 def test_random_needs_no_inference_and_returns_distinct_positions():
     random = REGISTRY["random"]
     assert not random.needs_mc
-    chosen, _ = random.choose(None, pool_size=30, k=30, generator=torch.Generator().manual_seed(0))
+    chosen, _ = random.choose(None, pool_size=30, k=30, rng=torch.Generator().manual_seed(0))
     assert sorted(chosen.tolist()) == list(range(30))
 
 
@@ -65,10 +68,10 @@ def test_power_bald_samples_in_proportion_to_bald():
     # Two candidates with BALD 3:1 ratio; k=1: the first should win ~75% of draws.
     p = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.9, 0.1], [0.6, 0.4]]])
     weights = functions.bald(p)
-    generator = torch.Generator().manual_seed(0)
-    wins = sum(functions.power_bald(p, 1, generator, 2).item() == 0 for _ in range(4000))
+    rng = torch.Generator().manual_seed(0)
+    wins = sum(functions.power_bald(p, 1, rng, 2).item() == 0 for _ in range(4000))
     assert wins / 4000 == pytest.approx((weights[0] / weights.sum()).item(), abs=0.03)
-    low_temperature = [functions.power_bald(p, 1, generator, 2, temperature=0.01).item() for _ in range(50)]
+    low_temperature = [functions.power_bald(p, 1, rng, 2, temperature=0.01).item() for _ in range(50)]
     assert low_temperature == [0] * 50  # temperature -> 0 approaches top-k
 
 
@@ -95,17 +98,58 @@ def test_decorator_registers_a_custom_function(probs_NTK):
 def test_module_path_and_unknown_names():
     custom = get_acquisition("tests.plugins.custom_acquisition:least_confident")
     assert custom.needs_mc and not custom.selects
-    with pytest.raises(ValueError, match="unknown acquisition function 'nope'.*bald"):
+    with pytest.raises(UserError, match=r"^unknown acquisition function 'nope'; registered: .*bald.*random.*\. A custom "
+                                        "one is given as module:function$"):
         get_acquisition("nope")
     with pytest.raises(ValueError, match="cannot load"):
         get_acquisition("tests.plugins.custom_acquisition:missing")
 
 
+def exits(probs_NTK):
+    raise SystemExit(0)
+
+
+@pytest.mark.parametrize("fn, returned", [
+    (lambda probs: "bald", "returned str; it must return one score per candidate"),
+    (lambda probs: {"scores": probs.mean((1, 2))}, "returned dict; it must return one score per candidate"),
+    (lambda probs: [None] * len(probs), "returned a list that is no array of numbers"),
+    (exits, "raised SystemExit: 0"),
+])
+def test_a_score_function_that_returns_no_scores_or_exits_is_refused_in_one_line(fn, returned, probs_NTK):
+    bad = functions.Acquisition("bad", fn)
+    with pytest.raises(UserError, match=f"^acquisition function 'bad' {re.escape(returned)}"):
+        bad.probe(k=2, num_samples=3, num_classes=4)
+
+
+def test_a_selecting_function_that_returns_a_str_or_exits_is_refused_and_ctrl_c_passes(probs_NTK):
+    for fn, message in ((lambda p, k, rng, n: "0,1", "returned str; it must return k positions [k]"),
+                        (lambda p, k, rng, n: exits(p), "raised SystemExit")):
+        with pytest.raises(UserError, match=re.escape(message)):
+            functions.Acquisition("bad", fn, selects=True).choose(probs_NTK, 50, 2, torch.Generator())
+
+    def interrupted(probs):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        functions.Acquisition("ctrl_c", interrupted).choose(probs_NTK, 50, 2, torch.Generator())
+
+
+@pytest.mark.parametrize("spec", [":", "mod:", ":fn", "a b:fn", "mod:fn:extra", "mod.:fn"])
+def test_a_malformed_module_path_names_the_expected_form(spec):
+    with pytest.raises(UserError, match=f"^acquisition function {re.escape(repr(spec))} is not of the form "
+                                        r"'module:function' \(e.g. my_pkg.my_mod:least_confident\)"):
+        get_acquisition(spec)
+
+
+def test_a_name_that_is_not_a_string_is_refused():
+    with pytest.raises(UserError, match=r"^an acquisition function is named by a string, got list \['bald'\]$"):
+        get_acquisition(["bald"])
+
+
 def test_scores_of_confident_candidates_keep_their_precision():
     """Near-certain predictions whose MC samples differ by ~1e-4: E[p²] - E[p]² in float32 loses the spread."""
     import numpy as np
-    generator = torch.Generator().manual_seed(0)
-    spread_NT = 1e-4 * torch.rand(50, 20, generator=generator)
+    rng = torch.Generator().manual_seed(0)
+    spread_NT = 1e-4 * torch.rand(50, 20, generator=rng)
     probs_NTK = torch.zeros(50, 20, 10)
     probs_NTK[..., 0] = 1 - spread_NT
     probs_NTK[..., 1] = spread_NT

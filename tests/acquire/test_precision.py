@@ -9,7 +9,7 @@ from acquire.functions import bald
 from acquire.inference import to_float
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, mc_probs
 from acquire.networks import new_model
-from acquire.precision import autocast, check_precision, supports_bf16
+from acquire.precision import autocast, autocast_dtype, check_precision, supports_bf16
 from acquire.training import TrainConfig, evaluate, train_classifier
 
 needs_bf16 = pytest.mark.skipif(not supports_bf16("cpu"), reason="this CPU cannot compute bfloat16 matrix products")
@@ -120,3 +120,11 @@ def test_unsupported_precisions_are_one_line_errors(monkeypatch):
         check_precision("bf16", "cuda")
     assert not supports_bf16("cuda")
     check_precision("fp32", "cuda")  # fp32 needs no check
+
+
+def test_the_matrix_product_dtype_follows_the_autocast_block():
+    assert autocast_dtype("cpu") == torch.float32 and autocast_dtype("meta") == torch.float32
+    with autocast("bf16", "cpu"):
+        assert autocast_dtype("cpu") == torch.bfloat16
+    with autocast("fp32", "cpu"):
+        assert autocast_dtype("cpu") == torch.float32

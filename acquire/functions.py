@@ -67,7 +67,7 @@ class Acquisition:
         result = self._call(probs_NTK if self.needs_mc else None, k, rng, pool_size).cpu()
         if result.is_floating_point() or result.is_complex() or result.dtype == torch.bool:
             raise UserError(f"acquisition function {self.name!r} returned positions of dtype {result.dtype}; "
-                             "it must return integer positions [k]")
+                            "it must return integer positions [k]")
         return self._checked_positions(result.long(), pool_size, k), None
 
     def score(self, probs_BTK: torch.Tensor | None, num_candidates: int | None = None) -> torch.Tensor:
@@ -78,7 +78,7 @@ class Acquisition:
         scores_B = self._call(probs_BTK).double()
         if scores_B.shape != (B,):
             raise UserError(f"acquisition function {self.name!r} returned scores of shape "
-                             f"{tuple(scores_B.shape)}, expected ({B},): one score per candidate")
+                            f"{tuple(scores_B.shape)}, expected ({B},): one score per candidate")
         return scores_B
 
     def top_k(self, scores_N: torch.Tensor, k: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +89,7 @@ class Acquisition:
         bad = int((~torch.isfinite(scores_N)).sum())
         if bad:
             raise UserError(f"acquisition function {self.name!r} returned {bad} NaN or infinite score(s) of "
-                             f"{len(scores_N)}; scores must be finite")
+                            f"{len(scores_N)}; scores must be finite")
         index_k = self._checked_positions(top_k_random_ties(scores_N, k, rng), len(scores_N), k)
         return index_k, scores_N[index_k]
 
@@ -120,7 +120,7 @@ class Acquisition:
     def _checked_positions(self, index_k: torch.Tensor, pool_size: int, k: int) -> torch.Tensor:
         if index_k.shape != (k,) or len(index_k.unique()) != k or index_k.min() < 0 or index_k.max() >= pool_size:
             raise UserError(f"acquisition function {self.name!r} must return {k} distinct positions in "
-                             f"[0, {pool_size}), got {index_k.tolist()}")
+                            f"[0, {pool_size}), got {index_k.tolist()}")
         return index_k
 
     def probe(self, k: int, num_samples: int, num_classes: int) -> None:

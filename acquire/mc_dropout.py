@@ -192,11 +192,11 @@ def dropout_layers(model: nn.Module) -> list[nn.Dropout]:
     other = [f"{name} ({type(m).__name__})" for name, m in model.named_modules() if isinstance(m, other_kinds)]
     if other:
         raise UserError(f"MC dropout handles nn.Dropout layers only, but the model has layer(s) {', '.join(other)}; "
-                         "replace them by nn.Dropout")
+                        "replace them by nn.Dropout")
     layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     if not layers:
         raise UserError(f"the {type(model).__name__} has no nn.Dropout layer, so its MC samples would all be one "
-                         "network; add nn.Dropout layers, or use only acquisition functions without MC (random)")
+                        "network; add nn.Dropout layers, or use only acquisition functions without MC (random)")
     return layers
 
 
@@ -206,18 +206,16 @@ def draw_dropout_masks(model: nn.Module, num_samples: int, image_shape: tuple[in
     """Draw T = num_samples inverted-dropout masks for each nn.Dropout layer, shaped like the layer's input for one
     image [C,H,W] (found by one eval-mode forward pass on a blank image); a layer called twice in one pass applies
     its mask both times."""
-    if num_samples <= 0:
-        raise UserError(f"need at least one MC sample, got {num_samples}")
+    check_positive_int("the number of MC samples", num_samples)
     layers = dropout_layers(model)
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
+    device = model_device(model)
     shapes: dict[nn.Dropout, tuple[int, ...]] = {}
 
     def record(layer, inputs, output):
         shape = tuple(inputs[0].shape[1:])
         if shapes.setdefault(layer, shape) != shape:
             raise UserError(f"an nn.Dropout layer is used at input shapes {list(shapes[layer])} and {list(shape)} in "
-                             "one forward pass; give each use its own nn.Dropout")
+                            "one forward pass; give each use its own nn.Dropout")
 
     handles = [layer.register_forward_hook(record) for layer in layers]
     try:

@@ -63,8 +63,8 @@ def timed(fn, device: torch.device, repeats: int = 1) -> float:
 
 
 def gemm_peak(device: torch.device, dtype: torch.dtype, size: int) -> float:
-    """GFLOP/s of the best of ten size x size matrix products in `dtype` (the best, as clocks and neighbours on a
-    shared machine vary: a 2048 product timed three times read half the fused scorer's own rate)."""
+    """GFLOP/s of the best of ten size x size matrix products in `dtype` (the best: clocks and neighbours on a shared
+    machine vary)."""
     a = torch.randn(size, size, device=device).to(dtype)
     return 2 * size**3 / timed(lambda: a @ a, device, repeats=10) / 1e9
 

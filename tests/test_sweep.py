@@ -6,6 +6,7 @@ import re
 import pandas as pd
 import pytest
 
+from acquire.errors import UserError
 from acquire.plotting import plot_sweep, summarise_sweep
 from acquire.rundir import RunDirectoryError
 from acquire.sweep import Sweep, SweepSettings
@@ -137,7 +138,7 @@ SETTINGS = SweepSettings({"sizes": [5, 10], "repeats": 2, "lr": 0.1}, {"paper": 
 
 def build(values):
     if not all(isinstance(size, int) and size > 0 for size in values["sizes"]):
-        raise ValueError(f"--sizes must be positive integers, got {values['sizes']}")
+        raise UserError(f"--sizes must be positive integers, got {values['sizes']}")
     return {**values, "digest": "abc"}
 
 

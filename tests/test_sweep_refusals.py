@@ -4,6 +4,7 @@ import json
 from dataclasses import asdict
 
 import pytest
+from acquire.errors import UserError
 from tests import test_ratio_sweep
 
 from runners import dada_lowdata, ratio_sweep
@@ -122,7 +123,7 @@ def test_resume_keeps_the_saved_precision_and_a_config_without_one_is_fp32(runne
 def unsupported_bf16(precision, device):
     """acquire.precision.check_precision as on hardware without bfloat16 matrix products."""
     if precision == "bf16":
-        raise ValueError(f"precision bf16 is not supported on {device} (no bfloat16 matrix products); use fp32")
+        raise UserError(f"precision bf16 is not supported on {device} (no bfloat16 matrix products); use fp32")
 
 
 def test_bf16_where_unsupported_is_refused_before_any_work(runner, tmp_path, monkeypatch, capsys):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import os
 import sys
@@ -21,11 +20,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from acquire.builtins import BUILTIN_MODELS, BUILTIN_TRAINERS
 from acquire.data import ImageSet, load_split
 from acquire.files import read_csv_rows
 from acquire.loop import (CSV_COLUMNS, DEFAULT_MODEL, DEFAULT_TRAINER, RESUMABLE_CHANGES, ActiveLearningRun, Arm,
                           ExperimentConfig, callable_name, parse_state, same_row)
-from acquire.model import TrainConfig, train_classifier
+from acquire.training import TrainConfig, train_classifier
 from acquire.pool import REAL_SOURCE, CandidatePool, image_set_digest
 from acquire.rundir import check_out_dir, config_changes
 import acquire.seeding
@@ -98,12 +98,8 @@ def test_the_globs_find_every_committed_run():
 
 
 def resolve_name(name: str):
-    """The object a 'module:qualname' names (imported here, by the test; the loop itself never imports by name)."""
-    module, _, qualname = name.partition(":")
-    target = importlib.import_module(module)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    return target
+    """The built-in function a stored 'module:qualname' names (acquire.builtins' tables: nothing is imported by name)."""
+    return {**BUILTIN_MODELS, **BUILTIN_TRAINERS}[name]
 
 
 @pytest.mark.parametrize("config_path", [p for p in CONFIGS if CONFIG_KINDS[rel(p)] == "loop"], ids=rel)

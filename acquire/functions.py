@@ -34,13 +34,13 @@ touching the registry, ``--acquisitions my_pkg.my_mod:least_confident``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-from acquire.errors import UserError
 from acquire.batchbald import batchbald
+from acquire.errors import UserError
 
 
 @dataclass(frozen=True)

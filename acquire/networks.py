@@ -116,7 +116,7 @@ class GalCNN(nn.Module):
         return self.head(self.trunk(x_NCHW), rng=rng)
 
 
-GAL_CODE_ARCHITECTURE = dict(kernel_size=3, pool_size=5, hidden=256)
+GAL_CODE_ARCHITECTURE = {"kernel_size": 3, "pool_size": 5, "hidden": 256}
 
 
 def new_model(seed: int, device: torch.device | str, num_classes: int = 10,

@@ -9,11 +9,11 @@ from torch import nn
 
 from acquire.errors import UserError
 from acquire.functions import bald
+from acquire.inference import to_float
 from acquire.loop import ExperimentConfig
 from acquire.mc_dropout import (DropoutMasks, check_mc_dropout, draw_dropout_masks, draw_head_masks,
-                                generic_mc_dropout_probs, mc_dropout_probs, mc_probs, mc_scores,
-                                naive_mc_dropout_probs, TrunkHead)
-from acquire.inference import to_float
+                                TrunkHead, generic_mc_dropout_probs, mc_dropout_probs, mc_probs, mc_scores,
+                                naive_mc_dropout_probs)
 from acquire.networks import GalCNN, dropout_mask, new_gal_code_model, new_model
 
 
@@ -242,6 +242,6 @@ def test_a_users_trunk_head_model_gets_the_fused_scorer_with_the_generic_paths_p
 
 def test_a_trunk_head_model_without_head_dropout_is_refused():
     net = UserNet()
-    net.head_dropout = lambda: []
+    net.head_dropout = list
     with pytest.raises(UserError, match="names no dropout, so its MC samples would all be one network"):
         check_mc_dropout(net, (1, 28, 28))

@@ -24,7 +24,8 @@ from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, mc_probs, mc_s
 from acquire.networks import GalCNN, new_model
 from acquire.precision import autocast, supports_bf16
 from acquire.training import TrainConfig, evaluate, train_classifier
-from runners.cli import add_device_and_data_flags
+from acquire.validate import check_int, check_positive_int
+from runners.cli import add_device_and_data_flags, run_guarded
 
 DESCRIPTION = """\
 Measures, in one process and on the same images and weights:
@@ -254,21 +255,29 @@ def main(argv: list[str] | None = None) -> int:
     add_device_and_data_flags(p)
     p.add_argument("--out", type=Path, default=Path("results/bench"), help="JSON directory (default: %(default)s)")
     args = p.parse_args(argv)
+    return run_guarded(lambda: run(args), "nothing was written (the JSON is written at the end)")
+
+
+def check_flags(args: argparse.Namespace) -> list[int]:
+    """Refuse counts that cannot be measured (one-line UserError naming the flag); the --memory-sizes as ints."""
+    for flag in ("candidates", "mc_samples", "repeats", "train_images", "train_epochs"):
+        check_positive_int(f"--{flag.replace('_', '-')}", getattr(args, flag))
+    if args.gemm_size is not None:
+        check_positive_int("--gemm-size", args.gemm_size)
     try:
-        device = resolve_device(args.device)
-        train, test, _ = load_train_test(args.data_dir)
-        train, test = train.to(device), test.to(device)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if not 0 < args.candidates <= len(train):
-        print(f"error: --candidates must be in 1..{len(train)}", file=sys.stderr)
-        return 2
-    try:
-        memory_sizes = [n for n in (int(size) for size in args.memory_sizes.split(",")) if n]
+        sizes = [int(size) for size in args.memory_sizes.split(",")]
     except ValueError:
-        print(f"error: --memory-sizes must be comma-separated integers, got {args.memory_sizes!r}", file=sys.stderr)
-        return 2
+        raise UserError(f"--memory-sizes must be comma-separated integers, got {args.memory_sizes!r}") from None
+    return [check_int("--memory-sizes", n) for n in sizes if n]
+
+
+def run(args: argparse.Namespace) -> int:
+    memory_sizes = check_flags(args)
+    device = resolve_device(args.device)
+    train, test, _ = load_train_test(args.data_dir)
+    train, test = train.to(device), test.to(device)
+    if args.candidates > len(train):
+        raise UserError(f"--candidates must be in 1..{len(train)} (the training images), got {args.candidates}")
     model = new_model(0, device)
     report = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
               "cpu": cpu_model(),

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from acquire.networks import new_model
 from runners import bench
 
@@ -28,3 +30,18 @@ def test_a_small_bench_reports_scoring_training_and_the_gemm_peak(tmp_path, mnis
     for fractions in (report["mc_dropout"]["fraction_of_gemm_peak"], report["training"]["fraction_of_gemm_peak"]):
         assert all(0 < value < 100 for value in fractions.values())  # a ratio to the floor, not a raw rate
     assert "of the fp32 GEMM peak" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--mc-samples", "0"], "--mc-samples must be >= 1, got 0"),
+    (["--candidates", "-5"], "--candidates must be >= 1, got -5"),
+    (["--repeats", "0"], "--repeats must be >= 1, got 0"),
+    (["--gemm-size", "0"], "--gemm-size must be >= 1, got 0"),
+    (["--memory-sizes", "100,x"], "--memory-sizes must be comma-separated integers, got '100,x'"),
+    (["--memory-sizes", "-100"], "--memory-sizes must be >= 0, got -100"),
+])
+def test_counts_that_cannot_be_measured_are_one_line_errors_before_any_work(tmp_path, capsys, flags, message):
+    assert bench.main([*flags, "--device", "cpu", "--data-dir", str(tmp_path / "no-data"), "--out",
+                       str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not (tmp_path / "out").exists()

@@ -21,9 +21,9 @@ from acquire.metrics import accuracy, balanced_accuracy
 from acquire.validate import check_float, check_positive_int
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """How each round's fresh classifier is trained (defaults: the paper's protocol)."""
+    """How each round's fresh classifier is trained (defaults: the paper's protocol); checked and frozen when built."""
 
     epochs: int = 100
     batch_size: int = 128

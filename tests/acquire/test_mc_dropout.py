@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import acquire
 from acquire.errors import UserError
 from acquire.functions import bald
 from acquire.inference import to_float
@@ -227,7 +228,7 @@ def test_a_users_trunk_head_model_gets_the_fused_scorer_with_the_generic_paths_p
     images = model_and_images[1][:20]
     net = UserNet()
     assert isinstance(net, TrunkHead) and isinstance(new_model(0, "cpu"), TrunkHead)
-    assert not isinstance(small_net(), TrunkHead)
+    assert not isinstance(small_net(), TrunkHead) and acquire.TrunkHead is TrunkHead
     fused = mc_probs(net, images, 6, torch.Generator().manual_seed(0), chunk_size=7)
     assert net.trunk_calls == 3  # once per chunk of 7, 7, 6 images: the fused path, not T forward passes
     masks = draw_dropout_masks(net, 6, (1, 28, 28), torch.Generator().manual_seed(0))

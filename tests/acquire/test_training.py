@@ -1,6 +1,7 @@
 """Training: deterministic for a seed and data, learns real digits, trains any module; its settings are checked;
 prediction and the metrics it is judged by."""
 
+import dataclasses
 import re
 
 import numpy as np
@@ -66,6 +67,8 @@ def test_train_config_refuses_settings_that_cannot_be_right_in_one_line(bad, mes
 def test_train_config_takes_the_paper_defaults_and_whole_numbers_of_any_integer_type():
     assert TrainConfig() == TrainConfig(epochs=100, batch_size=128, lr=1e-3, weight_decay=0.0, dense_l2_c=0.0)
     TrainConfig(epochs=np.int64(3), batch_size=np.int32(8), lr=1, weight_decay=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainConfig().epochs = 0
 
 
 def test_gal_dense_l2_shrinks_the_dense_weights(tiny_train):

@@ -7,13 +7,14 @@ import re
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from acquire.errors import UserError
 from acquire.factories import make_model, seeded_global_rng
 from acquire.inference import predict, to_float
 from acquire.metrics import accuracy, balanced_accuracy
-from acquire.networks import new_model
-from acquire.training import TrainConfig, train_classifier
+from acquire.networks import dropout_mask, new_model
+from acquire.training import TrainConfig, takes_rng, train_classifier
 from tests.acquire.test_factories import small_net
 
 
@@ -92,3 +93,27 @@ def test_any_module_trains_reproducibly_with_the_global_rng_seeded(tiny_train):
     assert not trained[0].training
     with pytest.raises(UserError, match="dense_l2_c=3.5 penalises the first dense layer `fc1`"):
         train_classifier(small_net(0, "cpu"), images, labels, TrainConfig(dense_l2_c=3.5), torch.Generator())
+
+
+class RngNet(nn.Module):
+    """A user's model whose forward takes `rng`: its dropout draws from the rng training gives it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x_NCHW, rng=None):
+        h_ND = x_NCHW.flatten(1)
+        return self.fc(h_ND * dropout_mask(h_ND.shape, 0.5, rng, h_ND.device) if self.training else h_ND)
+
+
+def test_a_model_whose_forward_takes_rng_draws_its_dropout_from_the_training_rng(tiny_train):
+    images, labels = tiny_train.images_NCHW[:64], tiny_train.labels_N[:64]
+    weights = []
+    for global_seed in (1, 2):  # the global RNG differs between the two trainings; the rng does not
+        torch.manual_seed(global_seed)
+        model = make_model(lambda seed, device: RngNet(), 0, "cpu")
+        train_classifier(model, images, labels, TrainConfig(epochs=2, batch_size=16), torch.Generator().manual_seed(3))
+        weights.append(model.fc.weight)
+    assert takes_rng(RngNet()) and not takes_rng(small_net(0, "cpu"))
+    assert torch.equal(weights[0], weights[1])

@@ -19,7 +19,8 @@ def test_scoring_training_and_prediction_stay_on_the_model_device_with_cpu_rngs(
     masks = draw_head_masks(model, 4, torch.Generator().manual_seed(1))
     assert all(mask.device.type == "meta" for mask in masks)
     assert mc_dropout_probs(model, images_NCHW, masks).device.type == "meta"
-    train_classifier(model, images_NCHW, labels_N, TrainConfig(epochs=1, batch_size=16), torch.Generator().manual_seed(2))
+    train_classifier(model, images_NCHW, labels_N, TrainConfig(epochs=1, batch_size=16),
+                     torch.Generator().manual_seed(2))
     assert all(p.device.type == "meta" for p in model.parameters())
     assert predict(model, images_NCHW).device.type == "meta"
 

@@ -98,8 +98,8 @@ def test_decorator_registers_a_custom_function(probs_NTK):
 def test_module_path_and_unknown_names():
     custom = get_acquisition("tests.plugins.custom_acquisition:least_confident")
     assert custom.needs_mc and not custom.selects
-    with pytest.raises(UserError, match=r"^unknown acquisition function 'nope'; registered: .*bald.*random.*\. A custom "
-                                        "one is given as module:function$"):
+    with pytest.raises(UserError, match=r"^unknown acquisition function 'nope'; registered: .*bald.*random.*\. "
+                                        "A custom one is given as module:function$"):
         get_acquisition("nope")
     with pytest.raises(ValueError, match="cannot load"):
         get_acquisition("tests.plugins.custom_acquisition:missing")

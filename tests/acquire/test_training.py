@@ -76,7 +76,8 @@ def test_gal_dense_l2_shrinks_the_dense_weights(tiny_train):
     images, labels = tiny_train.images_NCHW[:40], tiny_train.labels_N[:40]
     norms = {}
     for c in (0.0, 3.5):
-        model = train_classifier(new_model(0, "cpu"), images, labels, TrainConfig(epochs=10, batch_size=20, dense_l2_c=c),
+        model = train_classifier(new_model(0, "cpu"), images, labels,
+                                 TrainConfig(epochs=10, batch_size=20, dense_l2_c=c),
                                  torch.Generator().manual_seed(0))
         norms[c] = model.fc1.weight.norm().item()
     assert norms[3.5] < 0.8 * norms[0.0]

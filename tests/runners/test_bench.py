@@ -19,7 +19,8 @@ def test_flop_counts_of_gal_s_cnn_match_a_hand_count():
 
 def test_a_small_bench_reports_scoring_training_and_the_gemm_peak(tmp_path, mnist_dir, one_thread, capsys):
     args = ["--candidates", "64", "--mc-samples", "2", "--repeats", "1", "--train-images", "64", "--train-epochs",
-            "1", "--gemm-size", "256", "--skip-round", "--memory-sizes", "0", "--device", "cpu", "--data-dir", str(mnist_dir),
+            "1", "--gemm-size", "256", "--skip-round", "--memory-sizes", "0", "--device", "cpu", "--data-dir",
+            str(mnist_dir),
             "--out", str(tmp_path)]
     assert bench.main(args) == 0
     report = json.loads((tmp_path / "bench-cpu.json").read_text())

@@ -12,8 +12,6 @@ import torch
 from acquire import data
 from acquire.data import DataError, ImageSet, load_split, read_idx, resolve_data_dir
 
-REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
-needs_real = pytest.mark.skipif(not REAL_MNIST.is_dir(), reason=f"real MNIST not at {REAL_MNIST}")
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -54,9 +52,8 @@ def isolated(tmp_path, monkeypatch):
 # --- the real MNIST ------------------------------------------------------------------------------
 
 
-@needs_real
-def test_real_test_split_loads():
-    test = load_split("test", REAL_MNIST, verify_md5=True)
+def test_real_test_split_loads(mnist_dir):
+    test = load_split("test", mnist_dir, verify_md5=True)
     assert len(test) == 10_000
     assert test.images_NCHW.shape == (10_000, 1, 28, 28)
     assert test.images_NCHW.dtype == torch.uint8
@@ -66,9 +63,8 @@ def test_real_test_split_loads():
     assert test.images_NCHW.max().item() == 255
 
 
-@needs_real
-def test_real_train_split_loads():
-    train = load_split("train", REAL_MNIST)
+def test_real_train_split_loads(mnist_dir):
+    train = load_split("train", mnist_dir)
     assert train.images_NCHW.shape == (60_000, 1, 28, 28)
     assert train.labels_N[0].item() == 5
 

@@ -10,7 +10,7 @@ import pytest
 
 from acquire.data import DataError
 from acquire.errors import UserError
-from runners.cli import add_run_flags, resume_hint, run_guarded
+from runners.cli import add_run_flags, float_list, int_list, numbers_may_be_negative, resume_hint, run_guarded
 
 
 def test_sigterm_stops_the_body_cleanly_with_the_resume_hint(tmp_path, capsys):
@@ -121,3 +121,24 @@ def test_the_cli_precision_choices_are_the_engines():
     from acquire.model import PRECISIONS
     from runners.cli import PRECISION_CHOICES
     assert tuple(PRECISIONS) == PRECISION_CHOICES
+
+
+@pytest.mark.parametrize("argv, sizes, lr", [(["--sizes", "-10,30", "--lr", "-1e-3"], [-10, 30], -1e-3),
+                                             (["--sizes", "-5", "--lr", "-.5"], [-5], -0.5),
+                                             (["--lr", "-inf"], None, float("-inf"))])
+def test_negative_numbers_are_values_not_flags(tmp_path, argv, sizes, lr):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int_list)
+    parser.add_argument("--lr", type=float)
+    add_run_flags(parser, out=tmp_path, presets=["quick"], seed_help="seed", resume_help="resume")
+    args = parser.parse_args(argv + ["--seed", "-1"])
+    assert (args.sizes, args.lr, args.seed) == (sizes, lr, -1)
+
+
+def test_a_parser_of_its_own_reads_negative_lists_and_still_refuses_unknown_flags(capsys):
+    parser = numbers_may_be_negative(argparse.ArgumentParser())
+    parser.add_argument("--errors", type=float_list)
+    assert parser.parse_args(["--errors", "-0.5,1e-3"]).errors == [-0.5, 1e-3]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["-x"])
+    assert "unrecognized arguments: -x" in capsys.readouterr().err

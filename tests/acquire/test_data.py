@@ -347,7 +347,9 @@ def test_arrays_and_tensors_of_any_shape_become_uint8_image_sets():
 @pytest.mark.parametrize("images, labels, problem", [
     (np.zeros((2, 3)), [0, 1], r"\[N,H,W\] or \[N,C,H,W\]"),
     (np.full((2, 4, 4), 1.5), [0, 1], r"float images must lie in \[0, 1\].*divide"),
-    (np.full((2, 4, 4), np.nan), [0, 1], r"float images must lie in \[0, 1\]"),
+    (np.full((2, 4, 4), np.nan), [0, 1], r"^images contain NaN; replace or drop"),
+    (np.full((2, 8, 8, 3), 0.5), [0, 1], r"look channels-last \[N,H,W,C\]; pass channels_last=True"),
+    (np.zeros((2, 4, 4)), [1, 2], r"labels run 1..2 with no label 0.*subtract 1"),
     (np.full((2, 4, 4), 300), [0, 1], "integer images must lie in 0..255"),
     (np.zeros((2, 4, 4)), np.eye(2), "not one-hot.*argmax"),
     (np.zeros((2, 4, 4)), np.array([0.0, 1.0]), "integer class indices.*astype"),

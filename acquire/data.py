@@ -517,7 +517,8 @@ def load_npz(path: str | Path, split: str | None = None, *, test_fraction: float
     try:
         images_NCHW, labels_N = _converted(x, y, channels_last=False)
         if class_names is None and len(labels_N):  # over every split: one split may lack class 0 by chance
-            _refuse_labels_from_one(torch.from_numpy(np.concatenate([np.ravel(y) for y in all_labels]).astype(np.int64)))
+            every_label = np.concatenate([np.ravel(labels) for labels in all_labels]).astype(np.int64)
+            _refuse_labels_from_one(torch.from_numpy(every_label))
         whole = ImageSet(images_NCHW, labels_N, class_names=class_names, name=dataset_name(path))
     except ValueError as error:
         raise DataError(f"{path}: {error}") from None

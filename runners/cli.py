@@ -128,8 +128,12 @@ def add_device_and_data_flags(parser: argparse.ArgumentParser, resume_keeps_data
     numbers_may_be_negative(parser)
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)")
     saved = "; with --resume the saved one" if resume_keeps_data_dir else ""
-    parser.add_argument("--data-dir", type=Path, help="directory with the four MNIST IDX .gz files (default: "
-                        f"$GAN_ACQUIRE_DATA, else a per-user cache filled from the public mirrors{saved})")
+    parser.add_argument("--data-dir", type=Path, help=(
+        "the data set: a directory of the four MNIST-format IDX files (1 or 3 channels; Fashion-MNIST too), an .npz "
+        "file (x_train, y_train, x_test, y_test, or x, y), or a folder of images (train/<class>/*.png|jpg beside "
+        "test/<class>/, or one <class>/ folder per class); a set without a test split of its own is split, seeded "
+        f"and stratified (default: $GAN_ACQUIRE_DATA, else MNIST in a per-user cache filled from the public mirrors"
+        f"{saved})"))
 
 
 PRECISION_CHOICES = ("fp32", "bf16")  # acquire.model.PRECISIONS (not imported: this module stays light)

@@ -386,3 +386,84 @@ def test_npz_files_load_by_split_or_as_one_set(tmp_path):
 def test_load_dataset_reads_an_idx_directory_too(tmp_path):
     directory = make_dir(tmp_path / "idx", 3)
     assert torch.equal(data.load_dataset(directory, "test").labels_N, load_split("test", directory).labels_N)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_a_colour_idx_directory_loads_with_three_channels(tmp_path, layout):
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, (5, 3, 6, 7), dtype=np.uint8)
+    for split in ("train", "test"):
+        images_name, labels_name = data.MNIST_FILES[split]
+        write_idx_gz(tmp_path / images_name, pixels if layout == "NCHW" else pixels.transpose(0, 2, 3, 1))
+        write_idx_gz(tmp_path / labels_name, np.array([0, 1, 2, 1, 0]))
+    colour = load_split("train", tmp_path)
+    assert torch.equal(colour.images_NCHW, torch.from_numpy(pixels)) and colour.name == tmp_path.name
+
+
+def test_an_idx_images_file_of_another_shape_is_not_blamed_on_the_download(tmp_path):
+    make_dir(tmp_path, 3)
+    write_idx_gz(tmp_path / data.MNIST_FILES["train"][0], np.zeros((3, 5, 6, 7)))
+    with pytest.raises(DataError, match=r"holds images of shape \[3, 5, 6, 7\]; an IDX images file must be") as error:
+        load_split("train", tmp_path)
+    assert "download" not in str(error.value)
+
+
+def test_an_npz_of_x_and_y_is_split_seeded_and_stratified_with_the_split_recorded(tmp_path):
+    y = np.repeat(np.arange(3), 10)
+    x = np.arange(30, dtype=np.uint8)[:, None, None].repeat(4, 1).repeat(4, 2)
+    np.savez(tmp_path / "mine.npz", x=x, y=y, class_names=np.array(["ant", "bee", "cat"]))
+    train, test, name = data.load_train_test(tmp_path / "mine.npz")
+    assert name == "mine" and train.class_names == ("ant", "bee", "cat") and len(train) == 24 and len(test) == 6
+    assert torch.bincount(test.labels_N).tolist() == [2, 2, 2]
+    assert sorted(train.files + test.files, key=lambda f: int(f[2:-1])) == [f"x[{i}]" for i in range(30)]
+    assert [f"x[{i}]" for i in test.images_NCHW[:, 0, 0, 0].tolist()] == list(test.files)  # files name the images
+    assert data.load_npz(tmp_path / "mine.npz", "test").files == test.files
+    assert repr(test) == "ImageSet(6 images 1x4x4 uint8, 3 classes (ant, bee, cat), 'mine')"
+
+
+def test_labels_from_one_are_judged_over_every_split_of_an_npz(tmp_path):
+    x = np.zeros((4, 4, 4), np.uint8)
+    np.savez(tmp_path / "ok.npz", x_train=x, y_train=[0, 1, 2, 1], x_test=x, y_test=[1, 2, 2, 1])
+    assert data.load_dataset(tmp_path / "ok.npz", "test").labels_N.tolist() == [1, 2, 2, 1]
+    np.savez(tmp_path / "bad.npz", x_train=x, y_train=[1, 1, 2, 3], x_test=x, y_test=[1, 2, 2, 1])
+    with pytest.raises(DataError, match=r"bad.npz: labels run 1..3 with no label 0"):
+        data.load_dataset(tmp_path / "bad.npz", "train")
+
+
+def test_channels_last_arrays_are_transposed_only_when_asked():
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 8, 9, 3), dtype=np.uint8)
+    images = data.as_image_set(pixels, [0, 1], channels_last=True, class_names=["cat", "dog"], name="pets")
+    assert torch.equal(images.images_NCHW, torch.from_numpy(pixels).permute(0, 3, 1, 2))
+    assert (images.class_names, images.name, images.classes) == (("cat", "dog"), "pets", ("cat", "dog"))
+    assert data.as_image_set(pixels[..., 0], [1, 2], class_names="abc").images_NCHW.shape == (2, 1, 8, 9)
+
+
+def test_class_names_must_cover_every_label_and_default_to_numbers():
+    images = torch.zeros(3, 1, 2, 2, dtype=torch.uint8)
+    assert ImageSet(images, torch.tensor([0, 2, 1])).classes == ("0", "1", "2")
+    with pytest.raises(ValueError, match="a label 2 but only 2 class names"):
+        ImageSet(images, torch.tensor([0, 2, 1]), class_names=("a", "b"))
+    named = ImageSet(images, torch.tensor([0, 2, 1]), class_names=("a", "b", "c"), name="abc", files=("p", "q", "r"))
+    part = named.subset(torch.tensor([2, 0]))
+    assert (part.class_names, part.name, part.files) == (("a", "b", "c"), "abc", ("r", "p"))
+    empty = ImageSet(images[:0], torch.zeros(0, dtype=torch.int64))
+    assert repr(empty) == "ImageSet(0 images 1x2x2 uint8, 0 classes ())"
+
+
+def test_class_balanced_indices_take_per_class_counts_and_a_seed():
+    labels_N = torch.arange(40) % 4
+    old_way = []  # what the sampler always drew: n/K of each class in class order from one generator
+    generator = torch.Generator().manual_seed(7)
+    for c in range(4):
+        members = (labels_N == c).nonzero().squeeze(1)
+        old_way.append(members[torch.randperm(10, generator=generator)[:2]])
+    assert torch.equal(data.class_balanced_indices(labels_N, 8, torch.Generator().manual_seed(7)), torch.cat(old_way))
+    assert torch.equal(data.class_balanced_indices(labels_N, 8, 7), torch.cat(old_way))  # an int seed is the same
+    counts = data.class_balanced_indices(labels_N, [3, 0, 1, 10], 0)
+    assert torch.bincount(labels_N[counts], minlength=4).tolist() == [3, 0, 1, 10] and len(set(counts.tolist())) == 14
+    with pytest.raises(ValueError, match="only 10 exist"):
+        data.class_balanced_indices(labels_N, [11, 0, 0, 0], 0)
+    with pytest.raises(ValueError, match="4 numbers >= 0, one per class"):
+        data.class_balanced_indices(labels_N, [1, 1], 0, num_classes=4)
+    with pytest.raises(ValueError, match="positive multiple of 4"):
+        data.class_balanced_indices(labels_N, 6, 0)

@@ -142,3 +142,11 @@ def test_a_parser_of_its_own_reads_negative_lists_and_still_refuses_unknown_flag
     with pytest.raises(SystemExit):
         parser.parse_args(["-x"])
     assert "unrecognized arguments: -x" in capsys.readouterr().err
+
+
+def test_the_data_dir_help_names_every_format():
+    parser = argparse.ArgumentParser()
+    add_run_flags(parser, out=Path("o"), presets=["quick"], seed_help="seed")
+    text = " ".join(parser.format_help().split())
+    assert all(part in text for part in ("MNIST-format IDX", "1 or 3 channels", ".npz", "train/<class>/*.png|jpg",
+                                         "one <class>/ folder per class", "seeded and stratified"))

@@ -22,11 +22,13 @@ GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 
 
 def folder_layout(root: Path) -> str | None:
-    """"image-splits" (train/ and test/ folders), "image-classes" (class folders), or None (no folders)."""
+    """"image-splits" (train/ and test/ folders), "image-classes" (folders, one at least holding an image file), or
+    None (a folder of other data sets, say, is no data set)."""
     root = Path(root)
     if (root / "train").is_dir() and (root / "test").is_dir():
         return "image-splits"
-    return "image-classes" if _class_folders(root) else None
+    images = (path for folder in _class_folders(root) for path in folder.rglob("*"))
+    return "image-classes" if any(path.suffix.lower() in IMAGE_SUFFIXES for path in images) else None
 
 
 def load_image_folder(root: Path, split: str, *, test_fraction: float, split_seed: int) -> ImageSet:

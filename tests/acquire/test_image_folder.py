@@ -126,3 +126,11 @@ def test_one_colour_image_makes_the_whole_set_rgb(two_classes):
     whole = torch.cat([load_split(split, two_classes).images_NCHW for split in ("train", "test")])
     assert whole.shape == (7, 3, 8, 8)
     assert {tuple(image[:, 0, 0].tolist()) for image in whole} == {(0, 0, 0), (40, 40, 40), (80, 80, 80), (200, 0, 0)}
+
+
+def test_a_folder_of_data_sets_is_not_a_folder_of_classes(tmp_path):
+    (tmp_path / "sets" / "mnist").mkdir(parents=True)
+    (tmp_path / "sets" / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    assert data_format(tmp_path / "sets") is None
+    with pytest.raises(DataError, match="No data set found"):
+        resolve_data_dir(tmp_path / "sets")

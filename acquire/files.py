@@ -37,7 +37,7 @@ _CAUSES = {
     errno.ENOSPC: "no space left on {dir}; free some space there or choose another --out",
     errno.EDQUOT: "disk quota exceeded on {dir}; free some space there or choose another --out",
     errno.EROFS: "{dir} is on a read-only file system; choose another --out",
-    errno.EACCES: "permission denied; give yourself write access to {dir} or choose another --out",
+    errno.EACCES: "permission denied; fix the permissions of {dir} or choose another --out",
     errno.EPERM: "operation not permitted in {dir}; fix its permissions or choose another --out",
     errno.ENAMETOOLONG: "a name in the path is too long for the file system; choose a shorter --out",
     errno.ELOOP: "a symlink in the path loops (too many levels of symbolic links); fix the link or choose another "
@@ -46,6 +46,7 @@ _CAUSES = {
                   "virtual file system such as /proc); choose another --out",
     errno.EEXIST: "a part of the path exists but is not a directory (a dangling symlink?); choose another --out",
     errno.ENOTDIR: "a part of the path is not a directory; choose another --out",
+    errno.EMFILE: "too many open files in this process; raise the limit (ulimit -n) or run fewer arms at once",
 }
 
 

@@ -125,6 +125,9 @@ def read_json(path: Path) -> dict:
         raise RunDirectoryError(f"{path} is missing; restore it (e.g. git checkout {path}) or start a new run "
                                 "with another --out") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        unreadable = storage_error(path, error, "read") if isinstance(error, OSError) else None
+        if unreadable is not None:
+            raise unreadable from None
         raise RunDirectoryError(f"{path} is damaged ({error}); restore it from version control or a backup, or "
                                 "start a new run with another --out") from None
     if not isinstance(value, dict):

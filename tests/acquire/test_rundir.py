@@ -64,3 +64,19 @@ def test_an_os_failure_exits_2_with_one_line(tmp_path, capsys):
     assert run_guarded(lambda: check_out_dir(tmp_path / "out", resume=False), "") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "loops" in err and "Traceback" not in err
+
+
+def test_a_config_that_cannot_be_read_says_why(tmp_path, monkeypatch):
+    from acquire.rundir import read_json
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(RunDirectoryError, match="dir.json is damaged"):
+        read_json(tmp_path / "dir.json")
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr("pathlib.Path.read_text", refuse)
+    with pytest.raises(StorageError, match=r"cannot read .*config.json: permission denied"):
+        read_json(tmp_path / "config.json")

@@ -4,6 +4,8 @@ shared run flags."""
 import argparse
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ import pytest
 from acquire.data import DataError
 from acquire.errors import UserError
 from runners.cli import add_run_flags, float_list, int_list, numbers_may_be_negative, resume_hint, run_guarded
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sigterm_stops_the_body_cleanly_with_the_resume_hint(tmp_path, capsys):
@@ -150,3 +154,15 @@ def test_the_data_dir_help_names_every_format():
     text = " ".join(parser.format_help().split())
     assert all(part in text for part in ("MNIST-format IDX", "1 or 3 channels", ".npz", "train/<class>/*.png|jpg",
                                          "one <class>/ folder per class", "seeded and stratified"))
+
+
+@pytest.mark.parametrize("out", ["loop", "x" * 300])  # the other causes: tests/acquire/test_rundir.py
+def test_an_out_the_os_cannot_hold_stops_a_runner_with_one_line_and_exit_2(tmp_path, out):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    done = subprocess.run([sys.executable, "-m", "runners.mnist_bald", "--preset", "quick", "--data-dir",
+                           str(tmp_path / "no-data"), "--out", str(tmp_path / out)], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: ") and "--out" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "loop"]

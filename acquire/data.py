@@ -377,7 +377,8 @@ def _load_idx_split(directory: Path, split: str, verify_md5: bool) -> ImageSet:
     images = read_idx(image_path)
     labels_N = read_idx(label_path)
     if images.dtype != torch.uint8:
-        raise _corrupt(image_path, f"expected uint8 images, got {images.dtype} {list(images.shape)}")
+        raise DataError(f"{image_path} holds {images.dtype} images {list(images.shape)}; an IDX images file must hold "
+                        "uint8 pixels (type code 0x08)")
     if images.dim() == 3:
         images = images.unsqueeze(1)
     elif images.dim() == 4 and images.shape[1] not in (1, 3) and images.shape[3] in (1, 3):
@@ -411,6 +412,8 @@ def stratified_split(labels_N: torch.Tensor, test_fraction: float = TEST_FRACTIO
     if not 0 < test_fraction < 1:
         raise UserError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
     labels_N = labels_N.cpu()
+    if not len(labels_N):
+        raise DataError("a data set with no images cannot be split; give it images")
     generator = torch.Generator().manual_seed(seed)
     train, test = [], []
     for k in labels_N.unique().tolist():

@@ -467,3 +467,14 @@ def test_class_balanced_indices_take_per_class_counts_and_a_seed():
         data.class_balanced_indices(labels_N, [1, 1], 0, num_classes=4)
     with pytest.raises(ValueError, match="positive multiple of 4"):
         data.class_balanced_indices(labels_N, 6, 0)
+
+
+def test_an_idx_file_of_other_pixels_or_an_empty_npz_is_refused_by_name(tmp_path):
+    make_dir(tmp_path, 3)
+    header = bytes([0, 0, 0x0D, 3]) + b"".join(d.to_bytes(4, "big") for d in (3, 28, 28))
+    (tmp_path / data.MNIST_FILES["train"][0]).write_bytes(gzip.compress(header + bytes(4 * 3 * 28 * 28)))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz holds torch.float32 images .* must hold uint8"):
+        load_split("train", tmp_path)
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 4, 4), np.uint8), y=np.zeros(0, int))
+    with pytest.raises(DataError, match="no images cannot be split"):
+        data.load_npz(tmp_path / "empty.npz", "train")

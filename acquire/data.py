@@ -395,6 +395,12 @@ def _load_idx_split(directory: Path, split: str, verify_md5: bool) -> ImageSet:
             "labels. Fix: the two files come from different data sets or one is damaged; "
             "replace both with a matching pair (delete and download again)."
         )
+    if len(labels_N) and int(labels_N.min()) == 1:  # judged over both splits: one may lack class 0 by chance
+        other = read_idx(_find(directory, MNIST_FILES["test" if split == "train" else "train"][1]))
+        try:
+            _refuse_labels_from_one(torch.cat([labels_N.long(), other.long().flatten()]))
+        except UserError as error:
+            raise DataError(f"{label_path}: {error}") from None
     return ImageSet(images, labels_N.long(), name=directory.name)
 
 

@@ -27,13 +27,13 @@ def write_idx_gz(path: Path, array: np.ndarray) -> Path:
 
 
 def make_dir(directory: Path, n: int, seed: int = 0) -> Path:
-    """A tiny MNIST-format dir: n train and n+1 test images [*,28,28] with labels 0..9."""
+    """A tiny MNIST-format dir: n train and n+1 test images [*,28,28] with labels 0..9, the first 0."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for split, count in (("train", n), ("test", n + 1)):
         images_name, labels_name = data.MNIST_FILES[split]
         write_idx_gz(directory / images_name, rng.integers(0, 256, (count, 28, 28)))
-        write_idx_gz(directory / labels_name, rng.integers(0, 10, count))
+        write_idx_gz(directory / labels_name, np.r_[0, rng.integers(0, 10, count - 1)])  # class 0 present
     return directory
 
 
@@ -478,3 +478,12 @@ def test_an_idx_file_of_other_pixels_or_an_empty_npz_is_refused_by_name(tmp_path
     np.savez(tmp_path / "empty.npz", x=np.zeros((0, 4, 4), np.uint8), y=np.zeros(0, int))
     with pytest.raises(DataError, match="no images cannot be split"):
         data.load_npz(tmp_path / "empty.npz", "train")
+
+
+def test_idx_labels_from_one_are_refused_over_both_splits(tmp_path):
+    make_dir(tmp_path, 3)
+    write_idx_gz(tmp_path / data.MNIST_FILES["test"][1], np.array([1, 2, 3, 2]))
+    assert load_split("test", tmp_path).labels_N.min() >= 0  # train has labels 0..9 (make_dir): a chance gap
+    write_idx_gz(tmp_path / data.MNIST_FILES["train"][1], np.array([1, 2, 1]))
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: labels run 1..3 with no label 0"):
+        load_split("test", tmp_path)

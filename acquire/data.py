@@ -156,6 +156,9 @@ def read_idx(path: str | Path) -> torch.Tensor:
                 raw = f.read()
         else:
             raw = path.read_bytes()
+    except PermissionError:
+        raise DataError(f"{path}: permission denied; make it readable (chmod +r) or copy the data set where you "
+                        "can read it") from None
     except (OSError, EOFError, zlib.error) as e:
         raise _corrupt(path, f"cannot be read ({type(e).__name__}: {e})") from e
 

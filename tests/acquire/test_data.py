@@ -256,9 +256,18 @@ def test_malformed_idx_names_file_and_problem(tmp_path, payload, problem):
     assert str(path) in str(err.value)
 
 
-def test_unreadable_file_names_file(tmp_path):
+def test_unreadable_file_names_file(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="absent.gz"):
         read_idx(tmp_path / "absent.gz")
+    path = write_idx_gz(tmp_path / "locked.gz", np.zeros(3))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(gzip, "open", refuse)  # as root, chmod 0o000 would not stop the read
+    with pytest.raises(DataError, match=r"locked.gz: permission denied; make it readable") as error:
+        read_idx(path)
+    assert "download" not in str(error.value)
 
 
 def test_count_mismatch_names_both_files(tmp_path):

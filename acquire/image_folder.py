@@ -42,6 +42,10 @@ def load_image_folder(root: Path, split: str, *, test_fraction: float, split_see
                 raise DataError(f"{root / 'test'} has class folder(s) {unknown} that {root / 'train'} lacks (it has "
                                 f"{list(classes)}); the test classes must be the training classes")
         return _read_tree(root / split, classes, root)
+    for have, lack in (("train", "test"), ("test", "train")):
+        if (root / have).is_dir():
+            raise DataError(f"{root} has {have}/ but no {lack}/ beside it; add {lack}/<class>/ folders, or give the "
+                            f"class folders of {have}/ to be split")
     whole = _read_tree(root, _class_names(root), root)
     train_index, test_index = stratified_split(whole.labels_N, test_fraction, split_seed, whole.class_names)
     return whole.subset(train_index if split == "train" else test_index)

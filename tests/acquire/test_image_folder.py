@@ -134,3 +134,11 @@ def test_a_folder_of_data_sets_is_not_a_folder_of_classes(tmp_path):
     assert data_format(tmp_path / "sets") is None
     with pytest.raises(DataError, match="No data set found"):
         resolve_data_dir(tmp_path / "sets")
+
+
+def test_a_train_folder_without_a_test_folder_is_not_taken_for_one_class(two_classes):
+    two_classes.rename(two_classes.parent / "train")
+    (two_classes.parent / "set").mkdir()
+    (two_classes.parent / "train").rename(two_classes / "train")
+    with pytest.raises(DataError, match=r"set has train/ but no test/ beside it; add test/<class>/ folders"):
+        load_split("train", two_classes)

@@ -4,13 +4,17 @@ shared run flags."""
 import argparse
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from acquire.data import DataError
 from acquire.errors import UserError
-from runners.cli import add_run_flags, resume_hint, run_guarded
+from runners.cli import add_run_flags, float_list, int_list, numbers_may_be_negative, resume_hint, run_guarded
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sigterm_stops_the_body_cleanly_with_the_resume_hint(tmp_path, capsys):
@@ -121,3 +125,44 @@ def test_the_cli_precision_choices_are_the_engines():
     from acquire.precision import PRECISIONS
     from runners.cli import PRECISION_CHOICES
     assert tuple(PRECISIONS) == PRECISION_CHOICES
+
+
+@pytest.mark.parametrize("argv, sizes, lr", [(["--sizes", "-10,30", "--lr", "-1e-3"], [-10, 30], -1e-3),
+                                             (["--sizes", "-5", "--lr", "-.5"], [-5], -0.5),
+                                             (["--lr", "-inf"], None, float("-inf"))])
+def test_negative_numbers_are_values_not_flags(tmp_path, argv, sizes, lr):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int_list)
+    parser.add_argument("--lr", type=float)
+    add_run_flags(parser, out=tmp_path, presets=["quick"], seed_help="seed", resume_help="resume")
+    args = parser.parse_args(argv + ["--seed", "-1"])
+    assert (args.sizes, args.lr, args.seed) == (sizes, lr, -1)
+
+
+def test_a_parser_of_its_own_reads_negative_lists_and_still_refuses_unknown_flags(capsys):
+    parser = numbers_may_be_negative(argparse.ArgumentParser())
+    parser.add_argument("--errors", type=float_list)
+    assert parser.parse_args(["--errors", "-0.5,1e-3"]).errors == [-0.5, 1e-3]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["-x"])
+    assert "unrecognized arguments: -x" in capsys.readouterr().err
+
+
+def test_the_data_dir_help_names_every_format():
+    parser = argparse.ArgumentParser()
+    add_run_flags(parser, out=Path("o"), presets=["quick"], seed_help="seed")
+    text = " ".join(parser.format_help().split())
+    assert all(part in text for part in ("MNIST-format IDX", "1 or 3 channels", ".npz", "train/<class>/*.png|jpg",
+                                         "one <class>/ folder per class", "seeded and stratified"))
+
+
+@pytest.mark.parametrize("out", ["loop", "x" * 300])  # the other causes: tests/acquire/test_rundir.py
+def test_an_out_the_os_cannot_hold_stops_a_runner_with_one_line_and_exit_2(tmp_path, out):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    done = subprocess.run([sys.executable, "-m", "runners.mnist_bald", "--preset", "quick", "--data-dir",
+                           str(tmp_path / "no-data"), "--out", str(tmp_path / out)], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: ") and "--out" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "loop"]

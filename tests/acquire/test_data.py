@@ -12,8 +12,6 @@ import torch
 from acquire import data
 from acquire.data import DataError, ImageSet, load_split, read_idx, resolve_data_dir
 
-REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
-needs_real = pytest.mark.skipif(not REAL_MNIST.is_dir(), reason=f"real MNIST not at {REAL_MNIST}")
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -29,13 +27,13 @@ def write_idx_gz(path: Path, array: np.ndarray) -> Path:
 
 
 def make_dir(directory: Path, n: int, seed: int = 0) -> Path:
-    """A tiny MNIST-format dir: n train and n+1 test images [*,28,28] with labels 0..9."""
+    """A tiny MNIST-format dir: n train and n+1 test images [*,28,28] with labels 0..9, the first 0."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for split, count in (("train", n), ("test", n + 1)):
         images_name, labels_name = data.MNIST_FILES[split]
         write_idx_gz(directory / images_name, rng.integers(0, 256, (count, 28, 28)))
-        write_idx_gz(directory / labels_name, rng.integers(0, 10, count))
+        write_idx_gz(directory / labels_name, np.r_[0, rng.integers(0, 10, count - 1)])  # class 0 present
     return directory
 
 
@@ -54,9 +52,8 @@ def isolated(tmp_path, monkeypatch):
 # --- the real MNIST ------------------------------------------------------------------------------
 
 
-@needs_real
-def test_real_test_split_loads():
-    test = load_split("test", REAL_MNIST, verify_md5=True)
+def test_real_test_split_loads(mnist_dir):
+    test = load_split("test", mnist_dir, verify_md5=True)
     assert len(test) == 10_000
     assert test.images_NCHW.shape == (10_000, 1, 28, 28)
     assert test.images_NCHW.dtype == torch.uint8
@@ -66,9 +63,8 @@ def test_real_test_split_loads():
     assert test.images_NCHW.max().item() == 255
 
 
-@needs_real
-def test_real_train_split_loads():
-    train = load_split("train", REAL_MNIST)
+def test_real_train_split_loads(mnist_dir):
+    train = load_split("train", mnist_dir)
     assert train.images_NCHW.shape == (60_000, 1, 28, 28)
     assert train.labels_N[0].item() == 5
 
@@ -260,9 +256,18 @@ def test_malformed_idx_names_file_and_problem(tmp_path, payload, problem):
     assert str(path) in str(err.value)
 
 
-def test_unreadable_file_names_file(tmp_path):
+def test_unreadable_file_names_file(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="absent.gz"):
         read_idx(tmp_path / "absent.gz")
+    path = write_idx_gz(tmp_path / "locked.gz", np.zeros(3))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(gzip, "open", refuse)  # as root, chmod 0o000 would not stop the read
+    with pytest.raises(DataError, match=r"locked.gz: permission denied; make it readable") as error:
+        read_idx(path)
+    assert "download" not in str(error.value)
 
 
 def test_count_mismatch_names_both_files(tmp_path):
@@ -351,7 +356,9 @@ def test_arrays_and_tensors_of_any_shape_become_uint8_image_sets():
 @pytest.mark.parametrize("images, labels, problem", [
     (np.zeros((2, 3)), [0, 1], r"\[N,H,W\] or \[N,C,H,W\]"),
     (np.full((2, 4, 4), 1.5), [0, 1], r"float images must lie in \[0, 1\].*divide"),
-    (np.full((2, 4, 4), np.nan), [0, 1], r"float images must lie in \[0, 1\]"),
+    (np.full((2, 4, 4), np.nan), [0, 1], r"^images contain NaN; replace or drop"),
+    (np.full((2, 8, 8, 3), 0.5), [0, 1], r"look channels-last \[N,H,W,C\]; pass channels_last=True"),
+    (np.zeros((2, 4, 4)), [1, 2], r"labels run 1..2 with no label 0.*subtract 1"),
     (np.full((2, 4, 4), 300), [0, 1], "integer images must lie in 0..255"),
     (np.zeros((2, 4, 4)), np.eye(2), "not one-hot.*argmax"),
     (np.zeros((2, 4, 4)), np.array([0.0, 1.0]), "integer class indices.*astype"),
@@ -388,3 +395,104 @@ def test_npz_files_load_by_split_or_as_one_set(tmp_path):
 def test_load_dataset_reads_an_idx_directory_too(tmp_path):
     directory = make_dir(tmp_path / "idx", 3)
     assert torch.equal(data.load_dataset(directory, "test").labels_N, load_split("test", directory).labels_N)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_a_colour_idx_directory_loads_with_three_channels(tmp_path, layout):
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, (5, 3, 6, 7), dtype=np.uint8)
+    for split in ("train", "test"):
+        images_name, labels_name = data.MNIST_FILES[split]
+        write_idx_gz(tmp_path / images_name, pixels if layout == "NCHW" else pixels.transpose(0, 2, 3, 1))
+        write_idx_gz(tmp_path / labels_name, np.array([0, 1, 2, 1, 0]))
+    colour = load_split("train", tmp_path)
+    assert torch.equal(colour.images_NCHW, torch.from_numpy(pixels)) and colour.name == tmp_path.name
+
+
+def test_an_idx_images_file_of_another_shape_is_not_blamed_on_the_download(tmp_path):
+    make_dir(tmp_path, 3)
+    write_idx_gz(tmp_path / data.MNIST_FILES["train"][0], np.zeros((3, 5, 6, 7)))
+    with pytest.raises(DataError, match=r"holds images of shape \[3, 5, 6, 7\]; an IDX images file must be") as error:
+        load_split("train", tmp_path)
+    assert "download" not in str(error.value)
+
+
+def test_an_npz_of_x_and_y_is_split_seeded_and_stratified_with_the_split_recorded(tmp_path):
+    y = np.repeat(np.arange(3), 10)
+    x = np.arange(30, dtype=np.uint8)[:, None, None].repeat(4, 1).repeat(4, 2)
+    np.savez(tmp_path / "mine.npz", x=x, y=y, class_names=np.array(["ant", "bee", "cat"]))
+    train, test, name = data.load_train_test(tmp_path / "mine.npz")
+    assert name == "mine" and train.class_names == ("ant", "bee", "cat") and len(train) == 24 and len(test) == 6
+    assert torch.bincount(test.labels_N).tolist() == [2, 2, 2]
+    assert sorted(train.files + test.files, key=lambda f: int(f[2:-1])) == [f"x[{i}]" for i in range(30)]
+    assert [f"x[{i}]" for i in test.images_NCHW[:, 0, 0, 0].tolist()] == list(test.files)  # files name the images
+    assert data.load_npz(tmp_path / "mine.npz", "test").files == test.files
+    assert repr(test) == "ImageSet(6 images 1x4x4 uint8, 3 classes (ant, bee, cat), 'mine')"
+
+
+def test_labels_from_one_are_judged_over_every_split_of_an_npz(tmp_path):
+    x = np.zeros((4, 4, 4), np.uint8)
+    np.savez(tmp_path / "ok.npz", x_train=x, y_train=[0, 1, 2, 1], x_test=x, y_test=[1, 2, 2, 1])
+    assert data.load_dataset(tmp_path / "ok.npz", "test").labels_N.tolist() == [1, 2, 2, 1]
+    np.savez(tmp_path / "bad.npz", x_train=x, y_train=[1, 1, 2, 3], x_test=x, y_test=[1, 2, 2, 1])
+    with pytest.raises(DataError, match=r"bad.npz: labels run 1..3 with no label 0"):
+        data.load_dataset(tmp_path / "bad.npz", "train")
+
+
+def test_channels_last_arrays_are_transposed_only_when_asked():
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 8, 9, 3), dtype=np.uint8)
+    images = data.as_image_set(pixels, [0, 1], channels_last=True, class_names=["cat", "dog"], name="pets")
+    assert torch.equal(images.images_NCHW, torch.from_numpy(pixels).permute(0, 3, 1, 2))
+    assert (images.class_names, images.name, images.classes) == (("cat", "dog"), "pets", ("cat", "dog"))
+    assert data.as_image_set(pixels[..., 0], [1, 2], class_names="abc").images_NCHW.shape == (2, 1, 8, 9)
+
+
+def test_class_names_must_cover_every_label_and_default_to_numbers():
+    images = torch.zeros(3, 1, 2, 2, dtype=torch.uint8)
+    assert ImageSet(images, torch.tensor([0, 2, 1])).classes == ("0", "1", "2")
+    with pytest.raises(ValueError, match="a label 2 but only 2 class names"):
+        ImageSet(images, torch.tensor([0, 2, 1]), class_names=("a", "b"))
+    named = ImageSet(images, torch.tensor([0, 2, 1]), class_names=("a", "b", "c"), name="abc", files=("p", "q", "r"))
+    part = named.subset(torch.tensor([2, 0]))
+    assert (part.class_names, part.name, part.files) == (("a", "b", "c"), "abc", ("r", "p"))
+    empty = ImageSet(images[:0], torch.zeros(0, dtype=torch.int64))
+    assert repr(empty) == "ImageSet(0 images 1x2x2 uint8, 0 classes ())"
+
+
+def test_class_balanced_indices_take_per_class_counts_and_a_seed():
+    labels_N = torch.arange(40) % 4
+    old_way = []  # what the sampler always drew: n/K of each class in class order from one generator
+    generator = torch.Generator().manual_seed(7)
+    for c in range(4):
+        members = (labels_N == c).nonzero().squeeze(1)
+        old_way.append(members[torch.randperm(10, generator=generator)[:2]])
+    assert torch.equal(data.class_balanced_indices(labels_N, 8, torch.Generator().manual_seed(7)), torch.cat(old_way))
+    assert torch.equal(data.class_balanced_indices(labels_N, 8, 7), torch.cat(old_way))  # an int seed is the same
+    counts = data.class_balanced_indices(labels_N, [3, 0, 1, 10], 0)
+    assert torch.bincount(labels_N[counts], minlength=4).tolist() == [3, 0, 1, 10] and len(set(counts.tolist())) == 14
+    with pytest.raises(ValueError, match="only 10 exist"):
+        data.class_balanced_indices(labels_N, [11, 0, 0, 0], 0)
+    with pytest.raises(ValueError, match="4 numbers >= 0, one per class"):
+        data.class_balanced_indices(labels_N, [1, 1], 0, num_classes=4)
+    with pytest.raises(ValueError, match="positive multiple of 4"):
+        data.class_balanced_indices(labels_N, 6, 0)
+
+
+def test_an_idx_file_of_other_pixels_or_an_empty_npz_is_refused_by_name(tmp_path):
+    make_dir(tmp_path, 3)
+    header = bytes([0, 0, 0x0D, 3]) + b"".join(d.to_bytes(4, "big") for d in (3, 28, 28))
+    (tmp_path / data.MNIST_FILES["train"][0]).write_bytes(gzip.compress(header + bytes(4 * 3 * 28 * 28)))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz holds torch.float32 images .* must hold uint8"):
+        load_split("train", tmp_path)
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 4, 4), np.uint8), y=np.zeros(0, int))
+    with pytest.raises(DataError, match="no images cannot be split"):
+        data.load_npz(tmp_path / "empty.npz", "train")
+
+
+def test_idx_labels_from_one_are_refused_over_both_splits(tmp_path):
+    make_dir(tmp_path, 3)
+    write_idx_gz(tmp_path / data.MNIST_FILES["test"][1], np.array([1, 2, 3, 2]))
+    assert load_split("test", tmp_path).labels_N.min() >= 0  # train has labels 0..9 (make_dir): a chance gap
+    write_idx_gz(tmp_path / data.MNIST_FILES["train"][1], np.array([1, 2, 1]))
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: labels run 1..3 with no label 0"):
+        load_split("test", tmp_path)

@@ -116,6 +116,13 @@ def diff_augment(images_NCHW: torch.Tensor, policy: str, rng: torch.Generator, p
     return images_NCHW
 
 
+def check_ada_settings(target: float, adjust_every: int, speed_kimg: float) -> None:
+    """Refuse ADA settings that cannot steer p."""
+    if not -1 < target < 1 or not isinstance(adjust_every, int) or adjust_every < 1 or not speed_kimg > 0:
+        raise UserError(f"ADA needs -1 < target < 1, an integer adjust_every >= 1 and speed_kimg > 0; got "
+                        f"target={target}, adjust_every={adjust_every!r}, speed_kimg={speed_kimg}")
+
+
 class AdaptiveAugment:
     """ADA's augmentation probability p (Karras et al. 2020), steered by the discriminator's overfitting.
 
@@ -126,9 +133,7 @@ class AdaptiveAugment:
     """
 
     def __init__(self, target: float = 0.6, adjust_every: int = 4, speed_kimg: float = 500.0, p: float = 0.0):
-        if not -1 < target < 1 or not isinstance(adjust_every, int) or adjust_every < 1 or not speed_kimg > 0:
-            raise UserError(f"ADA needs -1 < target < 1, an integer adjust_every >= 1 and speed_kimg > 0; got "
-                            f"target={target}, adjust_every={adjust_every!r}, speed_kimg={speed_kimg}")
+        check_ada_settings(target, adjust_every, speed_kimg)
         if not 0 <= p <= 1:
             raise UserError(f"the starting augmentation probability p must lie in [0, 1], got {p}")
         self.target, self.adjust_every, self.speed_kimg, self.p = target, adjust_every, speed_kimg, float(p)

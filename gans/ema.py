@@ -16,13 +16,18 @@ from torch import nn
 from acquire.errors import UserError
 
 
+def check_ema_settings(ema_kimg: float, rampup: float) -> None:
+    """Refuse a half-life or ramp-up the average cannot use."""
+    if not ema_kimg > 0 or not rampup >= 0:
+        raise UserError(f"the EMA needs ema_kimg > 0 and rampup >= 0 (0 = no ramp-up); got ema_kimg={ema_kimg}, "
+                        f"rampup={rampup}")
+
+
 class GeneratorEMA:
     """`.module` is the averaged copy of the generator (eval mode, no gradients): sample from it."""
 
     def __init__(self, generator: nn.Module, ema_kimg: float = 10.0, rampup: float = 0.05):
-        if not ema_kimg > 0 or not rampup >= 0:
-            raise UserError(f"the EMA needs ema_kimg > 0 and rampup >= 0 (0 = no ramp-up); got ema_kimg={ema_kimg}, "
-                            f"rampup={rampup}")
+        check_ema_settings(ema_kimg, rampup)
         self.module = copy.deepcopy(generator).eval().requires_grad_(False)
         self.ema_kimg, self.rampup, self.images_seen = ema_kimg, rampup, 0
 

@@ -34,9 +34,10 @@ def labelled_subset(images: ImageSet, per_class: int, seed: int) -> tuple[ImageS
     labels_N = images.labels_N.cpu()
     counts_K = torch.bincount(labels_N)
     smallest = int(counts_K.argmin())
-    if per_class > counts_K[smallest]:
-        raise UserError(f"{per_class} images per class asked, but class {smallest} has only "
-                        f"{int(counts_K[smallest])} labelled images; ask for at most {int(counts_K[smallest])} per class")
+    available = int(counts_K[smallest])
+    if per_class > available:
+        raise UserError(f"{per_class} images per class asked, but class {smallest} has only {available} labelled "
+                        f"images; ask for at most {available} per class")
     indices_N = class_balanced_indices(labels_N, per_class * len(counts_K), torch.Generator().manual_seed(seed),
                                        num_classes=len(counts_K))
     return images.subset(indices_N), indices_N

@@ -9,7 +9,7 @@ once per class with that class's count (the wrapper for BatchBALD, power_bald, r
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -45,7 +45,8 @@ def quota_counts(k: int, target_K: torch.Tensor) -> torch.Tensor:
         counts_K = floor_K.long()
     else:
         weight_K = target_K.long()
-        counts_K, remainder_K = (k * weight_K).div(weight_K.sum(), rounding_mode="floor"), (k * weight_K) % weight_K.sum()
+        counts_K = (k * weight_K).div(weight_K.sum(), rounding_mode="floor")
+        remainder_K = (k * weight_K) % weight_K.sum()  # in units of 1/Σw
     left = k - int(counts_K.sum())
     order_K = torch.arange(len(target_K))  # lower class index first among equals ...
     order_K = order_K[torch.sort(target_K[order_K].double(), descending=True, stable=True).indices]  # ... larger weight

@@ -136,3 +136,17 @@ def test_selection_refuses_bad_input(select, features, k, match):
 def test_kcenter_refuses_labelled_features_of_another_width():
     with pytest.raises(UserError, match="D = 2"):
         kcenter_greedy(torch.ones(3, 2), 1, torch.ones(4, 3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_diversity_on_the_gpu_as_on_the_cpu():
+    features_ND, labelled_MD = points(0, 60, 6), points(1, 5, 6)
+    probs_NK = points(2, 60, 3).softmax(-1)
+    emb_NE = gradient_embeddings(features_ND.cuda(), probs_NK.cuda())
+    assert emb_NE.is_cuda
+    torch.testing.assert_close(emb_NE.cpu(), gradient_embeddings(features_ND, probs_NK))
+    for labelled in (None, labelled_MD):
+        cuda_k = kcenter_greedy(features_ND.cuda(), 12, None if labelled is None else labelled.cuda())
+        assert cuda_k.is_cuda and cuda_k.tolist() == kcenter_greedy(features_ND, 12, labelled).tolist()
+    index_k = kmeans_pp_select(emb_NE, 12, torch.Generator(device="cuda").manual_seed(0))
+    assert index_k.is_cuda and len(index_k.unique()) == 12 and int(index_k[0]) == int(emb_NE.norm(dim=1).argmax())

@@ -77,3 +77,16 @@ def test_gate_refuses_bad_input(change, match):
     with pytest.raises(UserError, match=match):
         label_gate(arguments["labels"], arguments["generated"], arguments["classifier"], arguments["judge"],
                    arguments["threshold"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_gate_on_the_gpu_as_on_the_cpu():
+    generator = torch.Generator().manual_seed(0)
+    generated_N = torch.rand(50, generator=generator) < 0.7
+    labels_N = torch.where(generated_N, torch.randint(0, 4, (50,), generator=generator), -1)
+    classifier_NK, judge_NK = (torch.randn(2, 50, 4, generator=generator) * 2).softmax(-1)
+    keep_N = label_gate(labels_N, generated_N, classifier_NK, judge_NK)
+    cuda_keep_N = label_gate(labels_N.cuda(), generated_N.cuda(), classifier_NK.cuda(), judge_NK.cuda())
+    assert cuda_keep_N.is_cuda and cuda_keep_N.tolist() == keep_N.tolist()
+    share_K = gated_share_by_class(cuda_keep_N, labels_N.cuda(), generated_N.cuda(), 4)
+    torch.testing.assert_close(share_K.cpu(), gated_share_by_class(keep_N, labels_N, generated_N, 4), equal_nan=True)

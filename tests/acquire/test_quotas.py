@@ -185,3 +185,20 @@ def test_wrapped_batchbald_keeps_the_quotas():
     index_k = quota_wrap_selecting(batchbald, probs_NTK, 6, generator, 30, classes_N, torch.tensor([1, 1, 4]))
     assert len(index_k.unique()) == 6
     assert torch.bincount(classes_N[index_k], minlength=3).tolist() == [1, 1, 4]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_quotas_on_the_gpu_as_on_the_cpu():
+    generator = torch.Generator().manual_seed(0)
+    scores_N = torch.rand(40, generator=generator, dtype=torch.float64)
+    classes_N = torch.randint(0, 4, (40,), generator=generator)
+    probs_NTK = torch.randn(40, 3, 4, generator=generator).softmax(-1)
+    cuda_rng = torch.Generator(device="cuda").manual_seed(0)
+    index_k = quota_select(scores_N.cuda(), classes_N.cuda(), 10, torch.ones(4), cuda_rng)
+    assert index_k.is_cuda
+    assert index_k.tolist() == quota_select(scores_N, classes_N, 10, torch.ones(4), generator).tolist()
+    assert candidate_classes(None, probs_NTK.cuda()).tolist() == candidate_classes(None, probs_NTK).tolist()
+    wrapped_k = quota_wrap_selecting(top_bald_selecting, probs_NTK.cuda(), 9, cuda_rng, 40, classes_N.cuda(),
+                                     torch.ones(4))
+    assert wrapped_k.tolist() == quota_wrap_selecting(top_bald_selecting, probs_NTK, 9, generator, 40, classes_N,
+                                                      torch.ones(4)).tolist()

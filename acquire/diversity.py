@@ -23,9 +23,10 @@ def gradient_embeddings(features_ND: torch.Tensor, probs_NK: torch.Tensor) -> to
     features_ND [N, D]: last-layer inputs; probs_NK [N, K]: predicted probabilities (MC-mean). The output is
     filled chunk by chunk, so nothing beyond it and one chunk is allocated.
     """
+    if features_ND.dim() != 2 or probs_NK.dim() != 2 or len(probs_NK) != len(features_ND):
+        raise UserError(f"BADGE needs features [N, D] and probabilities [N, K] of the same N candidates, got "
+                        f"{tuple(features_ND.shape)} and {tuple(probs_NK.shape)}")
     N, D = features_ND.shape
-    if probs_NK.dim() != 2 or len(probs_NK) != N:
-        raise UserError(f"BADGE needs probabilities [N, K] for the N = {N} candidates, got {tuple(probs_NK.shape)}")
     K = probs_NK.shape[1]
     dtype = torch.promote_types(features_ND.dtype, probs_NK.dtype)
     emb_NKD = torch.empty(N, K, D, dtype=dtype, device=features_ND.device)
@@ -51,7 +52,7 @@ def kmeans_pp_select(emb_NE: torch.Tensor, k: int, rng: torch.Generator) -> torc
     device = emb_NE.device
     if k == 0:
         return torch.zeros(0, dtype=torch.long, device=device)
-    norm_N = emb_NE.double().square().sum(1)
+    norm_N = squared_distances(emb_NE, torch.zeros(emb_NE.shape[1]))
     shuffled_N = torch.randperm(N, generator=rng, device=rng.device).to(device)
     chosen = [int(shuffled_N[norm_N[shuffled_N].argmax()])]
     nearest_N = torch.full((N,), float("inf"), dtype=torch.float64, device=device)

@@ -40,8 +40,10 @@ def test_gradient_embeddings_keep_float32_and_refuse_mismatched_probabilities():
     assert emb_NE.dtype == torch.float32
     expected_NE = torch.tensor([[-0.5, -0.5, 0.5, 0.5], [0.2, 0.2, -0.2, -0.2], [0.0, 0.0, 0.0, 0.0]])
     torch.testing.assert_close(emb_NE, expected_NE)  # first row: a tie, the predicted label is the lower class
-    with pytest.raises(UserError, match="N = 3"):
+    with pytest.raises(UserError, match="same N"):
         gradient_embeddings(torch.ones(3, 2), torch.ones(2, 2))
+    with pytest.raises(UserError, match=r"features \[N, D\]"):
+        gradient_embeddings(torch.ones(3), torch.ones(3, 2))
 
 
 def d2_probabilities(emb, chosen):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 
 from acquire.errors import UserError
+from acquire.validate import check_int
 
 SelectingFn = Callable[[torch.Tensor | None, int, torch.Generator, int], torch.Tensor]
 
@@ -28,8 +29,7 @@ def quota_counts(k: int, target_K: torch.Tensor) -> torch.Tensor:
     arithmetic, float weights in float64. A class of weight 0 gets no pick.
     """
     target_K = torch.as_tensor(target_K).cpu()
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise UserError(f"the number of picks k must be a whole number >= 0, got {k!r}")
+    k = check_int("the number of picks k", k)
     if target_K.dim() != 1 or len(target_K) == 0 or target_K.dtype == torch.bool or target_K.is_complex():
         raise UserError(f"the target class distribution must be one real weight per class [K], got shape "
                         f"{tuple(target_K.shape)} of {target_K.dtype}")
@@ -48,9 +48,8 @@ def quota_counts(k: int, target_K: torch.Tensor) -> torch.Tensor:
         counts_K = (k * weight_K).div(weight_K.sum(), rounding_mode="floor")
         remainder_K = (k * weight_K) % weight_K.sum()  # in units of 1/Σw
     left = k - int(counts_K.sum())
-    order_K = torch.arange(len(target_K))  # lower class index first among equals ...
-    order_K = order_K[torch.sort(target_K[order_K].double(), descending=True, stable=True).indices]  # ... larger weight
-    order_K = order_K[torch.sort(remainder_K[order_K].double(), descending=True, stable=True).indices]  # remainder
+    by_weight_K = torch.sort(target_K.double(), descending=True, stable=True).indices  # equal: lower class first
+    order_K = by_weight_K[torch.sort(remainder_K[by_weight_K].double(), descending=True, stable=True).indices]
     order_K = order_K[target_K[order_K] > 0]
     counts_K[order_K[:left]] += 1
     return counts_K

@@ -11,8 +11,8 @@ import torch
 
 from acquire.errors import UserError
 
-CHUNK_ELEMENTS = 2 ** 22
-"""Elements of the largest temporary a chunked step allocates (16 MiB in float32)."""
+CHUNK_ELEMENTS = 2 ** 16
+"""Elements of the largest temporary a chunked step allocates (256 KiB in float32: it stays in cache)."""
 
 
 def gradient_embeddings(features_ND: torch.Tensor, probs_NK: torch.Tensor) -> torch.Tensor:
@@ -20,23 +20,18 @@ def gradient_embeddings(features_ND: torch.Tensor, probs_NK: torch.Tensor) -> to
     linear layer's weights [K, D] at the hypothetical label ŷ = argmax probs_NK, (p - onehot(ŷ)) ⊗ features,
     class-major (entry c·D + d). Its norm grows with the model's uncertainty and with the features' norm.
 
-    features_ND [N, D]: last-layer inputs; probs_NK [N, K]: predicted probabilities (MC-mean). The output is
-    filled chunk by chunk, so nothing beyond it and one chunk is allocated.
+    features_ND [N, D]: last-layer inputs; probs_NK [N, K]: predicted probabilities (MC-mean). The outer product is
+    written straight into the output, so the only temporary is p - onehot(ŷ) [N, K], the size of the probabilities.
     """
     if features_ND.dim() != 2 or probs_NK.dim() != 2 or len(probs_NK) != len(features_ND):
         raise UserError(f"BADGE needs features [N, D] and probabilities [N, K] of the same N candidates, got "
                         f"{tuple(features_ND.shape)} and {tuple(probs_NK.shape)}")
-    N, D = features_ND.shape
-    K = probs_NK.shape[1]
+    (N, D), K = features_ND.shape, probs_NK.shape[1]
     dtype = torch.promote_types(features_ND.dtype, probs_NK.dtype)
+    residual_NK = probs_NK.to(features_ND.device, dtype, copy=True)
+    residual_NK[torch.arange(N, device=residual_NK.device), residual_NK.argmax(1)] -= 1
     emb_NKD = torch.empty(N, K, D, dtype=dtype, device=features_ND.device)
-    chunk = max(1, CHUNK_ELEMENTS // max(1, K * D))
-    for start in range(0, N, chunk):
-        probs_BK = probs_NK[start:start + chunk].to(features_ND.device, dtype)
-        residual_BK = probs_BK.clone()
-        residual_BK[torch.arange(len(probs_BK), device=probs_BK.device), probs_BK.argmax(1)] -= 1
-        torch.mul(residual_BK.unsqueeze(2), features_ND[start:start + chunk].to(dtype).unsqueeze(1),
-                  out=emb_NKD[start:start + chunk])
+    torch.mul(residual_NK.unsqueeze(2), features_ND.to(dtype).unsqueeze(1), out=emb_NKD)
     return emb_NKD.view(N, K * D)
 
 
@@ -79,7 +74,7 @@ def kcenter_greedy(features_ND: torch.Tensor, k: int, labelled_features_MD: torc
     if k == 0:
         return torch.zeros(0, dtype=torch.long, device=device)
     if labelled_features_MD is None or labelled_features_MD.numel() == 0:
-        first_N = squared_distances(features_ND, features_ND.double().mean(0))  # the mean counts for the first only
+        first_N = squared_distances(features_ND, features_ND.mean(0, dtype=torch.float64))  # the mean counts for the first only
         nearest_N = torch.full((N,), float("inf"), dtype=torch.float64, device=device)
     elif labelled_features_MD.dim() == 2 and labelled_features_MD.shape[1] == features_ND.shape[1]:
         first_N = nearest_N = _nearest_squared_distances(features_ND, labelled_features_MD.to(device))
@@ -95,10 +90,11 @@ def kcenter_greedy(features_ND: torch.Tensor, k: int, labelled_features_MD: torc
 
 
 def squared_distances(points_ND: torch.Tensor, centre_D: torch.Tensor) -> torch.Tensor:
-    """||points_n - centre||² [N] (float64), from differences (no cancellation), in chunks of rows."""
-    centre_D = centre_D.to(points_ND.device, torch.float64)
+    """||points_n - centre||² [N] (float64): differences in the points' dtype (no cancellation; exactly 0 at the
+    centre), summed in float64, in chunks of rows."""
+    centre_D = centre_D.to(points_ND.device, points_ND.dtype)
     chunk = max(1, CHUNK_ELEMENTS // max(1, points_ND.shape[1]))
-    return torch.cat([(points_ND[start:start + chunk].double() - centre_D).square().sum(1)
+    return torch.cat([(points_ND[start:start + chunk] - centre_D).square().sum(1, dtype=torch.float64)
                       for start in range(0, len(points_ND), chunk)])
 
 

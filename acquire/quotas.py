@@ -19,7 +19,7 @@ from acquire.validate import check_int
 SelectingFn = Callable[[torch.Tensor | None, int, torch.Generator, int], torch.Tensor]
 
 
-def quota_counts(k: int, target_K: torch.Tensor) -> torch.Tensor:
+def quota_counts(k: int, target_K: torch.Tensor, acquired_K: torch.Tensor | None = None) -> torch.Tensor:
     """How many of k picks go to each of K classes: counts_K [K] (int64, summing to k), by largest remainder.
 
     target_K [K] holds non-negative weights of the target distribution: torch.ones(K) for uniform, or the labelled
@@ -27,9 +27,23 @@ def quota_counts(k: int, target_K: torch.Tensor) -> torch.Tensor:
     classes with the largest remainders; equal remainders go to the larger weight, then to the lower class index
     (deterministic: the same inputs always give the same counts). Integer weights are apportioned in exact integer
     arithmetic, float weights in float64. A class of weight 0 gets no pick.
+
+    acquired_K [K] (optional): what earlier rounds acquired per class. Then the run's running total follows the
+    target, not each round alone: the counts are those that bring the total to its apportionment
+    quota_counts(Σacquired + k, target_K) (so rounding does not favour the same classes round after round, and a
+    class that came short earlier catches up); classes already above theirs get none, and if the rest need more
+    than k, k is apportioned over their needs.
     """
-    target_K = torch.as_tensor(target_K).cpu()
     k = check_int("the number of picks k", k)
+    if acquired_K is not None:
+        acquired_K = torch.as_tensor(acquired_K).cpu()
+        if acquired_K.shape != torch.as_tensor(target_K).shape or acquired_K.is_floating_point() or \
+                acquired_K.dtype == torch.bool or bool((acquired_K < 0).any()):
+            raise UserError(f"the classes' acquired counts must be one whole number >= 0 per target class, got "
+                            f"{acquired_K.tolist()} for {len(torch.as_tensor(target_K))} classes")
+        need_K = (quota_counts(int(acquired_K.sum()) + k, target_K) - acquired_K).clamp_min(0)
+        return need_K if int(need_K.sum()) == k else quota_counts(k, need_K)
+    target_K = torch.as_tensor(target_K).cpu()
     if target_K.dim() != 1 or len(target_K) == 0 or target_K.dtype == torch.bool or target_K.is_complex():
         raise UserError(f"the target class distribution must be one real weight per class [K], got shape "
                         f"{tuple(target_K.shape)} of {target_K.dtype}")
@@ -56,15 +70,15 @@ def quota_counts(k: int, target_K: torch.Tensor) -> torch.Tensor:
 
 
 def quota_select(scores_N: torch.Tensor, classes_N: torch.Tensor, k: int, target_K: torch.Tensor,
-                 rng: torch.Generator) -> torch.Tensor:
+                 rng: torch.Generator, acquired_K: torch.Tensor | None = None) -> torch.Tensor:
     """The k positions index_k [k] (int64, best score first) that take the top-scored candidates class by class.
 
     scores_N [N]: higher is better; classes_N [N]: each candidate's class in 0..K-1 (`candidate_classes`);
-    target_K [K]: target weights (`quota_counts`). Class c contributes its counts_K[c] best candidates; when a
+    target_K [K], acquired_K [K] | None: as in `quota_counts`. Class c contributes its counts_K[c] best candidates; when a
     class has fewer candidates than its count, all of them are taken and the picks it could not use go to the best
     remaining candidates overall, of any class. Equal scores are ordered at random by `rng` (on its device).
     """
-    counts_K = quota_counts(k, target_K)
+    counts_K = quota_counts(k, target_K, acquired_K)
     K, N = len(counts_K), len(scores_N)
     _check_candidates(classes_N, N, K, k)
     if scores_N.shape != (N,) or not bool(torch.isfinite(scores_N).all()):
@@ -110,15 +124,16 @@ def candidate_classes(labels_N: torch.Tensor | None, probs_NTK: torch.Tensor | N
 
 
 def quota_wrap_selecting(fn: SelectingFn, probs_NTK: torch.Tensor | None, k: int, rng: torch.Generator,
-                         pool_size: int, classes_N: torch.Tensor, target_K: torch.Tensor) -> torch.Tensor:
+                         pool_size: int, classes_N: torch.Tensor, target_K: torch.Tensor,
+                         acquired_K: torch.Tensor | None = None) -> torch.Tensor:
     """A selecting function run class by class: positions index_k [k] (int64, class 0's picks first).
 
     fn(probs_NTK, k, rng, pool_size) -> positions is called on each class's candidates (their rows of probs_NTK
-    [N, T, K], or None for a function that needs none) with that class's count from `quota_counts(k, target_K)`,
+    [N, T, K], or None for a function that needs none) with that class's count from `quota_counts(k, target_K, acquired_K)`,
     and, when some class has fewer candidates than its count, once more on all candidates not yet chosen for the
     picks left over. classes_N [N] gives each candidate's class (`candidate_classes`), N = pool_size.
     """
-    counts_K = quota_counts(k, target_K)
+    counts_K = quota_counts(k, target_K, acquired_K)
     _check_candidates(classes_N, pool_size, len(counts_K), k)
     classes_N = classes_N.long().cpu()
     chosen = [torch.zeros(0, dtype=torch.long)]

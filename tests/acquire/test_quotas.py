@@ -202,3 +202,34 @@ def test_quotas_on_the_gpu_as_on_the_cpu():
                                      torch.ones(4))
     assert wrapped_k.tolist() == quota_wrap_selecting(top_bald_selecting, probs_NTK, 9, generator, 40, classes_N,
                                                       torch.ones(4)).tolist()
+
+
+def test_running_totals_follow_the_target_round_after_round():
+    target_K = torch.tensor([5, 3, 2, 1])
+    acquired_K = torch.zeros(4, dtype=torch.long)
+    for round_ in range(1, 21):
+        acquired_K += quota_counts(3, target_K, acquired_K)
+        assert acquired_K.tolist() == reference_counts(3 * round_, target_K.tolist())
+    per_round_K = quota_counts(3, target_K) * 20  # without the totals: the same classes win every round's rounding
+    assert per_round_K.tolist() == [20, 20, 20, 0] and acquired_K.tolist() == [27, 16, 11, 6]  # 27.3 16.4 10.9 5.5
+
+
+def test_running_totals_catch_up_and_never_take_back():
+    assert quota_counts(6, torch.ones(3), torch.tensor([10, 0, 0])).tolist() == [0, 3, 3]  # needs 0, 5, 5 > 6
+    assert quota_counts(4, torch.ones(2), torch.tensor([1, 3])).tolist() == [3, 1]  # totals 4, 4
+    assert quota_counts(0, torch.ones(2), torch.tensor([1, 3])).tolist() == [0, 0]
+    for bad in (torch.tensor([1, 2, 3]), torch.tensor([1.0, 2.0]), torch.tensor([-1, 2])):
+        with pytest.raises(UserError, match="acquired counts"):
+            quota_counts(4, torch.ones(2), bad)
+
+
+def test_quota_select_and_wrapper_pass_the_running_totals_on():
+    generator = torch.Generator().manual_seed(0)
+    classes_N = torch.arange(12) % 3
+    index_k = quota_select(torch.rand(12, generator=generator), classes_N, 3, torch.ones(3), generator,
+                           torch.tensor([2, 0, 1]))
+    assert sorted(classes_N[index_k].tolist()) == [1, 1, 2]
+    probs_NTK = torch.rand(12, 2, 3, generator=generator)
+    index_k = quota_wrap_selecting(top_bald_selecting, probs_NTK, 3, generator, 12, classes_N, torch.ones(3),
+                                   torch.tensor([2, 0, 1]))
+    assert sorted(classes_N[index_k].tolist()) == [1, 1, 2]

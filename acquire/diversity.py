@@ -61,7 +61,8 @@ def kmeans_pp_select(emb_NE: torch.Tensor, k: int, rng: torch.Generator) -> torc
     return torch.tensor(chosen, dtype=torch.long, device=device)
 
 
-def kcenter_greedy(features_ND: torch.Tensor, k: int, labelled_features_MD: torch.Tensor | None = None) -> torch.Tensor:
+def kcenter_greedy(features_ND: torch.Tensor, k: int,
+                   labelled_features_MD: torch.Tensor | None = None) -> torch.Tensor:
     """Core-set k-center greedy: positions index_k [k] (int64, in the order chosen) of candidates each farthest
     (Euclidean) from everything labelled or chosen before it.
 

@@ -74,9 +74,9 @@ def quota_select(scores_N: torch.Tensor, classes_N: torch.Tensor, k: int, target
     """The k positions index_k [k] (int64, best score first) that take the top-scored candidates class by class.
 
     scores_N [N]: higher is better; classes_N [N]: each candidate's class in 0..K-1 (`candidate_classes`);
-    target_K [K], acquired_K [K] | None: as in `quota_counts`. Class c contributes its counts_K[c] best candidates; when a
-    class has fewer candidates than its count, all of them are taken and the picks it could not use go to the best
-    remaining candidates overall, of any class. Equal scores are ordered at random by `rng` (on its device).
+    target_K [K], acquired_K [K] | None: as in `quota_counts`. Class c contributes its counts_K[c] best candidates;
+    when a class has fewer candidates than its count, all of them are taken and the picks it could not use go to the
+    best remaining candidates overall, of any class. Equal scores are ordered at random by `rng` (on its device).
     """
     counts_K = quota_counts(k, target_K, acquired_K)
     K, N = len(counts_K), len(scores_N)
@@ -129,9 +129,9 @@ def quota_wrap_selecting(fn: SelectingFn, probs_NTK: torch.Tensor | None, k: int
     """A selecting function run class by class: positions index_k [k] (int64, class 0's picks first).
 
     fn(probs_NTK, k, rng, pool_size) -> positions is called on each class's candidates (their rows of probs_NTK
-    [N, T, K], or None for a function that needs none) with that class's count from `quota_counts(k, target_K, acquired_K)`,
-    and, when some class has fewer candidates than its count, once more on all candidates not yet chosen for the
-    picks left over. classes_N [N] gives each candidate's class (`candidate_classes`), N = pool_size.
+    [N, T, K], or None for a function that needs none) with that class's count from
+    `quota_counts(k, target_K, acquired_K)`, and, when some class has fewer candidates than its count, once more on
+    all candidates not yet chosen for the picks left over. classes_N [N] gives each candidate's class (`candidate_classes`), N = pool_size.
     """
     counts_K = quota_counts(k, target_K, acquired_K)
     _check_candidates(classes_N, pool_size, len(counts_K), k)

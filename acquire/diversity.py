@@ -75,7 +75,8 @@ def kcenter_greedy(features_ND: torch.Tensor, k: int,
     if k == 0:
         return torch.zeros(0, dtype=torch.long, device=device)
     if labelled_features_MD is None or labelled_features_MD.numel() == 0:
-        first_N = squared_distances(features_ND, features_ND.mean(0, dtype=torch.float64))  # the mean counts for the first only
+        # the first point: the one farthest from the candidates' mean, which counts for this choice only
+        first_N = squared_distances(features_ND, features_ND.mean(0, dtype=torch.float64))
         nearest_N = torch.full((N,), float("inf"), dtype=torch.float64, device=device)
     elif labelled_features_MD.dim() == 2 and labelled_features_MD.shape[1] == features_ND.shape[1]:
         first_N = nearest_N = _nearest_squared_distances(features_ND, labelled_features_MD.to(device))

@@ -131,7 +131,8 @@ def quota_wrap_selecting(fn: SelectingFn, probs_NTK: torch.Tensor | None, k: int
     fn(probs_NTK, k, rng, pool_size) -> positions is called on each class's candidates (their rows of probs_NTK
     [N, T, K], or None for a function that needs none) with that class's count from
     `quota_counts(k, target_K, acquired_K)`, and, when some class has fewer candidates than its count, once more on
-    all candidates not yet chosen for the picks left over. classes_N [N] gives each candidate's class (`candidate_classes`), N = pool_size.
+    all candidates not yet chosen for the picks left over. classes_N [N] gives each candidate's class
+    (`candidate_classes`), N = pool_size.
     """
     counts_K = quota_counts(k, target_K, acquired_K)
     _check_candidates(classes_N, pool_size, len(counts_K), k)

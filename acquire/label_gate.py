@@ -61,6 +61,9 @@ def gated_share_by_class(keep_N: torch.Tensor, labels_N: torch.Tensor, is_genera
     class with no generated candidate (nothing to gate)."""
     generated_N = is_generated_N.bool()
     labels_G = torch.as_tensor(labels_N).long()[generated_N]
+    if len(labels_G) and (int(labels_G.min()) < 0 or int(labels_G.max()) >= num_classes):
+        raise UserError(f"generated candidates' labels must lie in 0..{num_classes - 1}, got "
+                        f"{int(labels_G.min())}..{int(labels_G.max())}")
     dropped_G = (~keep_N.bool()[generated_N]).double()
     total_K = torch.bincount(labels_G, minlength=num_classes).double()
     dropped_K = torch.bincount(labels_G, weights=dropped_G, minlength=num_classes)

@@ -90,3 +90,8 @@ def test_gate_on_the_gpu_as_on_the_cpu():
     assert cuda_keep_N.is_cuda and cuda_keep_N.tolist() == keep_N.tolist()
     share_K = gated_share_by_class(cuda_keep_N, labels_N.cuda(), generated_N.cuda(), 4)
     torch.testing.assert_close(share_K.cpu(), gated_share_by_class(keep_N, labels_N, generated_N, 4), equal_nan=True)
+
+
+def test_shares_refuse_labels_outside_the_classes():
+    with pytest.raises(UserError, match="lie in 0..1"):
+        gated_share_by_class(torch.tensor([True, False]), torch.tensor([0, 2]), torch.tensor([True, True]), 2)

@@ -5,7 +5,7 @@
 <name>.json      family, architecture and training config, sha256 of the .pt as stored, weights_dtype, a digest
                  of the training data and the package version (runners.train_gans adds seed, precision and budget
                  trained)
-<name>.train.pt  the training state of a resumable run (gans.registry.TrainingSession): networks, optimisers,
+<name>.train.pt  the training state of a resumable run (gans.training.TrainingSession): networks, optimisers,
                  RNG state, loop position and progress, plus what identifies the run (family, config, seed, data
                  digest; runners.train_gans adds precision); tensors, numbers, strings, lists and dicts only,
                  loaded with weights_only=True
@@ -27,7 +27,8 @@ from acquire.errors import UserError
 import acquire
 from acquire.data import ImageSet
 from acquire.files import write_json, write_tensors
-from gans.registry import ConditionalGenerator, get_family
+from gans.base import ConditionalGenerator
+from gans.registry import get_family
 
 
 STORED_DTYPES = {"float32": torch.float32, "float16": torch.float16}  # a sidecar's weights_dtype

@@ -9,7 +9,7 @@ import torch
 from matplotlib.figure import Figure
 
 from acquire.files import write_atomic
-from gans.registry import ConditionalGenerator
+from gans.base import ConditionalGenerator
 
 
 def sample_grid(generator: ConditionalGenerator, per_class: int = 10, seed: int = 0) -> np.ndarray:

@@ -26,7 +26,9 @@ from gans.checkpoint import (CheckpointError, data_digest, load_checkpoint, load
                              read_sidecar, save_checkpoint, save_training_state, training_state_path)
 from gans.grid import save_sample_grid
 from gans.quality import REAL_ROW, Judge, QualityConfig, plot_quality_by_budget
-from gans.registry import ConditionalGenerator, GanFamily, TrainingSession, get_family
+from gans.base import ConditionalGenerator
+from gans.registry import GanFamily, get_family
+from gans.training import TrainingSession
 from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, checkpoint_path
 from runners.cli import add_precision_flag, add_run_flags, run_guarded
 

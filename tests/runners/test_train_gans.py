@@ -9,7 +9,7 @@ import signal
 
 import pytest
 import torch
-from tests.test_gan_resume import CASES
+from tests.gans.test_gan_resume import CASES
 from tests.test_precision import needs_bf16
 from tests.test_sweep_refusals import snapshot, unsupported_bf16
 

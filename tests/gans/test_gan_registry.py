@@ -6,7 +6,7 @@ import sys
 import torch
 from torch import nn
 
-from gans.registry import seeded_weights
+from gans.training import seeded_weights
 
 
 def test_importing_the_registry_alone_registers_every_built_in_family():

@@ -1,7 +1,7 @@
 """runners.gan_classes: per-digit label agreement of committed checkpoints, on the quality report's samples."""
 
 import pandas as pd
-from tests.test_gan_sources import save_small_gan
+from tests.gans.test_gan_sources import save_small_gan
 
 from gans.checkpoint import load_checkpoint
 from gans.quality import REAL_ROW, Judge, QualityConfig

@@ -7,7 +7,8 @@ import torch
 from acquire.data import ImageSet
 from gans.checkpoint import save_checkpoint
 from gans.pggan import PgganConfig
-from gans.registry import ConditionalGenerator, get_family
+from gans.base import ConditionalGenerator
+from gans.registry import get_family
 from gans.sources import GanNotTrainedError, gan_weights_digests, generated_source, trained_checkpoint
 from runners import train_gans
 

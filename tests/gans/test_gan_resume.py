@@ -11,7 +11,9 @@ from gans.checkpoint import load_training_state, save_training_state
 from gans.dada import DadaConfig
 from gans.dcgan import SmallDCGANConfig
 from gans.pggan import GrowingView, PgganConfig
-from gans.registry import ConditionalGenerator, TrainingSession, get_family
+from gans.base import ConditionalGenerator
+from gans.registry import get_family
+from gans.training import TrainingSession
 
 # (family, config at the shorter budget, the larger budget, steps before the interruption)
 CASES = {

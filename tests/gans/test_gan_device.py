@@ -15,7 +15,8 @@ from gans.dada import DadaConfig, discriminator_step, init_networks
 from gans.dcgan import SmallDCGANConfig
 from gans.pggan import PgganConfig
 from gans.quality import generated_set
-from gans.registry import get_family, train_images_to_float
+from gans.registry import get_family
+from gans.training import train_images_to_float
 
 TINY = {
     "small_dcgan": SmallDCGANConfig(latent_dim=8, embed_dim=4, g_channels=8, d_channels=8, batch_size=32, epochs=1.0),

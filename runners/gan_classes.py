@@ -1,4 +1,4 @@
-"""Label agreement of each GAN's samples digit by digit (`python -m runners.gan_classes --help`)."""
+"""Label agreement of each GAN's samples class by class (`python -m runners.gan_classes --help`)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ from gans.quality import REAL_ROW, Judge, QualityConfig, agreement_by_class
 from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path
 from runners.cli import add_device_and_data_flags, comma_list, run_guarded
 
-COLUMNS = ["source", "digit", "samples", "agreement", "most_confused_with", "confused_share"]
+COLUMNS = ["source", "class", "samples", "agreement", "most_confused_with", "confused_share"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runners.gan_classes", description=(
         "Where do a GAN's samples lose their label? For each checkpoint in --gan-dir, the share of its samples "
-        "of each digit that the reference CNN (Gal's CNN trained on all real training images, as in the quality "
-        "report of runners.train_gans) assigns to that digit, and the digit it most often says instead; a "
+        "of each class that the reference CNN (Gal's CNN trained on all real training images, as in the quality "
+        "report of runners.train_gans) assigns to that class, and the class it most often says instead; a "
         "class-balanced real sample gives the baseline row. The samples are the quality report's (same seed), "
-        "so each GAN's mean over digits is its label agreement in quality.csv, up to the CPU's arithmetic."),
+        "so each GAN's mean over classes is its label agreement in quality.csv, up to the CPU's arithmetic."),
         epilog="example: python -m runners.gan_classes --gan-dir results/zoo --data-dir ../shared/data/mnist "
                "--out results/zoo/label_agreement_by_class.csv")
     p.add_argument("--gans", type=comma_list,
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gan-dir", type=Path, default=DEFAULT_GAN_DIR,
                    help=f"directory of the checkpoints (default: {DEFAULT_GAN_DIR})")
     p.add_argument("--quality-samples", type=int, default=QualityConfig.samples_per_class,
-                   help=f"samples per digit (default: {QualityConfig.samples_per_class}, as the quality report)")
+                   help=f"samples per class (default: {QualityConfig.samples_per_class}, as the quality report)")
     p.add_argument("--seed", type=int, default=0, help="the quality report's seed (default: 0)")
     add_device_and_data_flags(p)
     p.add_argument("--out", type=Path, help="also write the table as CSV here")
@@ -62,7 +62,7 @@ def report(args: argparse.Namespace) -> int:
         generator, _ = load_checkpoint(checkpoint_path(args.gan_dir, name), name, device)
         rows += [{"source": name, **row} for row in agreement_by_class(judge.reference(), judge.samples(generator, name))]
     table = pd.DataFrame(rows, columns=COLUMNS)
-    print(table.pivot(index="digit", columns="source", values="agreement")[[REAL_ROW, *names]]
+    print(table.pivot(index="class", columns="source", values="agreement")[[REAL_ROW, *names]]
           .mul(100).round(1).to_string())
     if args.out:
         print(f"wrote {write_csv(args.out, COLUMNS, rows)}")

@@ -7,7 +7,8 @@ from acquire.data import ImageSet
 from acquire.model import new_model
 from torch import nn
 
-from gans.quality import Judge, QualityConfig, agreement_by_class, balanced_labels, frechet_distance, measure
+from gans.base import balanced_labels
+from gans.quality import Judge, QualityConfig, agreement_by_class, frechet_distance, measure
 
 
 def test_frechet_distance_of_gaussians_matches_closed_form():
@@ -49,7 +50,7 @@ def test_agreement_by_class_names_each_digits_main_confusion():
     predicted_N = torch.tensor([4] * 7 + [9] * 2 + [7] + [7] * 3 + [1] + [1] * 2)
     images_NCHW = torch.zeros(16, 1, 28, 28, dtype=torch.uint8)
     images_NCHW[:, 0, 0, 0] = predicted_N.to(torch.uint8)
-    rows = {row["digit"]: row for row in agreement_by_class(ReadsItsAnswer(), ImageSet(images_NCHW, labels_N))}
+    rows = {row["class"]: row for row in agreement_by_class(ReadsItsAnswer(), ImageSet(images_NCHW, labels_N))}
     assert sorted(rows) == [1, 4, 7]
     assert (rows[4]["samples"], rows[4]["agreement"], rows[4]["most_confused_with"], rows[4]["confused_share"]) == (
         10, 0.7, 9, 0.2)

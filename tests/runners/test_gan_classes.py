@@ -1,4 +1,4 @@
-"""runners.gan_classes: per-digit label agreement of committed checkpoints, on the quality report's samples."""
+"""runners.gan_classes: per-class label agreement of committed checkpoints, on the quality report's samples."""
 
 import pandas as pd
 from tests.gans.test_gan_sources import save_small_gan
@@ -17,14 +17,14 @@ def test_per_digit_agreement_averages_to_the_quality_reports_label_agreement(tmp
                              "--out", str(out)]) == 0
     table = pd.read_csv(out)
     assert sorted(table.source.unique()) == sorted([REAL_ROW, "small_dcgan"])
-    assert (table.groupby("source").digit.apply(sorted) == [list(range(10))] * 2).all()
+    assert (table.groupby("source")["class"].apply(sorted) == [list(range(10))] * 2).all()
     assert (table.samples == 6).all() and table.agreement.between(0, 1).all()
     judge = Judge(tiny_train, tiny_test, QualityConfig(samples_per_class=6), "cpu")
     generator, _ = load_checkpoint(gan_dir / "small_dcgan.pt", "small_dcgan")
     expected = judge.measures(generator, "small_dcgan")["label_agreement"]
     assert abs(table[table.source == "small_dcgan"].agreement.mean() - expected) < 1e-9
     wrong = table[table.agreement < 1]
-    assert (wrong.most_confused_with != wrong.digit).all() and (wrong.most_confused_with >= 0).all()
+    assert (wrong.most_confused_with != wrong["class"]).all() and (wrong.most_confused_with >= 0).all()
     assert "small_dcgan" in capsys.readouterr().out
 
 

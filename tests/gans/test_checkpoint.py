@@ -101,3 +101,26 @@ def test_half_checkpoint_is_float16_on_disk_and_float32_when_loaded(saved, tmp_p
     path.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="float32"):
         load_checkpoint(path, "small_dcgan")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda meta: {k: v for k, v in meta.items() if k != "weights_sha256"}, "has no weights_sha256"),
+    (lambda meta: {k: v for k, v in meta.items() if k != "config"}, "has no config"),
+    (lambda meta: [meta], "holds a JSON list"),
+    (lambda meta: {**meta, "config": None}, "config that is not an object"),
+    (lambda meta: {**meta, "family": "no_such_gan"}, "unknown GAN family"),
+])
+def test_every_malformed_sidecar_is_refused_naming_the_file(saved, damage, message):
+    path, _ = saved
+    sidecar = path.with_suffix(".json")
+    sidecar.write_text(json.dumps(damage(json.loads(sidecar.read_text()))))
+    with pytest.raises(CheckpointError, match=message) as error:
+        load_checkpoint(path)
+    assert str(sidecar) in str(error.value) or str(path) in str(error.value)
+
+
+def test_a_non_utf8_sidecar_is_refused_naming_the_file(saved):
+    path, _ = saved
+    path.with_suffix(".json").write_bytes(b'{"family": "\xff\xfe"}')
+    with pytest.raises(CheckpointError, match=r"small_dcgan.json is not UTF-8 text"):
+        load_checkpoint(path)

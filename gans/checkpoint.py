@@ -3,7 +3,8 @@
 <name>.pt        the finished generator's state_dict, nothing else; float32, or float16 when saved with half=True
                  (upcast to float32 on load)
 <name>.json      family, config (image shape, classes, architecture, training), sha256 of the .pt as stored,
-                 weights_dtype, a digest of the training data and the package version (runners.train_gans adds seed, precision and budget
+                 weights_dtype, a digest of the training data and the package version (runners.train_gans adds
+                 seed, precision and budget
                  trained)
 <name>.train.pt  the training state of a resumable run (gans.training.TrainingSession): networks, optimisers,
                  RNG state, loop position and progress, plus what identifies the run (family, config, seed, data

@@ -231,7 +231,8 @@ class PgganGenerator(ConditionalGenerator):
         self.dense = EqualLinear(config.latent_dim + config.label_dim, c0 * BASE_RESOLUTION ** 2,
                                  gain=math.sqrt(2) / 4)  # the paper's 4x4 "conv" on a 1x1 input
         self.conv = EqualConv2d(c0, c0, 3)
-        self.blocks = nn.ModuleList(GeneratorBlock(cin, cout) for cin, cout in zip(config.channels, config.channels[1:]))
+        self.blocks = nn.ModuleList(GeneratorBlock(cin, cout)
+                                    for cin, cout in zip(config.channels, config.channels[1:]))
         self.to_rgb = nn.ModuleList(EqualConv2d(c, config.image_channels, 1, gain=1.0) for c in config.channels)
 
     def base(self, z_NZ: torch.Tensor, labels_N: torch.Tensor) -> torch.Tensor:

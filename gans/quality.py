@@ -87,7 +87,8 @@ def measure(samples: ImageSet, reference: GalCNN, real_test: ImageSet, config: Q
     agreement = accuracy(predict(reference, samples.images_NCHW), samples.labels_N)
     distance = frechet_distance(hidden_features(reference, samples.images_NCHW),
                                 hidden_features(reference, real_test.images_NCHW))
-    cas_model = train_classifier(new_model(config.seed + 1, device, num_classes, shape), samples.images_NCHW, samples.labels_N,
+    cas_model = train_classifier(new_model(config.seed + 1, device, num_classes, shape), samples.images_NCHW,
+                                 samples.labels_N,
                                  TrainConfig(epochs=config.cas_epochs),
                                  torch.Generator().manual_seed(config.seed + 1))
     cas = evaluate(cas_model, real_test.images_NCHW, real_test.labels_N)
@@ -107,7 +108,8 @@ def agreement_by_class(reference: GalCNN, samples: ImageSet) -> list[dict]:
         predicted = predicted_N[labels_N == label]
         wrong_K = torch.bincount(predicted[predicted != label], minlength=num_classes)
         confused = int(wrong_K.argmax()) if wrong_K.any() else -1
-        rows.append({"class": label, "samples": len(predicted), "agreement": float((predicted == label).double().mean()),
+        rows.append({"class": label, "samples": len(predicted),
+                     "agreement": float((predicted == label).double().mean()),
                      "most_confused_with": confused, "confused_share": float(wrong_K.max()) / len(predicted)})
     return rows
 

@@ -109,10 +109,13 @@ class TrainingHooks:
     augment              [N,C,H,W] -> [N,C,H,W], differentiable: applied to every batch the discriminator sees
                          (real and generated, in the discriminator and the generator steps)
     after_generator_step called after each generator update (e.g. an EMA of the generator's weights)
+    parts                the hooks' own stateful objects (an EMA network, an adaptive probability), saved and
+                         restored with the family's parts as "hook_<name>", so a resumed run continues them
     """
 
     augment: Callable[[torch.Tensor], torch.Tensor] = no_augmentation
     after_generator_step: Callable[[], None] = no_op
+    parts: dict[str, Stateful] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -246,7 +249,8 @@ def run_steps(session: TrainingSession, parts: Callable[[], dict[str, Stateful]]
     step(index) runs one training step and returns (real images it showed, {name: detached loss}); parts() names
     the family's stateful objects; current_generator() is the generator the quality schedule measures.
     """
-    with session.running(parts, rng, total_steps, current_generator):
+    hook_parts = {f"hook_{name}": part for name, part in session.hooks.parts.items()}
+    with session.running(lambda: {**parts(), **hook_parts}, rng, total_steps, current_generator):
         bar = tqdm(total=total_steps, initial=session.steps, desc=desc, unit="step", disable=not progress)
         for index in range(session.steps, total_steps):
             images, losses = step(index)

@@ -52,7 +52,8 @@ def report(args: argparse.Namespace) -> int:
     names = args.gans or [name for name in ALL_GANS if checkpoint_path(args.gan_dir, name).exists()]
     missing = [name for name in names if not checkpoint_path(args.gan_dir, name).exists()]
     if not names or missing:
-        raise GanNotTrainedError(f"no checkpoint for {', '.join(missing) or 'any GAN'} in {args.gan_dir}; train it with "
+        raise GanNotTrainedError(f"no checkpoint for {', '.join(missing) or 'any GAN'} in {args.gan_dir}; train it "
+                                 f"with "
                                 f"python -m runners.train_gans --out {args.gan_dir}, or point --gan-dir at the zoo")
     device = resolve_device(args.device)
     train, test, _ = load_train_test(args.data_dir)
@@ -60,7 +61,8 @@ def report(args: argparse.Namespace) -> int:
     rows = [{"source": REAL_ROW, **row} for row in agreement_by_class(judge.reference(), judge.real_samples())]
     for name in names:
         generator, _ = load_checkpoint(checkpoint_path(args.gan_dir, name), name, device)
-        rows += [{"source": name, **row} for row in agreement_by_class(judge.reference(), judge.samples(generator, name))]
+        samples = judge.samples(generator, name)
+        rows += [{"source": name, **row} for row in agreement_by_class(judge.reference(), samples)]
     table = pd.DataFrame(rows, columns=COLUMNS)
     print(table.pivot(index="class", columns="source", values="agreement")[[REAL_ROW, *names]]
           .mul(100).round(1).to_string())

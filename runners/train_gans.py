@@ -359,7 +359,8 @@ def quality_report(names: list[str], judge: Judge, out: Path) -> Path:
         earlier = read_csv_rows(out / "quality.csv", QUALITY_COLUMNS)
     except CsvError:  # a report of an older version: measured again from scratch
         earlier = []
-    rows += [row for row in earlier if row["gan"] not in (REAL_ROW, *names) and checkpoint_path(out, row["gan"]).exists()]
+    rows += [row for row in earlier
+             if row["gan"] not in (REAL_ROW, *names) and checkpoint_path(out, row["gan"]).exists()]
     for name in names:
         generator, meta = load_checkpoint(checkpoint_path(out, name), name, judge.device)
         rows.append({"gan": name, "generator_parameters": meta.get("generator_parameters"),

@@ -81,8 +81,10 @@ def test_equal_weights_give_an_equal_sha_whatever_the_file_name(saved, tmp_path)
     path, generator = saved
     family = get_family("small_dcgan")
     data = ImageSet(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4))
-    other = save_checkpoint(tmp_path / "elsewhere" / "renamed.pt", "small_dcgan", generator, family.config_class(), data)
-    assert file_sha256(other) == file_sha256(path) == json.loads(path.with_suffix(".json").read_text())["weights_sha256"]
+    other = save_checkpoint(tmp_path / "elsewhere" / "renamed.pt", "small_dcgan", generator, family.config_class(),
+                            data)
+    recorded = json.loads(path.with_suffix(".json").read_text())["weights_sha256"]
+    assert file_sha256(other) == file_sha256(path) == recorded
 
 
 def test_half_checkpoint_is_float16_on_disk_and_float32_when_loaded(saved, tmp_path):

@@ -1,4 +1,5 @@
-"""gans.registry: the built-in families register on import, and seeded_weights draws initial weights from a generator."""
+"""gans.registry: the built-in families register on import; gans.training.seeded_weights draws initial weights from
+an RNG."""
 
 import subprocess
 import sys

@@ -8,7 +8,6 @@ import torch
 from acquire.data import ImageSet
 from gans.checkpoint import save_checkpoint
 from gans.pggan import PgganConfig
-from gans.base import ConditionalGenerator
 from gans.registry import get_family
 from acquire.errors import UserError
 from gans.sources import (GanNotTrainedError, check_source_matches, gan_weights_digests,

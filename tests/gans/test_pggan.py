@@ -1,4 +1,5 @@
-"""PGGAN: registration, sampling, the paper's building blocks against hand computations, growing, training, checkpoints."""
+"""PGGAN: registration, sampling, the paper's building blocks against hand computations, growing, training,
+checkpoints."""
 
 import dataclasses
 import math
@@ -8,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from gans.checkpoint import load_checkpoint, save_checkpoint
-from gans.pggan import (EqualConv2d, check_every_class, EqualLinear, PgganConfig, PgganCritic, PgganGenerator, Trainer, build,
-                        gradient_penalty, minibatch_stddev, padded_reals, pixel_norm, reals_at, schedule, upsample)
+from gans.pggan import (EqualConv2d, check_every_class, EqualLinear, PgganConfig, PgganCritic, PgganGenerator, Trainer,
+                        build, gradient_penalty, minibatch_stddev, padded_reals, pixel_norm, reals_at, schedule, upsample)
 from gans.base import ConditionalGenerator
 from gans.registry import get_family
 from gans.training import seeded_weights
@@ -137,7 +138,8 @@ def test_tiny_training_runs_all_stages_and_is_reproducible(tiny_train):
         initial = PgganGenerator(TINY).state_dict()
     assert [k for k in state_a if torch.equal(state_a[k], initial[k])] == []
     labels = torch.arange(10)
-    assert torch.equal(a.sample(labels, torch.Generator().manual_seed(0)), b.sample(labels, torch.Generator().manual_seed(0)))
+    assert torch.equal(a.sample(labels, torch.Generator().manual_seed(0)),
+                       b.sample(labels, torch.Generator().manual_seed(0)))
 
 
 def test_checkpoint_round_trip_gives_identical_samples(tiny_train, tmp_path):

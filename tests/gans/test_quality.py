@@ -31,7 +31,8 @@ def test_measures_separate_real_from_label_shuffled_samples(tiny_train, tiny_tes
                      torch.Generator().manual_seed(0))
     config = QualityConfig(cas_epochs=8)
     real = measure(tiny_train, reference, tiny_test, config, "cpu")
-    shuffled = ImageSet(tiny_train.images_NCHW, tiny_train.labels_N[torch.randperm(400, generator=torch.Generator().manual_seed(0))])
+    order = torch.randperm(400, generator=torch.Generator().manual_seed(0))
+    shuffled = ImageSet(tiny_train.images_NCHW, tiny_train.labels_N[order])
     wrong = measure(shuffled, reference, tiny_test, config, "cpu")
     assert real["label_agreement"] > 0.9 and wrong["label_agreement"] < 0.3
     assert real["cas_accuracy"] > wrong["cas_accuracy"] + 0.3

@@ -14,7 +14,7 @@ from acquire.device import resolve_device
 from acquire.files import write_csv
 from gans.checkpoint import load_checkpoint
 from gans.quality import REAL_ROW, Judge, QualityConfig, agreement_by_class
-from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path
+from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, check_source_matches, checkpoint_path
 from runners.cli import add_device_and_data_flags, comma_list, run_guarded
 
 COLUMNS = ["source", "class", "samples", "agreement", "most_confused_with", "confused_share"]
@@ -58,6 +58,8 @@ def report(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     train, test, _ = load_train_test(args.data_dir)
     judge = Judge(train, test, QualityConfig(samples_per_class=args.quality_samples, seed=args.seed), device)
+    for name in names:  # a GAN of another shape or class count is refused before the judge trains
+        check_source_matches(checkpoint_path(args.gan_dir, name), judge.image_shape, judge.num_classes)
     rows = [{"source": REAL_ROW, **row} for row in agreement_by_class(judge.reference(), judge.real_samples())]
     for name in names:
         generator, _ = load_checkpoint(checkpoint_path(args.gan_dir, name), name, device)

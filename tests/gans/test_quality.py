@@ -9,6 +9,7 @@ from torch import nn
 
 from gans.base import balanced_labels
 from gans.quality import Judge, QualityConfig, agreement_by_class, frechet_distance, measure
+from gans.registry import get_family
 
 
 def test_frechet_distance_of_gaussians_matches_closed_form():
@@ -63,3 +64,19 @@ def test_the_real_baseline_sample_lives_on_the_judges_device(tiny_train, tiny_te
     judge = Judge(tiny_train, tiny_test, QualityConfig(samples_per_class=2, seed=0), device="meta")
     real = judge.real_samples()
     assert real.images_NCHW.device.type == "meta" and len(real) == 20
+
+
+def test_the_judge_works_for_any_square_shape_and_class_count():
+    rng = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (30, 3, 16, 16), generator=rng, dtype=torch.uint8)
+    train = ImageSet(images, torch.arange(3).repeat(10))
+    judge = Judge(train, train, QualityConfig(samples_per_class=4, reference_epochs=1, cas_epochs=1), "cpu")
+    assert (judge.image_shape, judge.num_classes) == ((3, 16, 16), 3)
+    spec = get_family("small_dcgan")
+    generator = spec.build(spec.config_class(g_channels=4, d_channels=4, image_channels=3, image_height=16,
+                                             image_width=16, num_classes=3))
+    samples = judge.samples(generator, "small_dcgan")
+    assert samples.images_NCHW.shape == (12, 3, 16, 16) and torch.bincount(samples.labels_N).tolist() == [4] * 3
+    measures = judge.measures(generator, "small_dcgan")
+    assert 0 <= measures["label_agreement"] <= 1 and np.isfinite(measures["frechet_distance"])
+    assert len(judge.real_samples()) == 12

@@ -1,6 +1,7 @@
 """runners.gan_classes: per-class label agreement of committed checkpoints, on the quality report's samples."""
 
 import pandas as pd
+import pytest
 from tests.gans.test_gan_sources import save_small_gan
 
 from gans.checkpoint import load_checkpoint
@@ -33,3 +34,13 @@ def test_a_missing_checkpoint_is_named_with_the_command_that_trains_it(tmp_path,
     err = capsys.readouterr().err
     assert "no checkpoint for pggan" in err and "python -m runners.train_gans" in err
     assert not any(tmp_path.iterdir())  # refused before any work: nothing written
+
+
+def test_a_gan_of_other_classes_is_refused_before_the_judge_trains(tmp_path, monkeypatch, tiny_train, tiny_test,
+                                                                    capsys):
+    gan_dir = save_small_gan(tmp_path / "zoo")
+    four = tiny_train.subset((tiny_train.labels_N < 4).nonzero().squeeze(1))
+    monkeypatch.setattr(gan_classes, "load_train_test", lambda data_dir: (four, four, "four"))
+    monkeypatch.setattr(gan_classes.Judge, "reference", lambda self: pytest.fail("the judge must not train"))
+    assert gan_classes.main(["--gan-dir", str(gan_dir), "--gans", "small_dcgan"]) == 2
+    assert "images of 10 classes, but the data has 1x28x28 images of 4 classes" in capsys.readouterr().err

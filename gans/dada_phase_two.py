@@ -39,7 +39,8 @@ from acquire.inference import map_in_chunks
 from acquire.precision import autocast
 from gans.dada import (INIT_BATCH, OUTPUT_INIT_STD, DadaConfig, DadaDiscriminator, data_dependent_init,
                        weight_normed_layers)
-from gans.registry import ConditionalGenerator, batch_indices, seeded_weights, train_images_to_float
+from gans.base import ConditionalGenerator
+from gans.training import batch_indices, seeded_weights, train_images_to_float
 
 BACKGROUND = -1.0   # the background value of images in the GAN range [-1, 1] (augmentation fills with it)
 LOG_EVERY = 25      # steps between progress-bar loss updates

@@ -152,7 +152,8 @@ class LowDataConfig:
     def to_json(self) -> dict:
         """What config.json records: the sweep's settings, the phase-I architecture and the augmentation ranges."""
         phase_one = dataclasses.asdict(DadaConfig())
-        del phase_one["epochs"]
+        for field in ("epochs", "num_classes", "image_channels", "image_height", "image_width"):  # the budget; MNIST's
+            del phase_one[field]
         return {**dataclasses.asdict(self), "phase_one_network": phase_one,
                 "augment": dataclasses.asdict(AugmentConfig())}
 

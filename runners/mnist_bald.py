@@ -20,7 +20,8 @@ from acquire.plotting import final_table, format_table, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.rundir import CONFIG_FILE
 from gans.registry import get_family
-from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source
+from gans.sources import DEFAULT_GAN_DIR, gan_weights_digests
+from studies.paper_grid.pools import DEFAULT_PER_CLASS, generated_source
 from runners.cli import (add_executor_flags, add_precision_flag, add_run_flags, comma_list, config_for_out_dir,
                          resume_hint, run_guarded)
 

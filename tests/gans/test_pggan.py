@@ -1,4 +1,5 @@
-"""PGGAN: registration, sampling, the paper's building blocks against hand computations, growing, training, checkpoints."""
+"""PGGAN: registration, sampling, the paper's building blocks against hand computations, growing, training,
+checkpoints."""
 
 import dataclasses
 import math
@@ -8,9 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from gans.checkpoint import load_checkpoint, save_checkpoint
-from gans.pggan import (EqualConv2d, check_every_class, EqualLinear, PgganConfig, PgganCritic, PgganGenerator, Trainer, build,
-                        gradient_penalty, minibatch_stddev, padded_reals, pixel_norm, reals_at, schedule, upsample)
-from gans.registry import ConditionalGenerator, get_family, seeded_weights
+from gans.pggan import (EqualConv2d, check_every_class, EqualLinear, PgganConfig, PgganCritic, PgganGenerator, Trainer,
+                        build, gradient_penalty, minibatch_stddev, padded_reals, pixel_norm, reals_at, schedule, upsample)
+from gans.base import ConditionalGenerator
+from gans.registry import get_family
+from gans.training import seeded_weights
 
 TINY = PgganConfig(latent_dim=8, label_dim=4, channels=(8, 8, 4, 4), images_per_stage=16, batch_sizes=(8, 8, 8, 8))
 
@@ -57,7 +60,7 @@ def test_forward_is_the_full_32x32_network_cropped_to_28x28():
 
 
 def test_reals_are_padded_with_minus_one(tiny_train):
-    reals, labels = padded_reals(tiny_train.subset(torch.arange(4)), "cpu")
+    reals, labels = padded_reals(tiny_train.subset(torch.arange(4)), TINY, "cpu")
     assert reals.shape == (4, 1, 32, 32) and torch.equal(labels, tiny_train.labels_N[:4])
     border = torch.ones(32, 32, dtype=torch.bool)
     border[2:30, 2:30] = False
@@ -135,7 +138,8 @@ def test_tiny_training_runs_all_stages_and_is_reproducible(tiny_train):
         initial = PgganGenerator(TINY).state_dict()
     assert [k for k in state_a if torch.equal(state_a[k], initial[k])] == []
     labels = torch.arange(10)
-    assert torch.equal(a.sample(labels, torch.Generator().manual_seed(0)), b.sample(labels, torch.Generator().manual_seed(0)))
+    assert torch.equal(a.sample(labels, torch.Generator().manual_seed(0)),
+                       b.sample(labels, torch.Generator().manual_seed(0)))
 
 
 def test_checkpoint_round_trip_gives_identical_samples(tiny_train, tmp_path):
@@ -151,7 +155,7 @@ def test_checkpoint_round_trip_gives_identical_samples(tiny_train, tmp_path):
 
 def test_minibatch_stddev_groups_share_a_digit_for_reals_and_fakes(tiny_train):
     """Label-grouped batches let the stddev channel see within-class diversity (a z-ignoring G is caught)."""
-    reals, labels = padded_reals(tiny_train, "cpu")
+    reals, labels = padded_reals(tiny_train, TINY, "cpu")
     G, D = PgganGenerator(TINY), PgganCritic(TINY)
     trainer = Trainer(TINY, reals, labels, G, D, G, torch.Generator().manual_seed(0))
     groups = TINY.mbstd_group

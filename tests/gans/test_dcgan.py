@@ -6,7 +6,8 @@ import torch
 from gans.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gans.dcgan import (DCGANConfig, LargeDCGANConfig, SmallDCGANConfig, build, build_discriminator,
                         init_networks)
-from gans.registry import ConditionalGenerator, get_family
+from gans.base import ConditionalGenerator
+from gans.registry import get_family
 
 TINY = dict(latent_dim=8, embed_dim=4, g_channels=8, d_channels=8, batch_size=32, epochs=1.0)  # 4 steps on 128
 

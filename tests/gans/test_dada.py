@@ -12,7 +12,8 @@ from gans.checkpoint import load_checkpoint, save_checkpoint
 from gans.dada import (DadaConfig, DadaDiscriminator, DadaGenerator, build, discriminator_loss,
                        feature_matching_loss, generator_class_loss, generator_loss, init_networks, train,
                        train_phase_one)
-from gans.registry import get_family, train_images_to_float
+from gans.registry import get_family
+from gans.training import train_images_to_float
 
 TINY = DadaConfig(latent_dim=8, generator_width=8, discriminator_width=4, feature_dim=16, epochs=1.0, batch_size=16)
 

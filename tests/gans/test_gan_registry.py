@@ -1,4 +1,5 @@
-"""gans.registry: the built-in families register on import, and seeded_weights draws initial weights from a generator."""
+"""gans.registry: the built-in families register on import; gans.training.seeded_weights draws initial weights from
+an RNG."""
 
 import subprocess
 import sys
@@ -6,7 +7,7 @@ import sys
 import torch
 from torch import nn
 
-from gans.registry import seeded_weights
+from gans.training import seeded_weights
 
 
 def test_importing_the_registry_alone_registers_every_built_in_family():

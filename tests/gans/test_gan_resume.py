@@ -1,17 +1,23 @@
 """Resumable GAN training: an interrupted, resumed and extended run ends bit-identical to an uninterrupted one."""
 
 import dataclasses
+import hashlib
 import signal
+from pathlib import Path
 
 import pytest
 import torch
 
+from acquire.data import load_split
+from acquire.seeding import derive_seed
 from gans import dcgan
 from gans.checkpoint import load_training_state, save_training_state
 from gans.dada import DadaConfig
 from gans.dcgan import SmallDCGANConfig
 from gans.pggan import GrowingView, PgganConfig
-from gans.registry import ConditionalGenerator, TrainingSession, get_family
+from gans.base import ConditionalGenerator
+from gans.registry import get_family
+from gans.training import TrainingSession
 
 # (family, config at the shorter budget, the larger budget, steps before the interruption)
 CASES = {
@@ -158,3 +164,47 @@ def test_budget_milestones_see_the_current_generator_and_are_redone_after_an_int
     assert seen[1] == seen[2] and seen == sorted(seen) and len(set(seen)) == len(seen) - 1
     assert [s // every for s in seen[2:]] == list(range(seen[1] // every, seen[-1] // every + 1))
     assert_same(straight.state_dict(), resumed.state_dict())  # measuring does not perturb training
+
+
+ZOO = Path(__file__).resolve().parents[2] / "results" / "zoo"
+# sha256 of the training state after one more step of each committed state (networks, optimisers, position, RNG),
+# computed with the code that wrote them (before the shared training loop), on one thread
+CONTINUED_ONE_STEP = {"pggan": (17251, "1108f94ebdfcc93822b178c285b52e93763063a5ddc6a6422d09d6ad67bbdf6f"),
+                      "dada": (37501, "3ff0b739e04daacede04890826603704adaa9827b0f8f83c87c8bc18cfbf254b")}
+
+
+def state_digest(value, h) -> None:
+    """Feed nested dicts/lists of tensors and plain values into the hash h, in a fixed order."""
+    if isinstance(value, dict):
+        for key in sorted(value, key=str):
+            h.update(str(key).encode())
+            state_digest(value[key], h)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            state_digest(item, h)
+    elif isinstance(value, torch.Tensor):
+        h.update(str(value.dtype).encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    else:
+        h.update(repr(value).encode())
+
+
+@pytest.mark.parametrize("family", sorted(CONTINUED_ONE_STEP))
+def test_committed_training_state_continues_one_step_as_before(family, mnist_dir):
+    """results/zoo/<family>.train.pt (written before the shared loop) continues, one step further, to the bytes the
+    code that wrote it produced."""
+    state = load_training_state(ZOO / f"{family}.train.pt")
+    spec = get_family(family)
+    config = spec.config_from_dict(state["config"])
+    train = load_split("train", mnist_dir)
+    more = ({"final_images": config.final_images + config.batch_sizes[-1]} if family == "pggan"
+            else {"epochs": (state["steps"] + 1) * config.batch_size / len(train)})
+    saved = []
+    session = TrainingSession(resume_from=state, save=saved.append, stop_after_steps=state["steps"] + 1)
+    with pytest.raises(KeyboardInterrupt):
+        spec.train(train, dataclasses.replace(config, **more), "cpu",
+                   torch.Generator().manual_seed(derive_seed(0, family)), progress=False, session=session)
+    h = hashlib.sha256()
+    state_digest(saved[-1]["loop"], h)
+    state_digest(saved[-1]["rng"], h)
+    assert (saved[-1]["steps"], h.hexdigest()) == CONTINUED_ONE_STEP[family]

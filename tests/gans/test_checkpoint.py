@@ -81,8 +81,10 @@ def test_equal_weights_give_an_equal_sha_whatever_the_file_name(saved, tmp_path)
     path, generator = saved
     family = get_family("small_dcgan")
     data = ImageSet(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4))
-    other = save_checkpoint(tmp_path / "elsewhere" / "renamed.pt", "small_dcgan", generator, family.config_class(), data)
-    assert file_sha256(other) == file_sha256(path) == json.loads(path.with_suffix(".json").read_text())["weights_sha256"]
+    other = save_checkpoint(tmp_path / "elsewhere" / "renamed.pt", "small_dcgan", generator, family.config_class(),
+                            data)
+    recorded = json.loads(path.with_suffix(".json").read_text())["weights_sha256"]
+    assert file_sha256(other) == file_sha256(path) == recorded
 
 
 def test_half_checkpoint_is_float16_on_disk_and_float32_when_loaded(saved, tmp_path):
@@ -101,3 +103,26 @@ def test_half_checkpoint_is_float16_on_disk_and_float32_when_loaded(saved, tmp_p
     path.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="float32"):
         load_checkpoint(path, "small_dcgan")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda meta: {k: v for k, v in meta.items() if k != "weights_sha256"}, "has no weights_sha256"),
+    (lambda meta: {k: v for k, v in meta.items() if k != "config"}, "has no config"),
+    (lambda meta: [meta], "holds a JSON list"),
+    (lambda meta: {**meta, "config": None}, "config that is not an object"),
+    (lambda meta: {**meta, "family": "no_such_gan"}, "unknown GAN family"),
+])
+def test_every_malformed_sidecar_is_refused_naming_the_file(saved, damage, message):
+    path, _ = saved
+    sidecar = path.with_suffix(".json")
+    sidecar.write_text(json.dumps(damage(json.loads(sidecar.read_text()))))
+    with pytest.raises(CheckpointError, match=message) as error:
+        load_checkpoint(path)
+    assert str(sidecar) in str(error.value) or str(path) in str(error.value)
+
+
+def test_a_non_utf8_sidecar_is_refused_naming_the_file(saved):
+    path, _ = saved
+    path.with_suffix(".json").write_bytes(b'{"family": "\xff\xfe"}')
+    with pytest.raises(CheckpointError, match=r"small_dcgan.json is not UTF-8 text"):
+        load_checkpoint(path)

@@ -1,5 +1,6 @@
 """GAN sources: the untrained-GAN error gives a command that writes only that GAN's own files, with the settings of
-a sidecar committed without its weights; generated pools are seeded and device-independent."""
+a sidecar committed without its weights; a GAN of another shape or class count, or a --gan-dir that is a file, is
+refused."""
 
 import pytest
 import torch
@@ -7,8 +8,10 @@ import torch
 from acquire.data import ImageSet
 from gans.checkpoint import save_checkpoint
 from gans.pggan import PgganConfig
-from gans.registry import ConditionalGenerator, get_family
-from gans.sources import GanNotTrainedError, gan_weights_digests, generated_source, trained_checkpoint
+from gans.registry import get_family
+from acquire.errors import UserError
+from gans.sources import (GanNotTrainedError, check_source_matches, gan_weights_digests,
+                          trained_checkpoint)
 from runners import train_gans
 
 
@@ -46,28 +49,18 @@ def save_small_gan(gan_dir):
     return gan_dir
 
 
-def test_generated_source_is_seeded_balanced_and_uint8(tmp_path):
+def test_a_gan_of_another_shape_or_class_count_is_refused_naming_both(tmp_path):
     save_small_gan(tmp_path)
-    a, b = (generated_source("small_dcgan", tmp_path, 3, seed, "cpu") for seed in (0, 0))
-    c = generated_source("small_dcgan", tmp_path, 3, 1, "cpu")
-    assert a.images_NCHW.dtype == torch.uint8 and torch.bincount(a.labels_N).tolist() == [3] * 10
-    assert torch.equal(a.images_NCHW, b.images_NCHW) and not torch.equal(a.images_NCHW, c.images_NCHW)
+    path = tmp_path / "small_dcgan.pt"
+    check_source_matches(path, (1, 28, 28), 10)
+    with pytest.raises(UserError, match=r"makes 1x28x28 images of 10 classes, but the data has 1x28x28 images of 4"):
+        check_source_matches(path, (1, 28, 28), 4)
+    with pytest.raises(UserError, match=r"but the data has 3x48x48 images of 10 classes"):
+        check_source_matches(path, (3, 48, 48), 10)
 
 
-def test_generated_pools_are_cached_locally_and_a_damaged_cache_is_sampled_again(tmp_path, monkeypatch):
-    from gans import sources
-    gan_dir = save_small_gan(tmp_path)
-    first = sources.generated_source("small_dcgan", gan_dir, 5, 0, "cpu")
-    cached = list((gan_dir / sources.POOL_CACHE).glob("*.pt"))
-    assert len(cached) == 1 and (gan_dir / sources.POOL_CACHE / ".gitignore").read_text().strip().endswith("*")
-
-    def no_sampling(*args, **kwargs):
-        raise AssertionError("a cached pool must not be sampled again")
-
-    monkeypatch.setattr(ConditionalGenerator, "sample", no_sampling)
-    again = sources.generated_source("small_dcgan", gan_dir, 5, 0, "cpu")
-    assert torch.equal(again.images_NCHW, first.images_NCHW) and torch.equal(again.labels_N, first.labels_N)
-    monkeypatch.undo()
-    cached[0].write_bytes(b"damaged")
-    resampled = sources.generated_source("small_dcgan", gan_dir, 5, 0, "cpu")
-    assert torch.equal(resampled.images_NCHW, first.images_NCHW)
+def test_a_gan_dir_that_is_a_file_is_refused_as_such(tmp_path):
+    not_a_dir = tmp_path / "zoo.pt"
+    not_a_dir.write_bytes(b"")
+    with pytest.raises(UserError, match="is a file, not a directory of GAN checkpoints"):
+        gan_weights_digests(not_a_dir, ["small_dcgan"])

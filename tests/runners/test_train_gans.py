@@ -9,7 +9,7 @@ import signal
 
 import pytest
 import torch
-from tests.test_gan_resume import CASES
+from tests.gans.test_gan_resume import CASES
 from tests.acquire.test_precision import needs_bf16
 from tests.test_sweep_refusals import snapshot, unsupported_bf16
 
@@ -300,3 +300,64 @@ def test_the_quality_report_keeps_the_rows_of_gans_measured_in_earlier_runs(tmp_
     path = train_gans.quality_report(["large_dcgan"], FakeJudge(), tmp_path)
     assert [row["gan"] for row in train_gans.read_csv_rows(path, train_gans.QUALITY_COLUMNS)] == [
         train_gans.REAL_ROW, "small_dcgan", "large_dcgan"]
+
+
+# ------------------------------------------------------------------ the data's shape and classes
+
+def colour_set(n_per_class: int, classes: int, height: int, width: int) -> ImageSet:
+    rng = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n_per_class * classes, 3, height, width), generator=rng, dtype=torch.uint8)
+    return ImageSet(images, torch.arange(classes).repeat(n_per_class))
+
+
+def test_gans_are_built_for_the_datas_shape_and_classes_and_the_sidecar_records_them(tmp_path, monkeypatch):
+    train = colour_set(20, 4, 48, 48)
+    monkeypatch.setattr(train_gans, "load_train_test", lambda data_dir: (train, colour_set(5, 4, 48, 48), "toy"))
+    assert run_main(tmp_path) == 0
+    config = sidecar(tmp_path)["config"]
+    assert (config["image_channels"], config["image_height"], config["image_width"], config["num_classes"]) == \
+        (3, 48, 48, 4)
+    generator, _ = load_checkpoint(tmp_path / "small_dcgan.pt", "small_dcgan")
+    assert generator.sample(torch.arange(4), torch.Generator()).shape == (4, 3, 48, 48)
+
+
+def test_a_set_that_disagrees_with_the_data_is_refused_before_anything_is_written(tmp_path, tiny_mnist, capsys):
+    assert run_main(tmp_path / "out", "--set", "small_dcgan.num_classes=4") == 2
+    error = capsys.readouterr().err
+    assert "--set small_dcgan.num_classes=4 disagrees with the data (1x28x28 images of 10 classes)" in error
+    assert not (tmp_path / "out").exists()
+    assert run_main(tmp_path / "ok", "--set", "small_dcgan.num_classes=10") == 0  # agreeing is allowed
+
+
+def test_an_empty_gans_list_is_refused(tmp_path, tiny_mnist, capsys):
+    assert train_gans.main(["--gans", "", "--out", str(tmp_path / "out")]) == 2
+    assert "--gans names no GAN" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", [["--checkpoint-minutes", "nan"], ["--set", "small_dcgan.lr=inf"],
+                                  ["--set", "small_dcgan.epochs=nan"]])
+def test_nan_and_inf_settings_are_refused_before_anything_is_written(tmp_path, tiny_mnist, capsys, flag):
+    assert run_main(tmp_path / "out", *flag) == 2
+    assert "finite" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_non_square_data_with_a_quality_report_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    train = colour_set(4, 2, 20, 36)
+    monkeypatch.setattr(train_gans, "load_train_test", lambda data_dir: (train, train, "toy"))
+    assert train_gans.main(["--gans", "small_dcgan", *TINY_DCGAN, "--out", str(tmp_path / "out")]) == 2
+    assert "needs square images, and these are 20x36: add --no-quality" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "small_dcgan.pt").exists()
+
+
+def test_a_finished_checkpoint_with_a_flipped_byte_is_reported_not_up_to_date(tmp_path, tiny_mnist, capsys):
+    assert run_main(tmp_path) == 0
+    path = tmp_path / "small_dcgan.pt"
+    good = path.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(flipped) // 2] ^= 0xFF
+    path.write_bytes(bytes(flipped))
+    capsys.readouterr()
+    assert run_main(tmp_path) == 0
+    error = capsys.readouterr().err
+    assert "does not match the sha256 in its sidecar" in error and "up to date" not in error
+    assert path.read_bytes() == good  # rebuilt from the finished training state

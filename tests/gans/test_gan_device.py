@@ -14,8 +14,9 @@ from torch.overrides import TorchFunctionMode
 from gans.dada import DadaConfig, discriminator_step, init_networks
 from gans.dcgan import SmallDCGANConfig
 from gans.pggan import PgganConfig
-from gans.quality import generated_set
-from gans.registry import get_family, train_images_to_float
+from gans.base import balanced_samples
+from gans.registry import get_family
+from gans.training import train_images_to_float
 
 TINY = {
     "small_dcgan": SmallDCGANConfig(latent_dim=8, embed_dim=4, g_channels=8, d_channels=8, batch_size=32, epochs=1.0),
@@ -52,7 +53,7 @@ def test_training_and_sampling_draw_on_the_generators_device(gan_images, name):
     with DrawsOnTheGeneratorsDevice() as mode:
         generator = get_family(name).train(gan_images, TINY[name], "cpu", torch.Generator().manual_seed(0),
                                            progress=False)
-        generated_set(generator, 2, seed=1, device="cpu")
+        balanced_samples(generator, 2, seed=1, device="cpu")
     assert mode.draws >= 5  # init, shuffles, z, and sampling were all seen
 
 
@@ -60,7 +61,7 @@ def test_training_and_sampling_draw_on_the_generators_device(gan_images, name):
 def test_training_keeps_every_tensor_on_the_runs_device(gan_images, name):
     generator = get_family(name).train(gan_images, TINY[name], "meta", torch.Generator().manual_seed(0), progress=False)
     assert {p.device.type for p in generator.parameters()} == {"meta"}
-    samples = generated_set(generator, 2, seed=1, device="meta")
+    samples = balanced_samples(generator, 2, seed=1, device="meta")
     assert samples.images_NCHW.device.type == "meta" and samples.images_NCHW.dtype == torch.uint8
 
 

@@ -15,7 +15,8 @@ from acquire.data import ImageSet, as_image_set
 from acquire.device import resolve_device
 from acquire.errors import UserError
 from acquire.loop import ActiveLearningRun, ExperimentConfig
-from acquire.model import ModelFactory, TrainFn
+from acquire.factories import ModelFactory
+from acquire.training import TrainFn
 from acquire.plotting import plot_curves, protocol_text, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from acquire.data import load_train_test
 from acquire.device import resolve_device
-from acquire.model import check_precision
+from acquire.precision import check_precision
 from acquire.plotting import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
 from acquire.sweep import Sweep, SweepSettings
 from gans.lowdata import COLUMNS, DEFAULT_METHODS, KEY_COLUMNS, METHODS, LowDataConfig, measure_cell

@@ -18,7 +18,9 @@ from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import synchronize
 from acquire.functions import Acquisition
 from acquire.mc_dropout import mc_probs, mc_scores
-from acquire.model import ModelFactory, TrainFn, autocast, evaluate, make_model, seeded_global_rng, train_classifier
+from acquire.factories import ModelFactory, make_model, seeded_global_rng
+from acquire.precision import autocast
+from acquire.training import TrainFn, evaluate, train_classifier
 from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.seeding import derive_seed, make_generator
 from acquire.loop.config import Arm, ExperimentConfig
@@ -145,7 +147,7 @@ class ArmRounds:
             if config.pool_subset and len(candidates_M) > config.pool_subset:
                 candidates_M = candidates_M[torch.randperm(len(candidates_M), generator=generator)[:config.pool_subset]]
             scoring = (state.model, state.pool.images_NCHW[candidates_M.to(self.device)], config.mc_samples)
-            options = dict(generator=make_generator(*keys, "masks", device=self.device),
+            options = dict(rng=make_generator(*keys, "masks", device=self.device),
                            chunk_size=config.score_chunk or None, precision=precision, masking=config.mc_masks)
             if acquisition.selects:  # it needs every candidate's probabilities [M, T, K]
                 chosen_k, score_k = acquisition.choose(mc_probs(*scoring, **options), len(candidates_M),

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from acquire.errors import UserError
 from acquire.mc_dropout import MASKINGS
-from acquire.model import PRECISIONS, TrainConfig
+from acquire.precision import PRECISIONS
+from acquire.training import TrainConfig
 from acquire.rundir import RunDirectoryError, read_json
 from acquire.validate import check_choice, check_int, check_positive_int
 
@@ -49,7 +50,7 @@ class ExperimentConfig:
 
     pool_subset: score a random subset of this many candidates per round (0: the whole pool).
     score_chunk: images per MC-dropout chunk (0: 256 on CPU, 8192 on GPU).
-    precision: "fp32" or "bf16" (acquire.model.PRECISIONS). mc_masks: acquire.mc_dropout.MASKINGS.
+    precision: "fp32" or "bf16" (acquire.precision.PRECISIONS). mc_masks: acquire.mc_dropout.MASKINGS.
     seeding: how arms share random draws (SEEDING_SCHEMES).
     sources_provenance: how whoever built the pools made them (any JSON values, e.g. a generator's weights digest);
     a resume refuses a change to it except in the keys its caller declares resumable.

@@ -23,8 +23,12 @@ from acquire.device import canonical
 from acquire.errors import UserError
 from acquire.functions import get_acquisition
 from acquire.mc_dropout import check_mc_dropout
-from acquire.model import (ModelFactory, TrainFn, check_model, check_precision, check_trainable, make_model,
-                           new_model, to_float)
+from acquire.builtins import builtin_name
+from acquire.factories import ModelFactory, check_model, make_model
+from acquire.inference import to_float
+from acquire.networks import new_model
+from acquire.precision import check_precision
+from acquire.training import TrainFn, check_trainable
 from acquire.pool import CandidatePool
 from acquire.rundir import CONFIG_FILE, RunDirectoryError
 from acquire.loop.arm import ArmRounds, ArmState
@@ -33,7 +37,10 @@ from acquire.loop.store import RunStore, fingerprint_of, model_digest
 
 
 def callable_name(fn) -> str:
-    """'module:qualname' of a function (of the one a functools.partial wraps; of the class of other callables)."""
+    """'module:qualname' of a function (of the one a functools.partial wraps; of the class of other callables); a
+    built-in model or trainer by its stored name (acquire.builtins)."""
+    if builtin_name(fn):
+        return builtin_name(fn)
     target = fn.func if isinstance(fn, partial) else fn
     target = target if hasattr(target, "__qualname__") else type(target)
     return f"{target.__module__}:{target.__qualname__}"
@@ -87,7 +94,7 @@ class ActiveLearningRun:
     pools: source-set name -> CandidatePool on `device` (shared candidates; each arm gets `fresh()` state).
     test_set: the full test set (uint8 images [N,C,H,W], labels [N]).
     model_factory, train_fn: see acquire.loop.arm.ArmRounds (default: Gal et al.'s CNN for the data's K and [C,H,W],
-    trained by acquire.model.train_classifier); MC dropout samples the model's nn.Dropout layers.
+    trained by acquire.training.train_classifier); MC dropout samples the model's nn.Dropout layers.
     resumable_provenance: keys of config.sources_provenance that a resume may change (e.g. where files were read).
     worker_arms: open the run already started in out_dir as a worker that advances only these arms (names
     'sources/acquisition/repeat'): it locks only its arms, writes only their states, and leaves config.json and

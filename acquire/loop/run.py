@@ -25,7 +25,6 @@ from acquire.functions import get_acquisition
 from acquire.mc_dropout import check_mc_dropout
 from acquire.builtins import builtin_name
 from acquire.factories import ModelFactory, check_model, make_model
-from acquire.inference import to_float
 from acquire.networks import new_model
 from acquire.precision import check_precision
 from acquire.training import TrainFn, check_trainable
@@ -76,16 +75,6 @@ def warn_class_mismatch(data: dict[str, ImageSet]) -> None:
             warnings.warn(f"{name} " + (f"lacks classes {missing} that the test set has" if missing else "")
                           + (" and " if missing and extra else "")
                           + (f"has classes {extra} that the test set lacks" if extra else ""), stacklevel=4)
-
-
-def check_logits(model: torch.nn.Module, example_NCHW: torch.Tensor) -> None:
-    """Refuse a model whose outputs are probabilities (rows >= 0 summing to 1): the loop needs logits."""
-    with torch.no_grad():
-        out_NK = model(to_float(example_NCHW)).float()
-    if bool((out_NK >= 0).all()) and torch.allclose(out_NK.sum(1), torch.ones(len(out_NK), device=out_NK.device),
-                                                    atol=1e-4):
-        raise UserError("the model returns probabilities (rows >= 0 that sum to 1), but the loop needs logits (it "
-                        "applies softmax itself); remove the model's final softmax")
 
 
 class ActiveLearningRun:
@@ -194,7 +183,6 @@ class ActiveLearningRun:
         model = make_model(model_factory, 0, self.device)
         example_NCHW = data["the test set"].images_NCHW[:4].to(self.device)
         model_classes = check_model(model, example_NCHW, image_shape)
-        check_logits(model, example_NCHW)
         for name, images in data.items():
             check_labels(name, images, model_classes)
         warn_class_mismatch(data)

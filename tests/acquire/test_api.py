@@ -111,7 +111,7 @@ CONFIG = dict(rounds=1, per_round=4, repeats=1, mc_samples=3, train=acquire.Trai
     (images(40), images(8), dict(initial=6), "multiple of the 4 classes"),
     (images(40), images(8), dict(dense_l2_c=3.5, model=flat_net(3072, 4)), "dense_l2_c=3.5"),
     (images(40), images(8), dict(model=softmax_net(3072, 4)),
-     "the model returns probabilities .* remove the model's final softmax"),
+     r"the model's outputs are probabilities .* drop the final softmax"),
     (images(40).images_NCHW.numpy(), images(8), {},
      r"pool must be an ImageSet or an \(images, labels\) pair, got ndarray \(images without labels\)"),
     ({"raw": images(40)}, images(8), {}, "pools must map source-set names to CandidatePools"),

@@ -8,7 +8,7 @@ import pytest
 
 from acquire.data import ImageSet
 from acquire.loop import TIMING_COLUMNS, ActiveLearningRun, ExperimentConfig, RunDirectoryError
-from acquire.model import TrainConfig
+from acquire.training import TrainConfig
 from acquire.pool import CandidatePool
 from tests.acquire.test_loop import tiny_config
 

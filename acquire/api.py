@@ -15,7 +15,7 @@ from acquire.data import ImageSet
 from acquire.device import resolve_device
 from acquire.loop import ActiveLearningRun, ExperimentConfig
 from acquire.model import ModelFactory, TrainFn
-from acquire.plotting import plot_curves, protocol_text, read_curves
+from analysis.curves import plot_curves, protocol_text, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
 
 

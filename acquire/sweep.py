@@ -1,6 +1,6 @@
 """Resumable sweeps: a list of independent cells (e.g. method x training-set size x repeat), one CSV row each.
 
-The baselines (the cells of gans.lowdata and acquire.ratio_cells, run by runners.dada_lowdata and
+The baselines (the cells of studies.dada_lowdata.cells and studies.ratio_sweep.cells, run by runners.dada_lowdata and
 runners.ratio_sweep) are tables, not learning curves: every cell trains one classifier from scratch and
 measures it once. `SweepSettings` turns a runner's flags into its config: for a new sweep the defaults, preset
 and flags; for --resume the saved config.json, which supplies every setting (flags given with --resume must

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from acquire.files import write_csv
-from acquire.plotting import METRIC_LABELS, read_configs, read_curves
-from acquire.stats import PairedDifference, all_pairs, arm_name, paired_difference, parse_arm
+from analysis.curves import METRIC_LABELS, read_configs, read_curves
+from analysis.stats import PairedDifference, all_pairs, arm_name, paired_difference, parse_arm
 from runners.cli import int_list, run_guarded
 
 DESCRIPTION = """\

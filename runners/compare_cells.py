@@ -10,7 +10,7 @@ import pandas as pd
 
 from acquire.errors import UserError
 from acquire.files import write_csv
-from acquire.stats import PairedDifference, pair_by_repeat
+from analysis.stats import PairedDifference, pair_by_repeat
 from runners.cli import comma_list, run_guarded
 from runners.compare import COLUMNS, format_table
 

@@ -1,5 +1,5 @@
 """DADA in the extremely low data regime on MNIST (`python -m runners.dada_lowdata --help`); the protocol and the
-methods are described in gans.lowdata."""
+methods are described in studies.dada_lowdata.cells."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pandas as pd
 from acquire.data import load_train_test
 from acquire.device import resolve_device
 from acquire.model import check_precision
-from acquire.plotting import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
+from analysis.curves import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
 from acquire.sweep import Sweep, SweepSettings
-from gans.lowdata import COLUMNS, DEFAULT_METHODS, KEY_COLUMNS, METHODS, LowDataConfig, measure_cell
+from studies.dada_lowdata.cells import COLUMNS, DEFAULT_METHODS, KEY_COLUMNS, METHODS, LowDataConfig, measure_cell
 from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, int_list,
                          resume_hint, run_guarded)
 

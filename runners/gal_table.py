@@ -12,7 +12,7 @@ import pandas as pd
 
 from acquire.errors import UserError
 from acquire.files import write_csv
-from acquire.plotting import read_curves
+from analysis.curves import read_curves
 from runners.cli import float_list, run_guarded
 
 DESCRIPTION = """\

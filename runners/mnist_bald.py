@@ -16,7 +16,7 @@ from acquire.loop import ActiveLearningRun, ExperimentConfig, callable_name
 from acquire.mc_dropout import MASKINGS
 from acquire.model import (TrainConfig, new_gal_code_glorot_model, new_gal_code_model, new_glorot_model,
                            new_model)
-from acquire.plotting import final_table, format_table, read_curves
+from analysis.curves import final_table, format_table, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.rundir import CONFIG_FILE
 from gans.registry import get_family

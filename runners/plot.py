@@ -8,7 +8,7 @@ from pathlib import Path
 
 from acquire.errors import UserError
 from acquire.files import write_csv
-from acquire.plotting import (BANDS, METRIC_LABELS, dataset_name, final_table, format_table, plot_curves, protocol_text,
+from analysis.curves import (BANDS, METRIC_LABELS, dataset_name, final_table, format_table, plot_curves, protocol_text,
                               read_configs, read_curves, table_at)
 from runners.cli import int_list
 

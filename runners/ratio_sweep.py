@@ -11,10 +11,10 @@ import pandas as pd
 
 from acquire.data import load_train_test
 from acquire.device import resolve_device
-from acquire.mixing import MODES
+from studies.ratio_sweep.mixing import MODES
 from acquire.model import check_precision
-from acquire.plotting import format_mean_std, plot_sweep, summarise_sweep
-from acquire.ratio_cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline
+from analysis.curves import format_mean_std, plot_sweep, summarise_sweep
+from studies.ratio_sweep.cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline
 from acquire.sweep import Sweep, SweepSettings
 from gans.registry import get_family
 from gans.sources import (ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests,

@@ -1,4 +1,4 @@
-"""`python -m runners.dada_lowdata` and gans.lowdata on a tiny slice of real MNIST: rows, plot, phase-I cache,
+"""`python -m runners.dada_lowdata` and studies.dada_lowdata.cells on a tiny slice of real MNIST: rows, plot, phase-I cache,
 resume, errors."""
 
 import gzip
@@ -11,7 +11,7 @@ import torch
 from tests.test_precision import needs_bf16
 
 from acquire.data import load_split
-from gans import lowdata
+from studies.dada_lowdata import cells as lowdata
 from runners import dada_lowdata
 
 ALL_METHODS = ",".join(lowdata.METHODS)

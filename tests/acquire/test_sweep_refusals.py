@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 import pytest
 from acquire.errors import UserError
-from tests import test_ratio_sweep
+from tests.studies import test_ratio_sweep
 
 from runners import dada_lowdata, ratio_sweep
 

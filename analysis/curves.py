@@ -28,7 +28,7 @@ from matplotlib.ticker import NullFormatter
 
 from acquire.errors import UserError
 from acquire.files import write_atomic
-from acquire.stats import t_halfwidth
+from analysis.stats import t_halfwidth
 
 KEY_COLUMNS = ["sources", "acquisition", "repeat", "train_size"]
 ARM = ["run", "sources", "acquisition"]  # run: the CSV's directory, so separate runs never merge

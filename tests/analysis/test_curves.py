@@ -10,7 +10,7 @@ import pytest
 from matplotlib.colors import to_hex
 from scipy import stats
 
-from acquire.plotting import (build_figure, build_sweep_figure, dataset_name, final_table, format_mean_std,
+from analysis.curves import (build_figure, build_sweep_figure, dataset_name, final_table, format_mean_std,
                               plot_curves, plot_sweep, protocol_text, read_curves, source_colours, summarise, table_at)
 from runners import plot as plot_runner
 

@@ -3,7 +3,7 @@
 Liu's naive GAN augmentation (section 3.4 of "Data augmentation with GAN") on MNIST. A cell (size, mode, gan,
 ratio, repeat) trains a fresh Gal et al. CNN on `size` class-balanced real training images of which a fraction r
 is replaced by generated images of the same classes, or to which r*size class-balanced generated images are
-added (acquire.mixing), and scores it on the test set. r = 0 is one all-real cell per (size, repeat), logged with
+added (studies.ratio_sweep.mixing), and scores it on the test set. r = 0 is one all-real cell per (size, repeat), logged with
 gan and mode BASELINE.
 
 Paired design: a repeat's real images and the CNN's initial weights depend only on (seed, size, repeat), so every
@@ -29,7 +29,7 @@ import torch
 from acquire.errors import UserError
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import synchronize
-from acquire.mixing import MODES, generated_per_class, mix
+from studies.ratio_sweep.mixing import MODES, generated_per_class, mix
 from acquire.model import PRECISIONS, GalCNN, TrainConfig, autocast, evaluate, new_model, train_classifier
 from acquire.seeding import derive_seed, make_generator
 

@@ -1,4 +1,4 @@
-"""`python -m runners.ratio_sweep` and acquire.ratio_cells: the cells, the paired real subsets, refusals, and a tiny
+"""`python -m runners.ratio_sweep` and studies.ratio_sweep.cells: the cells, the paired real subsets, refusals, and a tiny
 real run with resume."""
 
 import json
@@ -13,7 +13,7 @@ from tests.test_precision import needs_bf16
 
 from acquire.data import MNIST_FILES, ImageSet, load_split
 from acquire.model import predict
-from acquire.ratio_cells import BASELINE, COLUMNS, CellRunner, RatioSweepConfig
+from studies.ratio_sweep.cells import BASELINE, COLUMNS, CellRunner, RatioSweepConfig
 from acquire.seeding import derive_seed
 from gans.checkpoint import save_checkpoint
 from gans.registry import get_family

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from acquire.errors import UserError
-from acquire.plotting import plot_sweep, summarise_sweep
+from analysis.curves import plot_sweep, summarise_sweep
 from acquire.rundir import RunDirectoryError
 from acquire.sweep import Sweep, SweepSettings
 

@@ -5,7 +5,7 @@ repeat), the training options below, accuracy on the full real test set. One swe
 one row of OUT/results.csv; the figure OUT/accuracy.png is accuracy against n, one line per method (their Fig. 2).
 
 Methods (all train the same network, `gans.dada.DadaDiscriminator`, with the phase-II loss and decision rule of
-`gans.dada_phase_two`, for the same number of steps):
+`studies.dada_lowdata.phase_two`, for the same number of steps):
   C                      a fresh classifier on the real images alone (L_data only)
   C_augmented            the same, each real batch randomly rotated, shifted and zoomed (acquire.augment)
   DADA                   phase I (gans.dada) on the real images, then phase II: the phase-I classifier trained
@@ -53,7 +53,7 @@ from acquire.metrics import accuracy, balanced_accuracy
 from acquire.model import PRECISIONS
 from acquire.seeding import make_generator
 from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one
-from gans.dada_phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two
+from studies.dada_lowdata.phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two
 
 
 @dataclass(frozen=True)

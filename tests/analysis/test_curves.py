@@ -302,3 +302,14 @@ def test_an_infinite_or_non_numeric_metric_is_refused_naming_the_file(csv_path, 
     df.to_csv(csv_path, index=False)
     with pytest.raises(ValueError, match=f"{csv_path}: column balanced_accuracy holds '{value}' \\(row 5\\)"):
         read_curves(csv_path)
+
+
+def test_plot_writes_beside_the_csv_by_default_and_keeps_the_runs_own_figure(csv_path, capsys):
+    figure = csv_path.parent / "curves.png"
+    figure.write_bytes(b"the run's figure")
+    assert plot_runner.main([str(csv_path)]) == 0
+    assert (csv_path.parent / "curves_plot.png").stat().st_size > 0
+    assert plot_runner.main([str(csv_path), "--out", str(figure)]) == 2
+    assert "is the figure the run wrote" in capsys.readouterr().err and figure.read_bytes() == b"the run's figure"
+    assert plot_runner.main([str(csv_path), "--out", str(figure), "--force"]) == 0
+    assert figure.read_bytes() != b"the run's figure"

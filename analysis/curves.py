@@ -403,6 +403,10 @@ def summarise_sweep(df: pd.DataFrame, x: str, line: str, metric: str = "accuracy
     missing = [c for c in keys + [metric] if c not in df.columns]
     if missing:
         raise UserError(f"missing column(s) {', '.join(missing)}")
+    twice = df[df.duplicated(keep=False)]
+    if len(twice):
+        raise UserError(f"{len(twice)} identical rows (first: {dict(twice.iloc[0])}): a cell counted twice would "
+                        "shrink the spread; remove the duplicate rows")
     values = df.dropna(subset=[metric])
     if values.empty:
         raise UserError(f"no non-missing {metric} values to summarise")

@@ -11,7 +11,8 @@ from matplotlib.colors import to_hex
 from scipy import stats
 
 from analysis.curves import (build_figure, build_sweep_figure, dataset_name, distinct_colours, final_table,
-                              format_mean_std, plot_curves, plot_sweep, protocol_text, read_curves, summarise, table_at)
+                              format_mean_std, plot_curves, plot_sweep, protocol_text, read_curves, summarise,
+                              summarise_sweep, table_at)
 from runners import plot as plot_runner
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -313,3 +314,10 @@ def test_plot_writes_beside_the_csv_by_default_and_keeps_the_runs_own_figure(csv
     assert "is the figure the run wrote" in capsys.readouterr().err and figure.read_bytes() == b"the run's figure"
     assert plot_runner.main([str(csv_path), "--out", str(figure), "--force"]) == 0
     assert figure.read_bytes() != b"the run's figure"
+
+
+def test_a_sweep_row_given_twice_is_refused_not_counted_as_a_repeat():
+    df = pd.DataFrame({"n": [10, 10], "method": "a", "repeat": [0, 1], "accuracy": [.5, .6]})
+    assert summarise_sweep(df, x="n", line="method")["n_repeats"].tolist() == [2]
+    with pytest.raises(ValueError, match="2 identical rows"):
+        summarise_sweep(pd.concat([df, df.iloc[[1]]]), x="n", line="method")

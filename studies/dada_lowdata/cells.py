@@ -84,18 +84,7 @@ KEY_COLUMNS = ["method", "n", "repeat"]
 
 @dataclass
 class LowDataConfig:
-    """The whole sweep. Defaults (the paper preset) take ~21 min of one CPU core.
-
-    Measured as CPU time of one thread (OMP_NUM_THREADS=1; wall-clock time was up to twice that while other jobs
-    shared the 2 cores): a phase-I iteration (one C step on 32 real + 32 generated images, two G steps) takes
-    0.097 s whatever n, plus 1.6 s of set-up; a phase-II step 0.018 s on 32 real images (augmented or not) and
-    0.028 s on 32 real + 32 generated; scoring the 10,000 test images 1.1 s. So both budgets are counts, not
-    epochs (with 50-500 images an epoch is 2-16 iterations). Phase I: after 100 iterations on 100 images
-    the samples are blobs, after 300 recognisable digits. Phase II: the same steps for every method and n
-    (400 steps of 32 = 256 passes over 50 images, 26 over 500). Per (n, repeat) with the default 5 methods:
-    phase I 300 x 0.097 + 1.6 = 31 s, phase II 2 x 7 s + 3 x 11 s = 48 s, scoring 6 s; a timing run of one
-    n=10 pair took 106 s of CPU in all (3:14 wall under load), so 4 sizes x 3 repeats take ~21 min of CPU.
-    """
+    """The whole sweep: subset sizes, repeats, methods and the step budgets (counts, not epochs)."""
 
     sizes: list[int] = dataclasses.field(default_factory=lambda: [5, 10, 20, 50])
     repeats: int = 3

@@ -14,6 +14,7 @@ from acquire.data import load_train_test
 from acquire.device import resolve_device
 from acquire.model import check_precision
 from analysis.curves import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
+from acquire.pool import image_set_digest
 from acquire.sweep import Sweep, SweepSettings
 from studies.dada_lowdata.cells import COLUMNS, DEFAULT_METHODS, KEY_COLUMNS, METHODS, LowDataConfig, measure_cell
 from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, int_list,
@@ -126,8 +127,9 @@ def run(args: argparse.Namespace) -> int:
     config.check_fits(train.labels_N)
     test = test.to(device)
     cells = config.cells()
+    digests = {"train": image_set_digest(train), "test": image_set_digest(test)}
     with Sweep(args.out, config.to_json(), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable,
-               SETTINGS.older_defaults) as sweep:
+               SETTINGS.older_defaults, digests) as sweep:
         print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
               file=sys.stderr)
         csv_path = sweep.run(cells, lambda cell: measure_cell(cell, config, train, test, args.out, device),

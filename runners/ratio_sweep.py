@@ -15,6 +15,7 @@ from studies.ratio_sweep.mixing import MODES
 from acquire.model import check_precision
 from analysis.curves import format_mean_std, plot_sweep, summarise_sweep
 from studies.ratio_sweep.cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline
+from acquire.pool import image_set_digest
 from acquire.sweep import Sweep, SweepSettings
 from gans.registry import get_family
 from gans.sources import (ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests,
@@ -175,8 +176,9 @@ def run(args: argparse.Namespace) -> int:
     train, test, dataset = load_train_test(config.data_dir)
     config.check_fits(train.labels_N)
     cells = config.cells()
+    digests = {"train": image_set_digest(train), "test": image_set_digest(test)}
     with Sweep(args.out, asdict(config), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable,
-               SETTINGS.older_defaults) as sweep:
+               SETTINGS.older_defaults, digests) as sweep:
         print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
               file=sys.stderr)
         measure = CellRunner(config, train, test, device, lambda gan, per_class, seed: generated_source(

@@ -12,7 +12,7 @@ from acquire.errors import UserError
 from acquire.files import write_csv
 from analysis.stats import PairedDifference, pair_by_repeat
 from runners.cli import comma_list, run_guarded
-from runners.compare import COLUMNS, format_table
+from runners.compare import COLUMNS, format_comparisons
 
 DESCRIPTION = """\
 For a results.csv of runners.ratio_sweep or runners.dada_lowdata (one row per cell: an arm, a size, a
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     results = compare_to_baseline(pd.read_csv(args.csv), args.arm, args.size, args.against, args.metric)
     print(f"{args.metric}: A − B in percentage points, paired by repeat at {args.size}; std ddof = 1; "
           "95% CI: mean ± t(0.975, n − 1) · std / √n")
-    print(format_table(results))
+    print(format_comparisons(results))
     if args.out:
         write_csv(args.out, COLUMNS, [{"metric": args.metric, **r.as_row()} for r in results])
         print(f"wrote {args.out}")

@@ -102,7 +102,7 @@ def config_from_args(args: argparse.Namespace) -> LowDataConfig:
     return config
 
 
-def format_table(df: pd.DataFrame, metric: str) -> str:
+def format_method_table(df: pd.DataFrame, metric: str) -> str:
     """mean ± std (percent, over repeats) of `metric`: one row per method, one column per n."""
     summary = summarise_sweep(df, x="n", line="method", metric=metric)
     summary["cell"] = [format_mean_std(*cell) for cell in zip(summary["mean"], summary["std"], summary["n_repeats"])]
@@ -138,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
     plot_path = plot_sweep(df, args.out / "accuracy.png", x="n", line="method", metric="accuracy", log_x=True,
                            xlabel="real training images per class (n)",
                            title=f"{dataset}, low data: DADA vs. baselines (full test set)")
-    print(format_table(df, "accuracy"))
-    print(format_table(df, "balanced_accuracy"))
+    print(format_method_table(df, "accuracy"))
+    print(format_method_table(df, "balanced_accuracy"))
     print(f"wrote {csv_path} and {plot_path}")
     return 0
 

@@ -137,7 +137,7 @@ def config_from_args(args: argparse.Namespace) -> RatioSweepConfig:
     return config
 
 
-def format_table(df: pd.DataFrame, metric: str) -> str:
+def format_ratio_table(df: pd.DataFrame, metric: str) -> str:
     """mean ± std (percent, population std over repeats) per (size, gan) row and ratio column."""
     summary = summarise_sweep(df, x="ratio", line="gan", metric=metric, facet="size")
     text = [format_mean_std(*cell) for cell in zip(summary["mean"], summary["std"], summary["n_repeats"])]
@@ -160,7 +160,7 @@ def report(csv_path: Path, out_dir: Path, modes: list[str], dataset: str) -> lis
                                   facet="size", xlabel=f"{xlabel}; r = 0: all real, shared by every line",
                                   title=f"{title} ({dataset}, Gal CNN)"))
         for metric in ("accuracy", "balanced_accuracy"):
-            print(f"\n{mode}: {metric.replace('_', ' ')} (%), mean ± std over repeats\n{format_table(rows, metric)}")
+            print(f"\n{mode}: {metric.replace('_', ' ')} (%), mean ± std over repeats\n{format_ratio_table(rows, metric)}")
     return figures
 
 

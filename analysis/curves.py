@@ -69,7 +69,7 @@ def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balance
         missing = [c for c in required if c not in frame.columns]
         if missing:
             raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
-        _check_values(frame, path, ["repeat", "train_size", metric])
+        check_values(frame, path, ["repeat", "train_size", metric])
         frames.append(frame.assign(run=path.resolve().parent.name))
     _check_distinct_runs(paths)
     df = pd.concat(frames, ignore_index=True)
@@ -84,7 +84,7 @@ def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balance
     return df
 
 
-def _check_values(frame: pd.DataFrame, path: Path, columns: list[str]) -> None:
+def check_values(frame: pd.DataFrame, path: Path, columns: list[str]) -> None:
     """Refuse a non-numeric or infinite value in `columns` (missing values stay missing), naming the file."""
     for column in columns:
         values = pd.to_numeric(frame[column], errors="coerce")

@@ -66,7 +66,8 @@ def compare_to_baseline(df: pd.DataFrame, arm_columns: list[str], size_column: s
             arm = rows.set_index("repeat")[metric]
             if arm.index.duplicated().any():
                 raise UserError(f"{label(arm_columns, values)} has several rows per repeat at {size_column} = "
-                                f"{size} (a row given twice?); remove the duplicates, or name the arm with more columns")
+                                f"{size} (a row given twice?); remove the duplicates, or name the arm with more "
+                                "columns")
             if set(arm.index) & set(base.index):
                 results.append(pair_by_repeat((label(arm_columns, values),), (baseline_name,), size, arm, base,
                                               shared_draws=True))

@@ -160,7 +160,8 @@ def report(csv_path: Path, out_dir: Path, modes: list[str], dataset: str) -> lis
                                   facet="size", xlabel=f"{xlabel}; r = 0: all real, shared by every line",
                                   title=f"{title} ({dataset}, Gal CNN)"))
         for metric in ("accuracy", "balanced_accuracy"):
-            print(f"\n{mode}: {metric.replace('_', ' ')} (%), mean ± std over repeats\n{format_ratio_table(rows, metric)}")
+            heading = f"{mode}: {metric.replace('_', ' ')} (%), mean ± std over repeats"
+            print(f"\n{heading}\n{format_ratio_table(rows, metric)}")
     return figures
 
 

@@ -3,8 +3,8 @@
 Liu's naive GAN augmentation (section 3.4 of "Data augmentation with GAN") on MNIST. A cell (size, mode, gan,
 ratio, repeat) trains a fresh Gal et al. CNN on `size` class-balanced real training images of which a fraction r
 is replaced by generated images of the same classes, or to which r*size class-balanced generated images are
-added (studies.ratio_sweep.mixing), and scores it on the test set. r = 0 is one all-real cell per (size, repeat), logged with
-gan and mode BASELINE.
+added (studies.ratio_sweep.mixing), and scores it on the test set. r = 0 is one all-real cell per (size, repeat),
+logged with gan and mode BASELINE.
 
 Paired design: a repeat's real images and the CNN's initial weights depend only on (seed, size, repeat), so every
 GAN, mode and ratio of a repeat starts from the same real images (replace keeps a subset of them, the smaller r

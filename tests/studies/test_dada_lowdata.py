@@ -1,5 +1,5 @@
-"""`python -m runners.dada_lowdata` and studies.dada_lowdata.cells on a tiny slice of real MNIST: rows, plot, phase-I cache,
-resume, errors."""
+"""`python -m runners.dada_lowdata` and studies.dada_lowdata.cells on a tiny slice of real MNIST: rows, plot,
+phase-I cache, resume, errors."""
 
 import gzip
 import json

@@ -1,5 +1,5 @@
-"""`python -m runners.ratio_sweep` and studies.ratio_sweep.cells: the cells, the paired real subsets, refusals, and a tiny
-real run with resume."""
+"""`python -m runners.ratio_sweep` and studies.ratio_sweep.cells: the cells, the paired real subsets, refusals, and
+a tiny real run with resume."""
 
 import json
 import subprocess

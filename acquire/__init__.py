@@ -18,9 +18,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ImageSet": "acquire.data", "as_image_set": "acquire.data", "load_dataset": "acquire.data",
     "load_npz": "acquire.data", "load_split": "acquire.data", "DataError": "acquire.data",
-    "GalCNN": "acquire.model", "new_model": "acquire.model", "TrainConfig": "acquire.model",
-    "train_classifier": "acquire.model", "predict": "acquire.model",
-    "mc_probs": "acquire.mc_dropout",
+    "GalCNN": "acquire.networks", "new_model": "acquire.networks", "TrainConfig": "acquire.training",
+    "train_classifier": "acquire.training", "predict": "acquire.inference",
+    "mc_probs": "acquire.mc_dropout", "TrunkHead": "acquire.mc_dropout",
     "acquisition": "acquire.functions", "get_acquisition": "acquire.functions",
     "CandidatePool": "acquire.pool",
     "ExperimentConfig": "acquire.loop", "ActiveLearningRun": "acquire.loop",

@@ -14,7 +14,8 @@ import torch
 from acquire.data import ImageSet
 from acquire.device import resolve_device
 from acquire.loop import ActiveLearningRun, ExperimentConfig
-from acquire.model import ModelFactory, TrainFn
+from acquire.factories import ModelFactory
+from acquire.training import TrainFn
 from analysis.curves import plot_curves, protocol_text, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
 

@@ -51,17 +51,17 @@ class JointBatch:
         """H(y_S) (exact, or its unbiased estimate from the sampled configurations), a float64 scalar."""
         return -(self.weight_C * self.log_prob_C).sum()
 
-    def add(self, probs_TK: torch.Tensor, generator: torch.Generator, max_configurations: int,
+    def add(self, probs_TK: torch.Tensor, rng: torch.Generator, max_configurations: int,
             num_samples: int) -> JointBatch:
         """The batch with one more member, whose T networks' class probabilities are probs_TK [T, K] (float64).
 
         Exact while the nonzero configurations number at most max_configurations; then num_samples
-        configurations drawn from the joint (draws from `generator`, on its device).
+        configurations drawn from the joint (draws from `rng`, on its device).
         """
         K = probs_TK.shape[1]
         predictive_CK = self.posterior_CT @ probs_TK  # p(y | y_c)
         if self.sampled:
-            index_M = draw_rows(predictive_CK, uniform(generator, len(predictive_CK), probs_TK.device))
+            index_M = draw_rows(predictive_CK, uniform(rng, len(predictive_CK), probs_TK.device))
             return self._extend(torch.arange(len(index_M), device=index_M.device), index_M, predictive_CK,
                                 probs_TK, self.weight_C)
         joint_X = (self.weight_C.unsqueeze(1) * predictive_CK).flatten()  # p(y_c, y), X = C·K
@@ -69,7 +69,7 @@ class JointBatch:
         if len(nonzero_X) <= max_configurations:
             configuration, label = nonzero_X // K, nonzero_X % K
             return self._extend(configuration, label, predictive_CK, probs_TK, joint_X[nonzero_X])
-        drawn_M = draw_rows(joint_X.unsqueeze(0), uniform(generator, num_samples, probs_TK.device).unsqueeze(0))[0]
+        drawn_M = draw_rows(joint_X.unsqueeze(0), uniform(rng, num_samples, probs_TK.device).unsqueeze(0))[0]
         weight_M = torch.full((num_samples,), 1.0 / num_samples, dtype=torch.float64, device=probs_TK.device)
         return self._extend(drawn_M // K, drawn_M % K, predictive_CK, probs_TK, weight_M, sampled=True)
 
@@ -82,9 +82,9 @@ class JointBatch:
                           self.sampled if sampled is None else sampled)
 
 
-def uniform(generator: torch.Generator, n: int, device: torch.device) -> torch.Tensor:
-    """n float64 uniforms in [0, 1) [n], drawn on the generator's device and moved to `device`."""
-    return torch.rand(n, generator=generator, device=generator.device, dtype=torch.float64).to(device)
+def uniform(rng: torch.Generator, n: int, device: torch.device) -> torch.Tensor:
+    """n float64 uniforms in [0, 1) [n], drawn on the rng's device and moved to `device`."""
+    return torch.rand(n, generator=rng, device=rng.device, dtype=torch.float64).to(device)
 
 
 def draw_rows(weights_RX: torch.Tensor, uniform_RS: torch.Tensor) -> torch.Tensor:
@@ -123,13 +123,13 @@ def joint_entropies(batch: JointBatch, probs_TNK: torch.Tensor, chunk_elements: 
     return batch.entropy() + entropy_N
 
 
-def random_argmax(scores_N: torch.Tensor, generator: torch.Generator) -> int:
+def random_argmax(scores_N: torch.Tensor, rng: torch.Generator) -> int:
     """Position of the largest score; scores within TIE_NATS of it are tied and one is drawn uniformly."""
     tied = (scores_N >= scores_N.max() - TIE_NATS).nonzero().squeeze(1)
-    return int(tied[torch.randint(len(tied), (1,), generator=generator, device=generator.device).item()])
+    return int(tied[torch.randint(len(tied), (1,), generator=rng, device=rng.device).item()])
 
 
-def batchbald(probs_NTK: torch.Tensor, k: int, generator: torch.Generator, pool_size: int | None = None, *,
+def batchbald(probs_NTK: torch.Tensor, k: int, rng: torch.Generator, pool_size: int | None = None, *,
               max_configurations: int = 10_000, num_samples: int = 10_000,
               chunk_elements: int = 2 ** 21) -> torch.Tensor:
     """k distinct positions index_k [k] chosen greedily to maximise I(y_1..y_k; ω), from probs_NTK [N, T, K].
@@ -138,7 +138,7 @@ def batchbald(probs_NTK: torch.Tensor, k: int, generator: torch.Generator, pool_
     by ~1e-7, and the joint's algebra needs 1). Joint entropies are exact while the chosen batch has at most
     max_configurations label configurations (K^b for b chosen), then estimated from num_samples sampled
     ones; chunk_elements bounds the scoring buffers (see `joint_entropies`). Ties (within TIE_NATS) and the
-    samples are drawn from `generator`; pool_size (= N) is part of the selecting signature only.
+    samples are drawn from `rng`; pool_size (= N) is part of the selecting signature only.
     """
     probs_NTK = probs_NTK.double()
     probs_TNK = (probs_NTK / probs_NTK.sum(-1, keepdim=True)).transpose(0, 1).contiguous()
@@ -150,8 +150,8 @@ def batchbald(probs_NTK: torch.Tensor, k: int, generator: torch.Generator, pool_
     for step in range(k):
         scores_N = joint_entropies(batch, probs_TNK, chunk_elements) + minus_conditional_N
         scores_N.masked_fill_(chosen_N, -torch.inf)
-        index_k.append(random_argmax(scores_N, generator))
+        index_k.append(random_argmax(scores_N, rng))
         chosen_N[index_k[-1]] = True
         if step + 1 < k:
-            batch = batch.add(probs_TNK[:, index_k[-1]], generator, max_configurations, num_samples)
+            batch = batch.add(probs_TNK[:, index_k[-1]], rng, max_configurations, num_samples)
     return torch.tensor(index_k, dtype=torch.long)

@@ -1,10 +1,11 @@
-"""Labelled images: the `ImageSet` type, and loading one from arrays, `.npz` files or MNIST-format IDX directories.
+"""Labelled images: the `ImageSet` type, and loading one from arrays or from a data set on disk.
 
-IDX directories: where the files come from, in order: an explicit ``data_dir`` (``--data-dir``), the directory in
-``$GAN_ACQUIRE_DATA``, then a per-user cache (``$XDG_CACHE_HOME/gan-acquire/mnist``) that is filled
-from public mirrors on first use. Any directory holding the four MNIST-named IDX files loads, so
-Fashion-MNIST (same file names) works too. `.npz` files hold ``x_train, y_train, x_test, y_test`` (or ``x, y``);
-arrays and tensors of any N×C×H×W shape and any number of classes go through `as_image_set`.
+A data set on disk is any of (`data_format`): a directory of MNIST-format IDX files (1 or 3 channels; Fashion-MNIST
+has the same file names), an ``.npz`` file (``x_train, y_train, x_test, y_test``, or ``x, y``), or a folder of images
+(`acquire.image_folder`). Where it comes from, in order: an explicit ``data_dir`` (``--data-dir``), the path in
+``$GAN_ACQUIRE_DATA``, then a per-user MNIST cache (``$XDG_CACHE_HOME/gan-acquire/mnist``) filled from public mirrors
+on first use. A data set without a test split of its own is split by `stratified_split`, seeded. Arrays and tensors
+of any N×C×H×W shape and any number of classes go through `as_image_set`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import tempfile
 import urllib.request
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,13 @@ _IDX_DTYPES = {
 
 _ALL_FILES = [name for pair in MNIST_FILES.values() for name in pair]
 
+# A data set with no test split of its own gives this share of each class to the test set, drawn with this seed.
+TEST_FRACTION = 0.2
+SPLIT_SEED = 0
+
+NPZ_HELP = "x_train, y_train, x_test, y_test, or x, y to be split"
+FOLDER_HELP = "train/<class>/*.png|jpg beside test/<class>/..., or one <class>/ folder per class to be split"
+
 
 class DataError(UserError):
     """Data missing, corrupt or malformed; the message names the file/dirs and the fix."""
@@ -62,10 +71,18 @@ class DataError(UserError):
 
 @dataclass(frozen=True, eq=False)
 class ImageSet:
-    """Labelled images: ``images_NCHW`` uint8 [N,C,H,W] (MNIST: [N,1,28,28]), ``labels_N`` int64 [N]."""
+    """Labelled images: ``images_NCHW`` uint8 [N,C,H,W] (MNIST: [N,1,28,28]), ``labels_N`` int64 [N] in 0..K-1.
+
+    class_names: the name of each class 0..K-1 (None: "0".."K-1", see `classes`); name: the data set's name (its
+    directory or file name) for titles and figures; files: where each image came from (its path under the data
+    set's root for an image folder, "x[i]" for an array of an .npz file; None: the order of the source file).
+    """
 
     images_NCHW: torch.Tensor
     labels_N: torch.Tensor
+    class_names: tuple[str, ...] | None = None
+    name: str | None = None
+    files: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if self.images_NCHW.dtype != torch.uint8 or self.images_NCHW.dim() != 4:
@@ -82,17 +99,44 @@ class ImageSet:
             raise UserError(
                 f"ImageSet has {len(self.images_NCHW)} images but {len(self.labels_N)} labels"
             )
+        if self.class_names is not None:
+            object.__setattr__(self, "class_names", tuple(str(name) for name in self.class_names))
+            if len(self.labels_N) and int(self.labels_N.max()) >= len(self.class_names):
+                raise UserError(f"ImageSet has a label {int(self.labels_N.max())} but only {len(self.class_names)} "
+                                f"class names {list(self.class_names)}; name every class 0..K-1")
+        if self.files is not None:
+            object.__setattr__(self, "files", tuple(self.files))
+            if len(self.files) != len(self.labels_N):
+                raise UserError(f"ImageSet has {len(self.labels_N)} images but {len(self.files)} files")
 
     def __len__(self) -> int:
         return len(self.labels_N)
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names, "0".."K-1" (K = the largest label + 1) when none were given."""
+        if self.class_names is not None:
+            return self.class_names
+        return tuple(str(k) for k in range(int(self.labels_N.max()) + 1 if len(self.labels_N) else 0))
+
+    def __repr__(self) -> str:
+        n, c, h, w = self.images_NCHW.shape
+        shown = ", ".join(self.classes[:4]) + (", ..." if len(self.classes) > 4 else "")
+        name = f", {self.name!r}" if self.name else ""
+        device = "" if self.images_NCHW.device.type == "cpu" else f", {self.images_NCHW.device}"
+        return f"ImageSet({n} images {c}x{h}x{w} uint8, {len(self.classes)} classes ({shown}){name}{device})"
+
     def subset(self, index_M: torch.Tensor) -> ImageSet:
-        """The M images/labels at ``index_M`` (int64 [M] or bool [N])."""
-        return ImageSet(self.images_NCHW[index_M], self.labels_N[index_M])
+        """The M images/labels at ``index_M`` (int64 [M] or bool [N]), with the same class names and name."""
+        files = None
+        if self.files is not None:
+            positions = torch.arange(len(self))[torch.as_tensor(index_M).cpu()].tolist()
+            files = [self.files[i] for i in (positions if isinstance(positions, list) else [positions])]
+        return replace(self, images_NCHW=self.images_NCHW[index_M], labels_N=self.labels_N[index_M], files=files)
 
     def to(self, device) -> ImageSet:
         """Both tensors moved to ``device``."""
-        return ImageSet(self.images_NCHW.to(device), self.labels_N.to(device))
+        return replace(self, images_NCHW=self.images_NCHW.to(device), labels_N=self.labels_N.to(device))
 
 
 def _corrupt(path: Path, problem: str) -> DataError:
@@ -112,6 +156,9 @@ def read_idx(path: str | Path) -> torch.Tensor:
                 raw = f.read()
         else:
             raw = path.read_bytes()
+    except PermissionError:
+        raise DataError(f"{path}: permission denied; make it readable (chmod +r) or copy the data set where you "
+                        "can read it") from None
     except (OSError, EOFError, zlib.error) as e:
         raise _corrupt(path, f"cannot be read ({type(e).__name__}: {e})") from e
 
@@ -208,11 +255,12 @@ def _fill_cache(cache: Path) -> list[str]:
 
 def _not_found(looked: list[str], download_report: list[str]) -> DataError:
     names = ", ".join(_ALL_FILES)
-    lines = ["MNIST data not found. Looked in:"]
+    lines = ["No data set found. Looked in:"]
     lines += [f"  - {place}" for place in looked]
     lines += download_report
     lines += [
-        f"A data directory must hold {names} (the names without .gz also work).",
+        f"A data set is a directory holding {names} (the names without .gz also work), an .npz file ({NPZ_HELP}) "
+        f"or a folder of images ({FOLDER_HELP}).",
         "Fix it in one of three ways:",
         "  1. pass --data-dir DIR (data_dir=DIR) with DIR holding those files;",
         f"  2. export {ENV_VAR}=DIR;",
@@ -222,20 +270,24 @@ def _not_found(looked: list[str], download_report: list[str]) -> DataError:
 
 
 def _describe(label: str, directory: Path) -> str:
+    if directory.is_dir() and not any(directory.iterdir()):
+        return f"{label} {directory} (an empty folder)"
+    if directory.exists() and not directory.is_dir():
+        return f"{label} {directory} (a file, not a directory or an .npz file)"
     return f"{label} {directory} (missing: {', '.join(_missing(directory))})"
 
 
 def resolve_data_dir(
     data_dir: str | Path | None = None, *, download: bool = True, cache_dir: Path | None = None
 ) -> Path:
-    """The directory holding the four MNIST files: ``data_dir``, else ``$GAN_ACQUIRE_DATA``, else the cache.
+    """The data set to load (see `data_format`): ``data_dir``, else ``$GAN_ACQUIRE_DATA``, else the MNIST cache.
 
-    An explicit ``data_dir`` lacking the files is an error (no fallthrough). The cache (``cache_dir``
+    An explicit ``data_dir`` that is no data set is an error (no fallthrough). The cache (``cache_dir``
     or :func:`default_cache_dir`) is filled from :data:`MIRRORS` when ``download`` is true.
     """
     if data_dir is not None:
         explicit = Path(data_dir).expanduser()
-        if not _missing(explicit):
+        if data_format(explicit):
             return explicit
         raise _not_found([_describe("data_dir / --data-dir", explicit)], [])
 
@@ -243,7 +295,7 @@ def resolve_data_dir(
     env_value = os.environ.get(ENV_VAR)
     if env_value:
         env_dir = Path(env_value).expanduser()
-        if not _missing(env_dir):
+        if data_format(env_dir):
             return env_dir
         looked.append(_describe(f"${ENV_VAR} =", env_dir))
         warnings.warn(f"{looked[-1]}; falling back to the cache", stacklevel=2)
@@ -278,54 +330,150 @@ def _check_md5(path: Path) -> None:
         )
 
 
+def data_format(path: str | Path) -> str | None:
+    """What `path` holds: "npz" (an .npz file), "idx" (the four MNIST-named IDX files), "image-splits" (train/<class>/
+    beside test/<class>/), "image-classes" (one folder per class), or None."""
+    path = Path(path)
+    if path.is_file():
+        return "npz" if path.suffix == ".npz" else None
+    if not path.is_dir():
+        return None
+    if not _missing(path):
+        return "idx"
+    from acquire.image_folder import folder_layout  # Pillow is imported only when a folder is read
+
+    return folder_layout(path)
+
+
+def dataset_name(path: str | Path) -> str:
+    """The name of the data set at `path` for titles and figures: its directory's name, an .npz file's stem."""
+    path = Path(path)
+    return path.stem if path.suffix == ".npz" else path.name
+
+
 def load_split(
-    split: str, data_dir: str | Path | None = None, *, download: bool = True, verify_md5: bool = False
+    split: str, data_dir: str | Path | None = None, *, download: bool = True, verify_md5: bool = False,
+    test_fraction: float = TEST_FRACTION, split_seed: int = SPLIT_SEED,
 ) -> ImageSet:
-    """The ``"train"`` or ``"test"`` split: images uint8 [N,1,H,W], labels int64 [N]."""
+    """The ``"train"`` or ``"test"`` split of :func:`resolve_data_dir`'s data set: images uint8 [N,C,H,W], labels
+    int64 [N]. A data set with no test split of its own (an .npz of x, y; one folder per class) is split by
+    `stratified_split` (test_fraction, split_seed); the ImageSet's files say which images went where."""
     if split not in MNIST_FILES:
         raise UserError(f"split must be one of {sorted(MNIST_FILES)}, got {split!r}")
-    directory = resolve_data_dir(data_dir, download=download)
+    path = resolve_data_dir(data_dir, download=download)
+    form = data_format(path)
+    if form == "npz":
+        return load_npz(path, split, test_fraction=test_fraction, split_seed=split_seed)
+    if form != "idx":
+        from acquire.image_folder import load_image_folder
+
+        return load_image_folder(path, split, test_fraction=test_fraction, split_seed=split_seed)
+    return _load_idx_split(path, split, verify_md5)
+
+
+def _load_idx_split(directory: Path, split: str, verify_md5: bool) -> ImageSet:
+    """The split of an IDX directory: images [N,H,W], [N,C,H,W] or [N,H,W,C] with C 1 or 3, labels [N]."""
     image_path, label_path = (_find(directory, name) for name in MNIST_FILES[split])
     if verify_md5:
         _check_md5(image_path)
         _check_md5(label_path)
-    images_NHW = read_idx(image_path)
+    images = read_idx(image_path)
     labels_N = read_idx(label_path)
-    if images_NHW.dim() != 3 or images_NHW.dtype != torch.uint8:
-        got = f"{images_NHW.dtype} {list(images_NHW.shape)}"
-        raise _corrupt(image_path, f"expected uint8 images [N,H,W], got {got}")
+    if images.dtype != torch.uint8:
+        raise DataError(f"{image_path} holds {images.dtype} images {list(images.shape)}; an IDX images file must hold "
+                        "uint8 pixels (type code 0x08)")
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    elif images.dim() == 4 and images.shape[1] not in (1, 3) and images.shape[3] in (1, 3):
+        images = images.permute(0, 3, 1, 2).contiguous()  # channels-last [N,H,W,C]
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise DataError(f"{image_path} holds images of shape {list(images.shape)}; an IDX images file must be "
+                        "[N,H,W], [N,C,H,W] or [N,H,W,C] with C = 1 or 3 channels")
     if labels_N.dim() != 1 or labels_N.is_floating_point():
         got = f"{labels_N.dtype} {list(labels_N.shape)}"
         raise _corrupt(label_path, f"expected integer labels [N], got {got}")
-    if len(images_NHW) != len(labels_N):
+    if len(images) != len(labels_N):
         raise DataError(
-            f"{image_path} holds {len(images_NHW)} images but {label_path} holds {len(labels_N)} "
+            f"{image_path} holds {len(images)} images but {label_path} holds {len(labels_N)} "
             "labels. Fix: the two files come from different data sets or one is damaged; "
             "replace both with a matching pair (delete and download again)."
         )
-    return ImageSet(images_NHW.unsqueeze(1), labels_N.long())
+    if len(labels_N) and int(labels_N.min()) == 1:  # judged over both splits: one may lack class 0 by chance
+        other = read_idx(_find(directory, MNIST_FILES["test" if split == "train" else "train"][1]))
+        try:
+            _refuse_labels_from_one(torch.cat([labels_N.long(), other.long().flatten()]))
+        except UserError as error:
+            raise DataError(f"{label_path}: {error}") from None
+    return ImageSet(images, labels_N.long(), name=directory.name)
 
 
 def load_train_test(data_dir: str | Path | None = None) -> tuple[ImageSet, ImageSet, str]:
-    """The train and test splits of :func:`resolve_data_dir`'s directory and the data set's name (that
-    directory's name, e.g. "mnist"), for titles and configs."""
-    directory = resolve_data_dir(data_dir)
-    return load_split("train", directory), load_split("test", directory), directory.name
+    """The train and test splits of :func:`resolve_data_dir`'s data set and its name (`dataset_name`, e.g.
+    "mnist"), for titles and configs."""
+    path = resolve_data_dir(data_dir)
+    return load_split("train", path), load_split("test", path), dataset_name(path)
 
 
-def as_image_set(images, labels) -> ImageSet:
-    """An ImageSet (on the CPU) from NumPy arrays or tensors: images [N,H,W] or [N,C,H,W], uint8 (or integers in
-    0..255) or float in [0, 1] (rounded to the nearest of 256 levels); labels [N], integer classes 0..K-1."""
+def stratified_split(labels_N: torch.Tensor, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED,
+                     classes: tuple[str, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions train [N_train] and test [N_test] (each in ascending order) of a seeded split that puts
+    round(test_fraction * n_k) of each class's n_k images (at least 1, at most n_k - 1) in the test set."""
+    if not 0 < test_fraction < 1:
+        raise UserError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    labels_N = labels_N.cpu()
+    if not len(labels_N):
+        raise DataError("a data set with no images cannot be split; give it images")
+    generator = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for k in labels_N.unique().tolist():
+        members = (labels_N == k).nonzero().squeeze(1)
+        if len(members) < 2:
+            name = classes[k] if classes else str(k)
+            raise DataError(f"class {name!r} has 1 image; a test split needs at least 2 of each class: add images, or "
+                            "give a test split of your own")
+        shuffled = members[torch.randperm(len(members), generator=generator)]
+        cut = min(max(1, round(test_fraction * len(members))), len(members) - 1)
+        test.append(shuffled[:cut])
+        train.append(shuffled[cut:])
+    return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def as_image_set(images, labels, *, class_names=None, name: str | None = None, channels_last: bool = False
+                 ) -> ImageSet:
+    """An ImageSet (on the CPU) from NumPy arrays or tensors: images [N,H,W] or [N,C,H,W] ([N,H,W,C] with
+    channels_last=True), uint8 (or integers in 0..255) or float in [0, 1] (rounded to the nearest of 256 levels);
+    labels [N], integer classes 0..K-1; class_names (optional) name the K classes, name the data set."""
+    images_NCHW, labels_N = _converted(images, labels, channels_last)
+    if class_names is None and len(labels_N):
+        _refuse_labels_from_one(labels_N)
+    return ImageSet(images_NCHW, labels_N, class_names=class_names, name=name)
+
+
+def _refuse_labels_from_one(labels_N: torch.Tensor) -> None:
+    """Refuse labels 1..K (no 0) given without class names: the default model would get an unused class 0."""
+    if int(labels_N.min()) == 1:
+        raise UserError(f"labels run 1..{int(labels_N.max())} with no label 0, which would add an unused class 0; "
+                        "subtract 1 (y - 1), or pass class_names naming every class 0..K-1 if class 0 is real")
+
+
+def _converted(images, labels, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """as_image_set's images uint8 [N,C,H,W] and labels int64 [N], checked."""
     images = _as_tensor(images)
     labels = _as_tensor(labels)
     if images.dim() == 3:
-        images = images.unsqueeze(1)
+        images = images.unsqueeze(1 if not channels_last else 3)
     if images.dim() != 4:
-        raise UserError(f"images must be [N,H,W] or [N,C,H,W], got shape {list(images.shape)}; "
-                         "channels-last arrays [N,H,W,C] need x.transpose(0, 3, 1, 2)")
+        raise UserError(f"images must be [N,H,W] or [N,C,H,W], got shape {list(images.shape)}")
+    if channels_last:
+        images = images.permute(0, 3, 1, 2)
+    elif images.shape[3] in (1, 3) and min(images.shape[1], images.shape[2]) > images.shape[3]:
+        raise UserError(f"images of shape {list(images.shape)} look channels-last [N,H,W,C]; pass channels_last=True "
+                        "(or give x.transpose(0, 3, 1, 2)), as images must be [N,C,H,W]")
     if images.is_floating_point():
+        if images.isnan().any():
+            raise UserError("images contain NaN; replace or drop those images (numpy.isnan(x) finds them)")
         low, high = (images.min().item(), images.max().item()) if images.numel() else (0.0, 0.0)
-        if not (0.0 <= low and high <= 1.0):  # also catches NaN
+        if not (0.0 <= low and high <= 1.0):
             raise UserError(f"float images must lie in [0, 1], got values from {low} to {high}; divide 0..255 "
                              "pixels by 255, or give them as uint8")
         images = images.double().mul(255).round().to(torch.uint8)
@@ -345,7 +493,7 @@ def as_image_set(images, labels) -> ImageSet:
         raise UserError(f"labels must be integer class indices 0..K-1, got {labels.dtype}; use y.astype(int)")
     if len(labels) and int(labels.min()) < 0:
         raise UserError(f"labels must be class indices 0..K-1, got a label {int(labels.min())}")
-    return ImageSet(images.contiguous(), labels.long())
+    return images.contiguous(), labels.long()
 
 
 def _as_tensor(array) -> torch.Tensor:
@@ -355,46 +503,72 @@ def _as_tensor(array) -> torch.Tensor:
     return torch.from_numpy(np.array(array))
 
 
-def load_npz(path: str | Path, split: str | None = None) -> ImageSet:
+def load_npz(path: str | Path, split: str | None = None, *, test_fraction: float = TEST_FRACTION,
+             split_seed: int = SPLIT_SEED) -> ImageSet:
     """A NumPy ``.npz`` file's images and labels: arrays ``x_<split>`` and ``y_<split>`` (``x_train``, ``y_train``,
-    ``x_test``, ``y_test``), or ``x`` and ``y`` when split is None; x [N,H,W] or [N,C,H,W], y [N] (see as_image_set)."""
+    ``x_test``, ``y_test``), or ``x`` and ``y`` when split is None or the file has no such split (then split by
+    `stratified_split`); x [N,H,W] or [N,C,H,W], y [N] (see as_image_set); an optional ``class_names`` array names
+    the classes."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist (or is not a file); give the path of an .npz data set")
-    keys = ("x", "y") if split is None else (f"x_{split}", f"y_{split}")
     try:
         with np.load(path, allow_pickle=False) as archive:
+            keys = ("x", "y") if split is None else (f"x_{split}", f"y_{split}")
+            if split is not None and not set(keys) <= set(archive.files) and {"x", "y"} <= set(archive.files):
+                keys = ("x", "y")
             missing = [key for key in keys if key not in archive.files]
             if missing:
                 raise DataError(f"{path} has no array(s) {missing} (it holds {sorted(archive.files)}); an .npz data "
-                                "set needs x_train, y_train, x_test, y_test (or x, y for a single set)")
+                                f"set needs {NPZ_HELP}")
             x, y = archive[keys[0]], archive[keys[1]]
+            all_labels = [archive[key] for key in archive.files if key == "y" or key.startswith("y_")]
+            class_names = archive["class_names"].tolist() if "class_names" in archive.files else None
     except (OSError, ValueError, zlib.error) as error:
         raise DataError(f"{path} cannot be read as an .npz file ({error}); save it with numpy.savez") from None
     try:
-        return as_image_set(x, y)
+        images_NCHW, labels_N = _converted(x, y, channels_last=False)
+        if class_names is None and len(labels_N):  # over every split: one split may lack class 0 by chance
+            every_label = np.concatenate([np.ravel(labels) for labels in all_labels]).astype(np.int64)
+            _refuse_labels_from_one(torch.from_numpy(every_label))
+        whole = ImageSet(images_NCHW, labels_N, class_names=class_names, name=dataset_name(path))
     except ValueError as error:
         raise DataError(f"{path}: {error}") from None
+    if split is None or keys == (f"x_{split}", f"y_{split}"):
+        return whole
+    whole = replace(whole, files=[f"x[{i}]" for i in range(len(whole))])
+    train_index, test_index = stratified_split(whole.labels_N, test_fraction, split_seed, whole.class_names)
+    return whole.subset(train_index if split == "train" else test_index)
 
 
 def load_dataset(path: str | Path, split: str) -> ImageSet:
-    """The ``"train"`` or ``"test"`` split of the data set at `path`: an ``.npz`` file (load_npz) or a directory of
-    MNIST-format IDX files (load_split)."""
-    if Path(path).suffix == ".npz":
-        return load_npz(path, split)
+    """The ``"train"`` or ``"test"`` split of the data set at `path` (any format of `data_format`; see load_split)."""
     return load_split(split, path)
 
 
-def class_balanced_indices(labels_N: torch.Tensor, n: int, generator: torch.Generator,
-                           num_classes: int = 10) -> torch.Tensor:
-    """n positions [n] into labels_N, n/num_classes of each class, drawn at random without replacement."""
-    if n <= 0 or n % num_classes:
-        raise UserError(f"a class-balanced subset needs a positive multiple of {num_classes} images, got {n}")
+def class_balanced_indices(labels_N: torch.Tensor, n: int | Sequence[int], generator: torch.Generator | int,
+                           num_classes: int | None = None) -> torch.Tensor:
+    """Positions into labels_N, drawn at random without replacement: n // K of each of the K classes for an int n (a
+    multiple of K), or n[k] of class k for a list n. generator: a torch.Generator (drawn from in class order) or an
+    int seed. K: num_classes, else len(n) for a list, else the largest label + 1."""
     labels_N = labels_N.cpu()
+    if num_classes is None:
+        num_classes = len(n) if not isinstance(n, int) else int(labels_N.max()) + 1 if len(labels_N) else 0
+    if isinstance(n, int):
+        if n <= 0 or num_classes <= 0 or n % num_classes:
+            raise UserError(f"a class-balanced subset needs a positive multiple of {num_classes} images, got {n}")
+        counts = [n // num_classes] * num_classes
+    else:
+        counts = [int(count) for count in n]
+        if len(counts) != num_classes or min(counts, default=-1) < 0:
+            raise UserError(f"per-class counts must be {num_classes} numbers >= 0, one per class, got {list(n)}")
+    if isinstance(generator, int):
+        generator = torch.Generator().manual_seed(generator)
     chosen = []
-    for c in range(num_classes):
+    for c, count in enumerate(counts):
         members = (labels_N == c).nonzero().squeeze(1)
-        if len(members) < n // num_classes:
-            raise UserError(f"{n} class-balanced images need {n // num_classes} of class {c}; only {len(members)} exist")
-        chosen.append(members[torch.randperm(len(members), generator=generator)[: n // num_classes]])
+        if len(members) < count:
+            raise UserError(f"{sum(counts)} class-balanced images need {count} of class {c}; only {len(members)} "
+                            "exist")
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
     return torch.cat(chosen)

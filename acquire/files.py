@@ -1,25 +1,76 @@
 """Writing the files that matter so that a killed run never leaves them half-written, nor leaves litter.
 
 Every atomic write goes through a temp file named ``.<name>.<pid>.partial<suffix>`` beside its target
-(the suffix kept, for writers that infer a format from it), then a rename. A process killed with SIGKILL mid-write leaves that file behind; the next atomic write into the same
-directory (and every run directory opened by `acquire.rundir`) deletes the partial files of processes that
-no longer exist. Files are created with the user's umask, like every other file.
+(the suffix kept, for writers that infer a format from it), then a rename. A process killed with SIGKILL mid-write
+leaves that file behind; the next atomic write into the same directory (and every run directory opened by
+`acquire.rundir`) deletes the partial files of processes that no longer exist. Files are created with the user's
+umask, like every other file.
+
+An OS failure the user can fix (disk full, read-only file system, permission, a bad symlink, a name too long) at a
+write or open point is a one-line `StorageError` naming the path and the cause; any other OSError keeps its traceback.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from acquire.errors import UserError
 
 PARTIAL_MARK = ".partial"
 _PARTIAL_NAME = re.compile(r"^\..+\.(\d+)\.partial(\.[^.]*)?$")
+
+
+class StorageError(UserError):
+    """A file or directory that cannot be read or written for a reason the user can fix; names the path and cause."""
+
+
+# errno -> the cause, said about the directory {dir} that holds the path, and the fix.
+_CAUSES = {
+    errno.ENOSPC: "no space left on {dir}; free some space there or choose another --out",
+    errno.EDQUOT: "disk quota exceeded on {dir}; free some space there or choose another --out",
+    errno.EROFS: "{dir} is on a read-only file system; choose another --out",
+    errno.EACCES: "permission denied; fix the permissions of {dir} or choose another --out",
+    errno.EPERM: "operation not permitted in {dir}; fix its permissions or choose another --out",
+    errno.ENAMETOOLONG: "a name in the path is too long for the file system; choose a shorter --out",
+    errno.ELOOP: "a symlink in the path loops (too many levels of symbolic links); fix the link or choose another "
+                 "--out",
+    errno.ENOENT: "a directory in the path does not exist and cannot be created there (a dangling symlink, or a "
+                  "virtual file system such as /proc); choose another --out",
+    errno.EEXIST: "a part of the path exists but is not a directory (a dangling symlink?); choose another --out",
+    errno.ENOTDIR: "a part of the path is not a directory; choose another --out",
+    errno.EMFILE: "too many open files in this process; raise the limit (ulimit -n) or run fewer arms at once",
+}
+
+
+def storage_error(path: Path, error: OSError, action: str = "write", directory: Path | None = None
+                  ) -> StorageError | None:
+    """The one-line StorageError for `error` met while trying to `action` `path` (in `directory`, default its
+    parent), or None if the cause is not the user's to fix."""
+    cause = _CAUSES.get(error.errno)
+    if cause is None:
+        return None
+    path = Path(path)
+    return StorageError(f"cannot {action} {path}: {cause.format(dir=path.parent if directory is None else directory)}")
+
+
+@contextmanager
+def storage_errors(path: Path, action: str = "write") -> Iterator[None]:
+    """Turn an OSError the user can fix, raised inside the block, into a StorageError about `path`."""
+    try:
+        yield
+    except OSError as error:
+        converted = storage_error(path, error, action)
+        if converted is None:
+            raise
+        raise converted from None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -54,17 +105,18 @@ def remove_stale_partials(directory: Path, recursive: bool = False) -> list[Path
 def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
     """Call write(tmp) on a temp file beside `path`, fsync it, then rename it over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(path.parent)
-    tmp = path.parent / f".{path.name}.{os.getpid()}{PARTIAL_MARK}{path.suffix}"
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(path.parent)
+        tmp = path.parent / f".{path.name}.{os.getpid()}{PARTIAL_MARK}{path.suffix}"
+        try:
+            write(tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -110,16 +162,27 @@ def write_csv(path: Path, columns: list[str], rows: Iterable[dict]) -> Path:
 
 
 def append_csv_row(path: Path, columns: list[str], row: dict) -> None:
-    """Append one row (header first if the file is new) and flush it to disk."""
+    """Append one row (header first if the file is new) and flush it to disk; a failed write is cut back off, so
+    the rows already there stay as they were."""
     path = Path(path)
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-        f.flush()
-        os.fsync(f.fileno())
+    with storage_errors(path):
+        new = not path.exists()
+        text = csv_text(columns, [row])
+        data = memoryview((text if new else text.split("\n", 1)[1]).encode())
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            except BaseException:
+                os.ftruncate(fd, size)
+                if new:
+                    path.unlink(missing_ok=True)
+                raise
+        finally:
+            os.close(fd)
 
 
 class CsvError(UserError):
@@ -133,9 +196,10 @@ def read_csv_rows(path: Path, columns: list[str]) -> list[dict[str, str]]:
     truncated); a header other than `columns` is an error.
     """
     path = Path(path)
-    if not path.exists():
-        return []
-    text = path.read_text()
+    with storage_errors(path, "read"):
+        if not path.exists():
+            return []
+        text = path.read_text()
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     reader = csv.DictReader(io.StringIO(text))

@@ -48,8 +48,11 @@ from acquire.device import canonical, synchronize
 from acquire.files import append_csv_row, read_csv_rows, mark_as_cache, write_csv, write_json, write_tensors
 from acquire.functions import Acquisition, get_acquisition
 from acquire.mc_dropout import MASKINGS, check_mc_dropout, mc_probs, mc_scores
-from acquire.model import (PRECISIONS, ModelFactory, TrainConfig, TrainFn, autocast, check_model, check_precision,
-                           check_trainable, evaluate, make_model, new_model, seeded_global_rng, train_classifier)
+from acquire.builtins import builtin_name
+from acquire.factories import ModelFactory, check_model, make_model, seeded_global_rng
+from acquire.networks import new_model
+from acquire.precision import PRECISIONS, autocast, check_precision
+from acquire.training import TrainConfig, TrainFn, check_trainable, evaluate, train_classifier
 from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, config_changes, read_json
 from acquire.seeding import derive_seed, make_generator
@@ -75,7 +78,7 @@ class ExperimentConfig:
     pool_subset: score a random subset of this many candidates per round (0: the whole pool).
     score_chunk: images per MC-dropout chunk (0: 256 on CPU, 8192 on GPU).
     precision: "fp32", or "bf16" (training under bfloat16 autocast, MC-dropout GEMMs in bfloat16; see
-    acquire.model.PRECISIONS). Configs saved before it existed load as fp32.
+    acquire.precision.PRECISIONS). Configs saved before it existed load as fp32.
     mc_masks: "shared" (one mask per MC sample for every candidate, the default) or "per_image" (each candidate
     its own masks, as Gal et al.'s Keras code; acquire.mc_dropout.MASKINGS). Configs saved before it load as shared.
     generated_per_class, gan_checkpoints, gan_dir: how GAN source sets were built (samples per digit, each
@@ -226,7 +229,10 @@ def check_labels(name: str, images: ImageSet, num_classes: int) -> None:
 
 
 def callable_name(fn) -> str:
-    """'module:qualname' of a function (of the one a functools.partial wraps; of the class of other callables)."""
+    """'module:qualname' of a function (of the one a functools.partial wraps; of the class of other callables); a
+    built-in model or trainer by its stored name (acquire.builtins)."""
+    if builtin_name(fn):
+        return builtin_name(fn)
     target = fn.func if isinstance(fn, partial) else fn
     target = target if hasattr(target, "__qualname__") else type(target)
     return f"{target.__module__}:{target.__qualname__}"
@@ -539,7 +545,7 @@ class ActiveLearningRun:
             if config.pool_subset and len(candidates_M) > config.pool_subset:
                 candidates_M = candidates_M[torch.randperm(len(candidates_M), generator=generator)[:config.pool_subset]]
             scoring = (state.model, state.pool.images_NCHW[candidates_M.to(self.device)], config.mc_samples)
-            options = dict(generator=make_generator(*keys, "masks", device=self.device),
+            options = dict(rng=make_generator(*keys, "masks", device=self.device),
                            chunk_size=config.score_chunk or None, precision=precision, masking=config.mc_masks)
             if acquisition.selects:  # it needs every candidate's probabilities [M, T, K]
                 chosen_k, score_k = acquisition.choose(mc_probs(*scoring, **options), len(candidates_M),

@@ -4,17 +4,30 @@ Each of the T samples is one network ω_t: a dropout mask drawn once per round a
 candidate. `mc_probs` (all probabilities [N, T, K]) and `mc_scores` (streaming: a score function applied chunk by
 chunk, memory O(N)) serve any model, both from `mc_chunks` (per chunk of B candidates, probabilities [B, T, K]):
 
-* GalCNN (it exposes a trunk/head split): a mask on a layer's input folds into that layer's weights,
-  (h ⊙ m_t) Wᵀ = h (W ⊙ m_t)ᵀ, so `fused_chunks` runs the convolutional trunk once per image and the first
-  dense layer of all T networks as one matrix product [B, D] x [D, T·H].
+* a model that exposes its trunk and its dropout head (the `TrunkHead` protocol below; GalCNN is one) gets the
+  fused scorer, `fused_chunks`: the trunk runs once per image and the head once for all T networks;
 * any other nn.Module with nn.Dropout layers: `draw_dropout_masks` fixes, per sample t, one mask per dropout
   layer of that layer's per-example input shape, and `generic_chunks` runs the model T times per chunk
   (in eval mode) with mask t applied to every candidate by forward hooks.
 
+The TrunkHead protocol (structural: no base class to inherit), for float images [N,C,H,W] in [0, 1]:
+
+* ``trunk(images_NCHW) -> features_ND``: the deterministic part (no dropout), run once per image;
+* ``head_dropout() -> [(shape, p), ...]``: the head's dropouts in the order it applies them, each with the mask
+  shape of one row of its input (e.g. (D,)) and its drop probability;
+* ``sampled_heads(masks) -> fn``: the head of the T networks that `masks` (one per head dropout, in that order)
+  define, as a function features_ND -> logits_NTK. Each mask is [T, *shape] (shared by every row) or
+  [N, T, *shape] (each row its own T networks, masking "per_image"); it multiplies the dropout's input with a T
+  axis after the row axis, e.g. ``features_ND.unsqueeze(1) * masks[0]``.
+
+In eval mode, ``model(x)`` must equal the head applied to ``trunk(x)`` with dropout off. GalCNN folds each shared
+mask into the next dense layer's weights, (h ⊙ m_t) Wᵀ = h (W ⊙ m_t)ᵀ, so its T first dense layers are one matrix
+product [B, D] x [D, T·H].
+
 masking "per_image" instead gives every candidate its own T masks, as dropout left on at prediction time does
-(Gal et al.'s Keras code): `per_image_chunks` runs the trunk once per image and the head once per (image,
-sample). Both sample the same predictive distribution per candidate; they differ in how the candidates' Monte
-Carlo errors are correlated (shared masks: similar images get similar errors; per-image masks: independent).
+(Gal et al.'s Keras code; TrunkHead models only): `per_image_chunks` runs the trunk once per image and the head once
+per (image, sample). Both sample the same predictive distribution per candidate; they differ in how the candidates'
+Monte Carlo errors are correlated (shared masks: similar images get similar errors; per-image masks: independent).
 
 precision "bf16" computes the GEMMs (and the trunk's convolutions) in bfloat16 and the softmax in float32.
 `naive_mc_dropout_probs` is the textbook version for GalCNN (T full forward passes); it exists for tests and the
@@ -23,108 +36,104 @@ benchmark.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from acquire.errors import UserError
-from acquire.model import GalCNN, autocast, default_chunk_size, dropout_mask, to_float
-
+from acquire.inference import default_chunk_size, to_float
+from acquire.networks import GalCNN, dropout_mask
+from acquire.precision import autocast
+from acquire.validate import check_choice, check_positive_int
 
 MASKINGS = ("shared", "per_image")  # T masks shared by every candidate, or each candidate's own T masks
-PER_IMAGE_CHUNK_FLOATS = 2 ** 24       # per_image_chunks caps B so that its masked features [B, T, D] fit this
+PER_IMAGE_CHUNK_FLOATS = 2 ** 24       # per_image_chunks caps B so that its largest masked input [B, T, X] fits this
 
 
-@dataclass(frozen=True)
-class HeadMasks:
-    """T sampled networks' inverted-dropout masks: features_TD [T, D] and hidden_TH [T, H]."""
+@runtime_checkable
+class TrunkHead(Protocol):
+    """A model with a deterministic trunk and a dropout head (see the module docstring); GalCNN is one."""
 
-    features_TD: torch.Tensor
-    hidden_TH: torch.Tensor
+    def trunk(self, images_NCHW: torch.Tensor) -> torch.Tensor: ...
 
-    @property
-    def num_samples(self) -> int:
-        return self.features_TD.shape[0]
+    def head_dropout(self) -> Sequence[tuple[tuple[int, ...], float]]: ...
+
+    def sampled_heads(self, masks: Sequence[torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]: ...
 
 
-def draw_head_masks(model: GalCNN, num_samples: int, generator: torch.Generator | None = None) -> HeadMasks:
-    """Draw T = num_samples dropout masks for the model's two dropout layers."""
-    if num_samples <= 0:
-        raise UserError(f"need at least one MC sample, got {num_samples}")
-    device = model.fc1.weight.device
-    return HeadMasks(
-        features_TD=dropout_mask((num_samples, model.fc1.in_features), model.conv_dropout, generator, device),
-        hidden_TH=dropout_mask((num_samples, model.fc1.out_features), model.dense_dropout, generator, device),
-    )
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def draw_head_masks(model: TrunkHead, num_samples: int, rng: torch.Generator | None = None,
+                    rows: int | None = None) -> tuple[torch.Tensor, ...]:
+    """Inverted-dropout masks of T = num_samples networks, one per head dropout (in its order): [T, *shape], or
+    [rows, T, *shape] for each of `rows` candidates' own T networks; drawn from `rng`, on the model's device."""
+    check_positive_int("the number of MC samples", num_samples)
+    dropouts = list(model.head_dropout())
+    if not dropouts:
+        raise UserError(f"the {type(model).__name__}'s head_dropout() names no dropout, so its MC samples would all "
+                        "be one network; give its head dropout layers")
+    lead = (num_samples,) if rows is None else (rows, num_samples)
+    return tuple(dropout_mask((*lead, *shape), p, rng, model_device(model)) for shape, p in dropouts)
 
 
 @torch.no_grad()
-def fused_chunks(model: GalCNN, images_NCHW: torch.Tensor, masks: HeadMasks, chunk_size: int | None = None,
-                 precision: str = "fp32") -> Iterator[tuple[int, torch.Tensor]]:
-    """(start, probs_BTK) for consecutive chunks of B uint8 images [B,1,28,28] from images_NCHW[start:] (N >= 1):
-    the class probabilities [B, T, K] (float32, a transposed view) of the T masked networks.
+def fused_chunks(model: TrunkHead, images_NCHW: torch.Tensor, masks: Sequence[torch.Tensor],
+                 chunk_size: int | None = None, precision: str = "fp32") -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, probs_BTK) for consecutive chunks of B uint8 images [B,C,H,W] from images_NCHW[start:] (N >= 1):
+    the class probabilities [B, T, K] (float32) of the T networks that `masks` [T, *shape] define.
 
-    precision bf16: the trunk runs under bfloat16 autocast and the head's mask-folded weights are bfloat16 (folded
-    in float32, then rounded), so every GEMM is bfloat16; the logits are softmaxed in float32.
-    Memory is bounded by chunk_size: per chunk the trunk features [B, D] and hidden units [B, T·H].
+    The trunk runs once per image, the T heads once per chunk (model.sampled_heads), both under autocast(precision);
+    the logits are softmaxed in float32. Memory is bounded by chunk_size.
     """
     if len(images_NCHW) == 0:
         raise UserError("no candidates to score: images_NCHW is empty")
     model.eval()
-    chunk_size = chunk_size or default_chunk_size(images_NCHW.device)
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    T, H = masks.num_samples, model.fc1.out_features
-    # First dense layer of all T networks as one [D, T·H] weight: column block t is (W1 ⊙ m_t)ᵀ.
-    w1_DTH = (model.fc1.weight.unsqueeze(0) * masks.features_TD.unsqueeze(1)).reshape(T * H, -1).t().contiguous()
-    w1_DTH, b1_TH = w1_DTH.to(dtype), model.fc1.bias.repeat(T).to(dtype)
-    # Second dense layer with the hidden mask folded in: [T, H, K].
-    w2_THK = (model.fc2.weight.unsqueeze(0) * masks.hidden_TH.unsqueeze(1)).transpose(1, 2).contiguous().to(dtype)
-    b2_K = model.fc2.bias.to(dtype)
-    hidden = None
+    device = images_NCHW.device
+    chunk_size = chunk_size or default_chunk_size(device)
+    with autocast(precision, device):
+        heads = model.sampled_heads(masks)
     for start in range(0, len(images_NCHW), chunk_size):
-        with autocast(precision, images_NCHW.device):
-            features_BD = model.trunk(to_float(images_NCHW[start:start + chunk_size]))
-        B = features_BD.shape[0]
-        if hidden is None or hidden.shape[0] != B:
-            hidden = torch.empty(B, T * H, dtype=dtype, device=features_BD.device)
-        torch.addmm(b1_TH, features_BD, w1_DTH, out=hidden)
-        hidden.relu_()
-        logits_TBK = torch.baddbmm(b2_K, hidden.view(B, T, H).transpose(0, 1), w2_THK)
-        yield start, logits_TBK.float().softmax(-1).transpose(0, 1)
+        with autocast(precision, device):
+            logits_BTK = heads(model.trunk(to_float(images_NCHW[start:start + chunk_size])))
+        yield start, logits_BTK.float().softmax(-1)
 
 
 @torch.no_grad()
-def per_image_chunks(model: GalCNN, images_NCHW: torch.Tensor, num_samples: int,
-                     generator: torch.Generator | None = None, chunk_size: int | None = None,
+def per_image_chunks(model: TrunkHead, images_NCHW: torch.Tensor, num_samples: int,
+                     rng: torch.Generator | None = None, chunk_size: int | None = None,
                      precision: str = "fp32") -> Iterator[tuple[int, torch.Tensor]]:
     """(start, probs_BTK [B, T, K], float32) as fused_chunks, but every candidate draws its own T masks (from
-    `generator`, chunk after chunk): the trunk once per image, then the head for each of its T samples.
-    Memory per chunk: the masked features [B, T, D], with B capped at PER_IMAGE_CHUNK_FLOATS / (T·D)."""
+    `rng`, chunk after chunk): the trunk once per image, then the head for each of its T samples.
+    Memory per chunk: the masked inputs [B, T, X], with B capped at PER_IMAGE_CHUNK_FLOATS / (T·X), X the largest
+    head dropout's mask size."""
     if len(images_NCHW) == 0:
         raise UserError("no candidates to score: images_NCHW is empty")
-    if num_samples <= 0:
-        raise UserError(f"need at least one MC sample, got {num_samples}")
+    check_positive_int("the number of MC samples", num_samples)
     model.eval()
-    device, dtype = images_NCHW.device, (torch.bfloat16 if precision == "bf16" else torch.float32)
-    T, D, H = num_samples, model.fc1.in_features, model.fc1.out_features
-    chunk_size = min(chunk_size or default_chunk_size(device), max(1, PER_IMAGE_CHUNK_FLOATS // (T * D)))
-    w1, b1, w2, b2 = (p.to(dtype) for p in (model.fc1.weight, model.fc1.bias, model.fc2.weight, model.fc2.bias))
+    device = images_NCHW.device
+    largest = max((math.prod(shape) for shape, _ in model.head_dropout()), default=1)
+    cap = max(1, PER_IMAGE_CHUNK_FLOATS // (num_samples * largest))
+    chunk_size = min(chunk_size or default_chunk_size(device), cap)
     for start in range(0, len(images_NCHW), chunk_size):
         with autocast(precision, device):
             features_BD = model.trunk(to_float(images_NCHW[start:start + chunk_size]))
-        B = features_BD.shape[0]
-        features_BTD = features_BD.float().unsqueeze(1) * dropout_mask((B, T, D), model.conv_dropout, generator, device)
-        hidden_BTH = F.linear(features_BTD.to(dtype), w1, b1).relu_()
-        hidden_BTH *= dropout_mask((B, T, H), model.dense_dropout, generator, device).to(dtype)
-        yield start, F.linear(hidden_BTH, w2, b2).float().softmax(-1)
+        masks = draw_head_masks(model, num_samples, rng, rows=len(features_BD))
+        with autocast(precision, device):
+            logits_BTK = model.sampled_heads(masks)(features_BD)
+        yield start, logits_BTK.float().softmax(-1)
 
 
-def mc_dropout_probs(model: GalCNN, images_NCHW: torch.Tensor, masks: HeadMasks, chunk_size: int | None = None,
-                     precision: str = "fp32") -> torch.Tensor:
-    """Class probabilities [N, T, K] (float32) of the T masked networks for uint8 images [N,1,28,28]
+def mc_dropout_probs(model: TrunkHead, images_NCHW: torch.Tensor, masks: Sequence[torch.Tensor],
+                     chunk_size: int | None = None, precision: str = "fp32") -> torch.Tensor:
+    """Class probabilities [N, T, K] (float32) of the T masked networks for uint8 images [N,C,H,W]
     (fused_chunks assembled)."""
     return assemble(fused_chunks(model, images_NCHW, masks, chunk_size, precision), len(images_NCHW))
 
@@ -142,24 +151,23 @@ def assemble(chunks: Iterable[tuple[int, torch.Tensor]], num_candidates: int) ->
 
 @torch.no_grad()
 def naive_mc_dropout_probs(model: GalCNN, images_NCHW: torch.Tensor, num_samples: int,
-                           masks: HeadMasks | None = None, generator: torch.Generator | None = None,
+                           masks: Sequence[torch.Tensor] | None = None, rng: torch.Generator | None = None,
                            chunk_size: int | None = None) -> torch.Tensor:
     """Probabilities [N, T, K] from T full forward passes in train-mode dropout.
 
-    With `masks`, pass t uses mask t for every image (then it equals `mc_dropout_probs`);
-    without, every image draws its own masks, as a plain `model.train()` loop does.
+    With `masks` (mask_TD, mask_TH), pass t uses mask t for every image (then it equals `mc_dropout_probs`);
+    without, every image draws its own masks from `rng`, as a plain `model.train()` loop does.
     """
-    model.eval()
     K = model.fc2.out_features
     chunk_size = chunk_size or default_chunk_size(images_NCHW.device)
     probs_NTK = torch.empty(len(images_NCHW), num_samples, K, device=images_NCHW.device)
     model.train()
     try:
         for t in range(num_samples):
-            sample_masks = None if masks is None else (masks.features_TD[t], masks.hidden_TH[t])
+            sample_masks = None if masks is None else (masks[0][t], masks[1][t])
             for start in range(0, len(images_NCHW), chunk_size):
                 x = to_float(images_NCHW[start:start + chunk_size])
-                logits = model.head(model.trunk(x), masks=sample_masks, generator=generator)
+                logits = model.head(model.trunk(x), masks=sample_masks, rng=rng)
                 probs_NTK[start:start + len(x), t] = logits.softmax(-1)
     finally:
         model.eval()
@@ -179,37 +187,35 @@ class DropoutMasks:
 
 
 def dropout_layers(model: nn.Module) -> list[nn.Dropout]:
-    """The model's nn.Dropout layers in module order; other dropout kinds, or none at all, are a ValueError."""
+    """The model's nn.Dropout layers in module order; other dropout kinds, or none at all, are a UserError."""
     other_kinds = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
     other = [f"{name} ({type(m).__name__})" for name, m in model.named_modules() if isinstance(m, other_kinds)]
     if other:
         raise UserError(f"MC dropout handles nn.Dropout layers only, but the model has layer(s) {', '.join(other)}; "
-                         "replace them by nn.Dropout")
+                        "replace them by nn.Dropout")
     layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     if not layers:
         raise UserError(f"the {type(model).__name__} has no nn.Dropout layer, so its MC samples would all be one "
-                         "network; add nn.Dropout layers, or use only acquisition functions without MC (random)")
+                        "network; add nn.Dropout layers, or use only acquisition functions without MC (random)")
     return layers
 
 
 @torch.no_grad()
 def draw_dropout_masks(model: nn.Module, num_samples: int, image_shape: tuple[int, ...],
-                       generator: torch.Generator | None = None) -> DropoutMasks:
+                       rng: torch.Generator | None = None) -> DropoutMasks:
     """Draw T = num_samples inverted-dropout masks for each nn.Dropout layer, shaped like the layer's input for one
     image [C,H,W] (found by one eval-mode forward pass on a blank image); a layer called twice in one pass applies
     its mask both times."""
-    if num_samples <= 0:
-        raise UserError(f"need at least one MC sample, got {num_samples}")
+    check_positive_int("the number of MC samples", num_samples)
     layers = dropout_layers(model)
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
+    device = model_device(model)
     shapes: dict[nn.Dropout, tuple[int, ...]] = {}
 
     def record(layer, inputs, output):
         shape = tuple(inputs[0].shape[1:])
         if shapes.setdefault(layer, shape) != shape:
             raise UserError(f"an nn.Dropout layer is used at input shapes {list(shapes[layer])} and {list(shape)} in "
-                             "one forward pass; give each use its own nn.Dropout")
+                            "one forward pass; give each use its own nn.Dropout")
 
     handles = [layer.register_forward_hook(record) for layer in layers]
     try:
@@ -219,7 +225,7 @@ def draw_dropout_masks(model: nn.Module, num_samples: int, image_shape: tuple[in
         for handle in handles:
             handle.remove()
     used = [layer for layer in layers if layer in shapes]  # a layer the forward pass never calls needs no mask
-    return DropoutMasks(tuple(used), tuple(dropout_mask((num_samples, *shapes[layer]), layer.p, generator, device)
+    return DropoutMasks(tuple(used), tuple(dropout_mask((num_samples, *shapes[layer]), layer.p, rng, device)
                                            for layer in used))
 
 
@@ -270,46 +276,51 @@ def generic_mc_dropout_probs(model: nn.Module, images_NCHW: torch.Tensor, masks:
 
 
 def check_mc_dropout(model: nn.Module, image_shape: tuple[int, ...], masking: str = "shared") -> None:
-    """Refuse, with a ValueError, a model that MC dropout cannot sample with `masking` (a GalCNN always can; another
-    model needs nn.Dropout layers only, each used at one input shape, and shared masks)."""
-    if masking == "per_image" and not isinstance(model, GalCNN):
-        raise UserError(f"per-image MC-dropout masks are implemented for acquire.model.GalCNN only, not "
-                         f"{type(model).__name__}; use shared masks (the default) for other models")
-    if not isinstance(model, GalCNN):
-        draw_dropout_masks(model, 1, image_shape, torch.Generator().manual_seed(0))
+    """Refuse, with a UserError, a model that MC dropout cannot sample with `masking`: a TrunkHead model needs a head
+    dropout; another model needs nn.Dropout layers only, each used at one input shape, and shared masks."""
+    check_choice("masking", masking, MASKINGS)
+    if isinstance(model, TrunkHead):
+        draw_head_masks(model, 1, torch.Generator().manual_seed(0))
+        return
+    if masking == "per_image":
+        raise UserError(f"per-image MC-dropout masks need a model that exposes its trunk and dropout head "
+                        f"(acquire.mc_dropout.TrunkHead, as GalCNN does), not a {type(model).__name__}; use shared "
+                        "masks (the default) for other models")
+    draw_dropout_masks(model, 1, image_shape, torch.Generator().manual_seed(0))
 
 
 def mc_chunks(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int,
-              generator: torch.Generator | None = None, chunk_size: int | None = None,
+              rng: torch.Generator | None = None, chunk_size: int | None = None,
               precision: str = "fp32", masking: str = "shared") -> Iterator[tuple[int, torch.Tensor]]:
     """(start, probs_BTK [B, T, K]) chunk by chunk, of T = num_samples networks sampled by consistent MC dropout
-    (masks drawn from `generator` before the first chunk) for uint8 images [N,C,H,W]: the fused scorer for a GalCNN,
-    the generic one for other models. masking "per_image": each candidate's own T masks (GalCNN only)."""
-    if masking not in MASKINGS:
-        raise UserError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
+    (masks drawn from `rng` before the first chunk) for uint8 images [N,C,H,W]: the fused scorer for a TrunkHead
+    model (GalCNN), the generic one for other models. masking "per_image": each candidate's own T masks (TrunkHead
+    models only)."""
+    check_choice("masking", masking, MASKINGS)
+    if not isinstance(model, TrunkHead):
+        if masking == "per_image":
+            check_mc_dropout(model, tuple(images_NCHW.shape[1:]), masking)  # refuses
+        masks = draw_dropout_masks(model, num_samples, tuple(images_NCHW.shape[1:]), rng)
+        return generic_chunks(model, images_NCHW, masks, chunk_size, precision)
     if masking == "per_image":
-        check_mc_dropout(model, tuple(images_NCHW.shape[1:]), masking)
-        return per_image_chunks(model, images_NCHW, num_samples, generator, chunk_size, precision)
-    if isinstance(model, GalCNN):
-        return fused_chunks(model, images_NCHW, draw_head_masks(model, num_samples, generator), chunk_size, precision)
-    masks = draw_dropout_masks(model, num_samples, tuple(images_NCHW.shape[1:]), generator)
-    return generic_chunks(model, images_NCHW, masks, chunk_size, precision)
+        return per_image_chunks(model, images_NCHW, num_samples, rng, chunk_size, precision)
+    return fused_chunks(model, images_NCHW, draw_head_masks(model, num_samples, rng), chunk_size, precision)
 
 
-def mc_probs(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
+def mc_probs(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int, rng: torch.Generator | None = None,
              chunk_size: int | None = None, precision: str = "fp32", masking: str = "shared") -> torch.Tensor:
     """Class probabilities [N, T, K] of T = num_samples MC-dropout samples (see mc_chunks)."""
-    return assemble(mc_chunks(model, images_NCHW, num_samples, generator, chunk_size, precision, masking),
+    return assemble(mc_chunks(model, images_NCHW, num_samples, rng, chunk_size, precision, masking),
                     len(images_NCHW))
 
 
 @torch.no_grad()
 def mc_scores(model: nn.Module, images_NCHW: torch.Tensor, num_samples: int,
-              score_fn: Callable[[torch.Tensor], torch.Tensor], generator: torch.Generator | None = None,
+              score_fn: Callable[[torch.Tensor], torch.Tensor], rng: torch.Generator | None = None,
               chunk_size: int | None = None, precision: str = "fp32", masking: str = "shared") -> torch.Tensor:
     """Streaming scores [N] (float64, on the images' device): score_fn(probs_BTK) -> scores [B] applied to each
     chunk's contiguous probabilities [B, T, K] (see mc_chunks), so memory holds N scores, never [N, T, K]."""
     scores_N = torch.empty(len(images_NCHW), dtype=torch.float64, device=images_NCHW.device)
-    for start, probs_BTK in mc_chunks(model, images_NCHW, num_samples, generator, chunk_size, precision, masking):
+    for start, probs_BTK in mc_chunks(model, images_NCHW, num_samples, rng, chunk_size, precision, masking):
         scores_N[start:start + len(probs_BTK)] = score_fn(probs_BTK.contiguous())
     return scores_N

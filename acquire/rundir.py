@@ -9,12 +9,14 @@ clear errors for a damaged config.json and for a resume with other settings.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
+import os
 from pathlib import Path
 
 from acquire.errors import UserError
-from acquire.files import is_partial, remove_stale_partials
+from acquire.files import StorageError, is_partial, remove_stale_partials, storage_error, storage_errors
 
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
@@ -47,12 +49,38 @@ def check_out_dir(out_dir: Path, resume: bool, kind: str = "run") -> None:
 
 
 def check_directory(out_dir: Path) -> None:
-    """Refuse an --out that is a regular file or lies under one."""
+    """Refuse an --out that cannot become a writable directory: a regular file or a path under one, a dangling or
+    looping symlink, a name too long, a path under /proc or /sys, or a read-only or forbidden place."""
     out_dir = Path(out_dir)
-    for place in [out_dir, *out_dir.parents]:
-        if place.exists() and not place.is_dir():
-            where = "is" if place == out_dir else f"lies under {place}, which is"
-            raise RunDirectoryError(f"--out {out_dir} {where} a regular file, not a directory; choose another --out")
+    with storage_errors(out_dir, "use"):
+        real = Path(os.path.realpath(out_dir))
+        if real.parts[1:2] in (("proc",), ("sys",)):
+            raise StorageError(f"--out {out_dir} lies under /{real.parts[1]}, a virtual file system that holds no "
+                               "files; choose another --out")
+        for place in [out_dir, *out_dir.parents]:
+            if place.is_symlink() and not place.exists():
+                raise _bad_symlink(out_dir, place)
+            if place.exists() and not place.is_dir():
+                where = "is" if place == out_dir else f"lies under {place}, which is"
+                raise RunDirectoryError(f"--out {out_dir} {where} a regular file, not a directory; choose another "
+                                        "--out")
+        base = next(place for place in [out_dir, *out_dir.parents] if place.exists())
+        if not os.access(base, os.W_OK | os.X_OK):
+            code = errno.EROFS if os.statvfs(base).f_flag & os.ST_RDONLY else errno.EACCES
+            raise storage_error(out_dir, OSError(code, os.strerror(code)), "write to", directory=base)
+
+
+def _bad_symlink(out_dir: Path, link: Path) -> StorageError:
+    """The error for `link` (out_dir or one of its parents), a symlink that leads nowhere."""
+    where = "" if link == out_dir else f" lies under {link}, which"
+    try:
+        os.stat(link)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return StorageError(f"--out {out_dir}{where} is a symlink that loops; fix the link or choose another "
+                                "--out")
+    return StorageError(f"--out {out_dir}{where} is a dangling symlink (to {os.readlink(link)}, which does not "
+                        "exist); create its target or choose another --out")
 
 
 class RunDir:
@@ -65,8 +93,9 @@ class RunDir:
                  sweep: bool = True):
         self.path = Path(out_dir)
         check_directory(self.path)
-        (self.path / lock_file).parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path / lock_file, "a")
+        with storage_errors(self.path / lock_file):
+            (self.path / lock_file).parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path / lock_file, "a")
         try:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -96,6 +125,9 @@ def read_json(path: Path) -> dict:
         raise RunDirectoryError(f"{path} is missing; restore it (e.g. git checkout {path}) or start a new run "
                                 "with another --out") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        unreadable = storage_error(path, error, "read") if isinstance(error, OSError) else None
+        if unreadable is not None:
+            raise unreadable from None
         raise RunDirectoryError(f"{path} is damaged ({error}); restore it from version control or a backup, or "
                                 "start a new run with another --out") from None
     if not isinstance(value, dict):

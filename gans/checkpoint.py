@@ -2,10 +2,11 @@
 
 <name>.pt        the finished generator's state_dict, nothing else; float32, or float16 when saved with half=True
                  (upcast to float32 on load)
-<name>.json      family, architecture and training config, sha256 of the .pt as stored, weights_dtype, a digest
-                 of the training data and the package version (runners.train_gans adds seed, precision and budget
+<name>.json      family, config (image shape, classes, architecture, training), sha256 of the .pt as stored,
+                 weights_dtype, a digest of the training data and the package version (runners.train_gans adds
+                 seed, precision and budget
                  trained)
-<name>.train.pt  the training state of a resumable run (gans.registry.TrainingSession): networks, optimisers,
+<name>.train.pt  the training state of a resumable run (gans.training.TrainingSession): networks, optimisers,
                  RNG state, loop position and progress, plus what identifies the run (family, config, seed, data
                  digest; runners.train_gans adds precision); tensors, numbers, strings, lists and dicts only,
                  loaded with weights_only=True
@@ -27,7 +28,8 @@ from acquire.errors import UserError
 import acquire
 from acquire.data import ImageSet
 from acquire.files import write_json, write_tensors
-from gans.registry import ConditionalGenerator, get_family
+from gans.base import ConditionalGenerator
+from gans.registry import get_family
 
 
 STORED_DTYPES = {"float32": torch.float32, "float16": torch.float16}  # a sidecar's weights_dtype
@@ -38,7 +40,8 @@ class CheckpointError(UserError):
 
 
 def data_digest(images: ImageSet) -> str:
-    """sha256 over the training images and labels (identifies the data a GAN was trained on)."""
+    """sha256 over the training images and labels (identifies the data a GAN was trained on). Unlike
+    acquire.pool.image_set_digest it does not hash the shape: committed sidecars and training states record it."""
     h = hashlib.sha256()
     h.update(images.images_NCHW.cpu().contiguous().numpy().tobytes())
     h.update(images.labels_N.cpu().contiguous().numpy().tobytes())
@@ -70,15 +73,29 @@ def save_checkpoint(path: Path, family: str, generator: ConditionalGenerator, co
 
 
 def read_sidecar(path: Path) -> dict:
-    """The JSON sidecar of checkpoint `path` as a dict; CheckpointError if it is missing or not JSON."""
+    """The JSON sidecar of checkpoint `path` as a dict with at least family, config (a dict) and weights_sha256;
+    CheckpointError naming the file if it is missing, not UTF-8 JSON, or lacks one of them."""
     sidecar = Path(path).with_suffix(".json")
+    fix = "delete it and its .pt and retrain with python -m runners.train_gans"
     try:
-        return json.loads(sidecar.read_text())
+        meta = json.loads(sidecar.read_bytes().decode("utf-8"))
     except FileNotFoundError as error:
         raise CheckpointError(f"{sidecar} is missing: a checkpoint needs its JSON sidecar; retrain it with "
                               "python -m runners.train_gans") from error
+    except IsADirectoryError as error:
+        raise CheckpointError(f"{sidecar} is a directory, not a checkpoint's JSON sidecar; move it away") from error
+    except UnicodeDecodeError as error:
+        raise CheckpointError(f"{sidecar} is not UTF-8 text ({error.reason} at byte {error.start}); {fix}") from error
     except json.JSONDecodeError as error:
-        raise CheckpointError(f"{sidecar} is not valid JSON ({error}); delete it and retrain") from error
+        raise CheckpointError(f"{sidecar} is not valid JSON ({error}); {fix}") from error
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{sidecar} holds a JSON {type(meta).__name__}, not the object of a checkpoint sidecar; "
+                              f"{fix}")
+    missing = [key for key in ("family", "config", "weights_sha256") if key not in meta]
+    if missing or not isinstance(meta["config"], dict) or not isinstance(meta["weights_sha256"], str):
+        what = f"has no {', '.join(missing)}" if missing else "has a config that is not an object or a non-text sha256"
+        raise CheckpointError(f"{sidecar} {what}; {fix}")
+    return meta
 
 
 def load_checkpoint(path: Path, family: str | None = None, device="cpu") -> tuple[ConditionalGenerator, dict]:
@@ -106,8 +123,8 @@ def load_checkpoint(path: Path, family: str | None = None, device="cpu") -> tupl
         raise CheckpointError(f"{path} holds tensors that are not the {meta.get('weights_dtype', 'float32')} its "
                               "sidecar records; delete both files and retrain")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    spec = get_family(meta["family"])
     try:
+        spec = get_family(meta["family"])
         generator = spec.build(spec.config_from_dict(meta["config"]))
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: its sidecar's config does not describe a {meta['family']} generator: "

@@ -1,15 +1,16 @@
-"""How good is a class-conditional generator? Three measures, all judged by Gal's CNN.
+"""How good is a class-conditional generator? Three measures, all judged by Gal's CNN built for the data's
+shape [C,S,S] and K classes.
 
 * label agreement: share of generated samples that a CNN trained on the full real training set
   assigns to their conditioning label;
 * Fréchet distance between generated and real test images in that CNN's 128-d hidden layer
-  (an MNIST analogue of FID);
+  (an analogue of FID);
 * classification accuracy score (CAS, Ravuri & Vinyals 2019): a fresh CNN trained only on
   generated samples, tested on the real test set.
 
-Every random draw comes from a CPU generator, so the measures do not depend on the device. Measuring one
-generator costs sampling plus a CAS training run (10 epochs on 10,000 images by default: about a minute on
-2 CPU cores). `plot_quality_by_budget` draws label agreement and CAS against the images shown in training.
+Every random draw comes from a CPU RNG, so the measures do not depend on the device. Measuring one generator
+costs sampling plus a CAS training run (10 epochs on K·1,000 images by default). `plot_quality_by_budget` draws
+label agreement and CAS against the images shown in training.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from matplotlib.figure import Figure
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import write_atomic
 from acquire.metrics import accuracy
-from acquire.model import GalCNN, TrainConfig, evaluate, map_in_chunks, new_model, predict, to_float, train_classifier
+from acquire.inference import map_in_chunks, predict, to_float
+from acquire.networks import GalCNN, new_model
+from acquire.training import TrainConfig, evaluate, train_classifier
 from acquire.seeding import derive_seed
+from gans.base import ConditionalGenerator, balanced_samples
 
 
 REAL_ROW = "real (training images)"  # the quality reports' baseline row: a class-balanced real sample
@@ -39,9 +43,9 @@ REAL_ROW = "real (training images)"  # the quality reports' baseline row: a clas
 class QualityConfig:
     """Sample counts and training budgets of the measures (CPU-friendly defaults)."""
 
-    samples_per_class: int = 1000      # generated images per class for all three measures (10,000 in all)
-    reference_epochs: int = 3          # reference CNN on the 60,000 real training images (~99% test accuracy)
-    cas_epochs: int = 10               # CAS classifier on the 10,000 generated images
+    samples_per_class: int = 1000      # generated images per class for all three measures
+    reference_epochs: int = 3          # reference CNN on the real training images
+    cas_epochs: int = 10               # CAS classifier on the generated images
     seed: int = 0
 
 
@@ -64,26 +68,29 @@ def frechet_distance(features_a_ND: torch.Tensor, features_b_MD: torch.Tensor) -
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 
 
+def data_shape(images: ImageSet) -> tuple[tuple[int, int, int], int]:
+    """((C, H, W), K) of a labelled image set (K = largest label + 1)."""
+    return tuple(images.images_NCHW.shape[1:]), int(images.labels_N.max()) + 1
+
+
 def train_reference_classifier(train: ImageSet, config: QualityConfig, device) -> GalCNN:
     """Gal's CNN trained on the full real training set: the judge of label agreement and features."""
     train = train.to(device)
-    model = new_model(config.seed, device)
+    shape, num_classes = data_shape(train)
+    model = new_model(config.seed, device, num_classes, shape)
     return train_classifier(model, train.images_NCHW, train.labels_N, TrainConfig(epochs=config.reference_epochs),
                             torch.Generator().manual_seed(config.seed))
-
-
-def balanced_labels(samples_per_class: int, device="cpu") -> torch.Tensor:
-    """Labels [10·samples_per_class]: each digit samples_per_class times."""
-    return torch.arange(10, device=device).repeat_interleave(samples_per_class)
 
 
 def measure(samples: ImageSet, reference: GalCNN, real_test: ImageSet, config: QualityConfig, device) -> dict:
     """The three measures for one set of labelled samples (generated, or real as a baseline)."""
     samples, real_test = samples.to(device), real_test.to(device)
+    shape, num_classes = data_shape(real_test)
     agreement = accuracy(predict(reference, samples.images_NCHW), samples.labels_N)
     distance = frechet_distance(hidden_features(reference, samples.images_NCHW),
                                 hidden_features(reference, real_test.images_NCHW))
-    cas_model = train_classifier(new_model(config.seed + 1, device), samples.images_NCHW, samples.labels_N,
+    cas_model = train_classifier(new_model(config.seed + 1, device, num_classes, shape), samples.images_NCHW,
+                                 samples.labels_N,
                                  TrainConfig(epochs=config.cas_epochs),
                                  torch.Generator().manual_seed(config.seed + 1))
     cas = evaluate(cas_model, real_test.images_NCHW, real_test.labels_N)
@@ -91,26 +98,20 @@ def measure(samples: ImageSet, reference: GalCNN, real_test: ImageSet, config: Q
             "cas_accuracy": cas["accuracy"], "cas_balanced_accuracy": cas["balanced_accuracy"]}
 
 
-def generated_set(generator, samples_per_class: int, seed: int, device) -> ImageSet:
-    """samples_per_class uint8 samples [10·samples_per_class,1,28,28] of each digit from a ConditionalGenerator,
-    z drawn from a CPU generator seeded with `seed` (the same bytes on every device), on `device`."""
-    labels_N = balanced_labels(samples_per_class, device)
-    return ImageSet(generator.sample(labels_N, torch.Generator().manual_seed(seed)).to(device), labels_N)
-
-
 def agreement_by_class(reference: GalCNN, samples: ImageSet) -> list[dict]:
     """Label agreement of labelled samples per class, and the class the reference CNN most often calls them
-    instead: one dict per class present (digit, samples, agreement, most_confused_with, confused_share; the
+    instead: one dict per class present (class, samples, agreement, most_confused_with, confused_share; the
     shares are of that class's samples; most_confused_with is -1 where every sample agrees)."""
     predicted_N = predict(reference, samples.images_NCHW).cpu()
     labels_N = samples.labels_N.cpu()
     num_classes = int(max(labels_N.max(), predicted_N.max())) + 1
     rows = []
-    for digit in labels_N.unique().tolist():
-        predicted = predicted_N[labels_N == digit]
-        wrong_K = torch.bincount(predicted[predicted != digit], minlength=num_classes)
+    for label in labels_N.unique().tolist():
+        predicted = predicted_N[labels_N == label]
+        wrong_K = torch.bincount(predicted[predicted != label], minlength=num_classes)
         confused = int(wrong_K.argmax()) if wrong_K.any() else -1
-        rows.append({"digit": digit, "samples": len(predicted), "agreement": float((predicted == digit).double().mean()),
+        rows.append({"class": label, "samples": len(predicted),
+                     "agreement": float((predicted == label).double().mean()),
                      "most_confused_with": confused, "confused_share": float(wrong_K.max()) / len(predicted)})
     return rows
 
@@ -122,6 +123,7 @@ class Judge:
 
     def __init__(self, train: ImageSet, test: ImageSet, config: QualityConfig, device):
         self.train, self.test, self.config, self.device = train, test, config, device
+        self.image_shape, self.num_classes = data_shape(train)
         self._reference = None
 
     def reference(self) -> GalCNN:
@@ -132,15 +134,16 @@ class Judge:
         return self._reference
 
     def real_samples(self) -> ImageSet:
-        """A class-balanced sample of real training images [10·samples_per_class] (the baseline), on the device."""
-        index = class_balanced_indices(self.train.labels_N, 10 * self.config.samples_per_class,
-                                       torch.Generator().manual_seed(derive_seed(self.config.seed, "quality-real")))
+        """A class-balanced sample of real training images [K·samples_per_class] (the baseline), on the device."""
+        index = class_balanced_indices(self.train.labels_N, self.num_classes * self.config.samples_per_class,
+                                       torch.Generator().manual_seed(derive_seed(self.config.seed, "quality-real")),
+                                       self.num_classes)
         return self.train.subset(index).to(self.device)
 
-    def samples(self, generator, name: str) -> ImageSet:
-        """`generator`'s samples [10·samples_per_class] for GAN `name` (ConditionalGenerator), on the device."""
-        return generated_set(generator, self.config.samples_per_class, derive_seed(self.config.seed, name, "quality"),
-                             self.device)
+    def samples(self, generator: ConditionalGenerator, name: str) -> ImageSet:
+        """`generator`'s samples [K·samples_per_class] for GAN `name`, on the device."""
+        return balanced_samples(generator, self.config.samples_per_class,
+                                derive_seed(self.config.seed, name, "quality"), self.device)
 
     def real_measures(self) -> dict:
         """The measures of the real baseline sample."""

@@ -1,8 +1,6 @@
-"""GAN checkpoints as candidate-pool sources.
-
-Generated pools are meant to be device- and thread-independent (ConditionalGenerator.sample: z from a CPU
-generator, a float64 forward pass), so that a run resumed on another machine draws the same pool bytes; the pool
-fingerprint in config.json checks it on every resume (see ConditionalGenerator.sample for what was measured).
+"""A directory of trained GANs (gan_dir) as candidate sources: which are trained, the command that trains the
+missing ones, their weights' digests, and whether each was built for the data's image shape and classes.
+(The paper grid's generated pools are built in studies/paper_grid/pools.py.)
 """
 
 from __future__ import annotations
@@ -11,23 +9,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-import torch
-
 from acquire.errors import UserError
-from acquire.data import ImageSet
-from acquire.files import mark_as_cache, write_tensors
-from acquire.pool import image_set_digest
-from acquire.seeding import derive_seed
-from gans.checkpoint import load_checkpoint, read_sidecar
-from gans.quality import balanced_labels
+from gans.base import image_shape as config_image_shape
+from gans.checkpoint import read_sidecar
 from gans.registry import format_field, get_family
 
 DEFAULT_GAN_DIR = Path("runs/gans")
 ALL_GANS = ["small_dcgan", "large_dcgan", "pggan", "dada"]  # the paper's four families
-# 6,000 per class = 60,000 generated candidates, as many as the real pool: random acquisition then takes
-# real and generated images half and half, so any skew under BALD is the acquisition function's choice.
-DEFAULT_PER_CLASS = 6000
-POOL_CACHE = "pools"  # gan_dir/pools: generated pools, a local cache
 MNIST_TRAIN_IMAGES = 60_000  # train_gans trains on all of them unless --train-size says otherwise
 
 
@@ -36,7 +24,10 @@ class GanNotTrainedError(UserError):
 
 
 def checkpoint_path(gan_dir: Path, family: str) -> Path:
-    """gan_dir/<family>.pt."""
+    """gan_dir/<family>.pt; UserError if gan_dir is a file."""
+    if Path(gan_dir).is_file():
+        raise UserError(f"--gan-dir {gan_dir} is a file, not a directory of GAN checkpoints: give the directory "
+                        "that holds <gan>.pt and <gan>.json (e.g. results/zoo)")
     return Path(gan_dir) / f"{family}.pt"
 
 
@@ -100,28 +91,14 @@ def gan_weights_digests(gan_dir: Path, families: list[str]) -> dict[str, str]:
     return {f: read_sidecar(checkpoint_path(gan_dir, f))["weights_sha256"] for f in families}
 
 
-def generated_source(family: str, gan_dir: Path, per_class: int, seed: int, device) -> ImageSet:
-    """per_class samples of every digit from the trained `family` generator: uint8 [10·per_class,1,28,28] on
-    `device`, the same bytes on every CPU thread count (and, as far as measured, every device; a resume checks).
-
-    Sampling runs in float64 (minutes for 60,000 images on one CPU thread), so the samples are cached in
-    gan_dir/pools/ (git-ignored), keyed by the weights' sha256, per_class and seed, and checked against
-    their digest when read back; a missing or damaged cache file is sampled again.
-    """
-    generator, meta = load_checkpoint(trained_checkpoint(gan_dir, family), family, device)
-    cache = Path(gan_dir) / POOL_CACHE / f"{family}-{meta['weights_sha256'][:16]}-{per_class}-seed{seed}.pt"
-    try:
-        saved = torch.load(cache, map_location="cpu", weights_only=True)
-        images = ImageSet(saved["images_NCHW"], saved["labels_N"])
-        if image_set_digest(images) == saved["sha256"]:
-            return images.to(device)
-    except Exception:  # absent or damaged: it is only a cache
-        pass
-    labels_N = balanced_labels(per_class, device)
-    images = ImageSet(generator.sample(labels_N, torch.Generator().manual_seed(derive_seed(seed, family, "pool"))),
-                      labels_N)
-    payload = {"images_NCHW": images.images_NCHW.cpu(), "labels_N": images.labels_N.cpu(),
-               "sha256": image_set_digest(images)}
-    write_tensors(cache, payload)
-    mark_as_cache(cache.parent, "generated pools, re-sampled when absent")
-    return images
+def check_source_matches(path: Path, image_shape: tuple[int, int, int], num_classes: int) -> None:
+    """UserError naming both unless the GAN at `path` (its sidecar's config) makes images of image_shape (C, H, W)
+    for num_classes classes, the data's."""
+    meta = read_sidecar(path)
+    config = get_family(meta["family"]).config_from_dict(meta["config"])
+    made = (config_image_shape(config), config.num_classes)
+    if made != (tuple(image_shape), num_classes):
+        shape = "x".join(map(str, made[0]))
+        raise UserError(f"{path} makes {shape} images of {made[1]} classes, but the data has "
+                        f"{'x'.join(map(str, image_shape))} images of {num_classes} classes: train a GAN on this data "
+                        f"(python -m runners.train_gans --data-dir ...) or use another --gan-dir")

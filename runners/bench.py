@@ -14,13 +14,18 @@ from pathlib import Path
 import torch
 
 from acquire.batchbald import batchbald
-from acquire.data import DataError, load_train_test
+from acquire.data import load_train_test
 from acquire.device import resolve_device, synchronize
+from acquire.errors import UserError
 from acquire.files import write_json
 from acquire.functions import bald
+from acquire.inference import to_float
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, mc_probs, mc_scores, naive_mc_dropout_probs
-from acquire.model import GalCNN, TrainConfig, autocast, check_precision, evaluate, new_model, to_float, train_classifier
-from runners.cli import add_device_and_data_flags
+from acquire.networks import GalCNN, new_model
+from acquire.precision import autocast, supports_bf16
+from acquire.training import TrainConfig, evaluate, train_classifier
+from acquire.validate import check_int, check_positive_int
+from runners.cli import add_device_and_data_flags, run_guarded
 
 DESCRIPTION = """\
 Measures, in one process and on the same images and weights:
@@ -59,19 +64,15 @@ def timed(fn, device: torch.device, repeats: int = 1) -> float:
 
 
 def gemm_peak(device: torch.device, dtype: torch.dtype, size: int) -> float:
-    """GFLOP/s of the best of ten size x size matrix products in `dtype` (the best, as clocks and neighbours on a
-    shared machine vary: a 2048 product timed three times read half the fused scorer's own rate)."""
+    """GFLOP/s of the best of ten size x size matrix products in `dtype` (the best: clocks and neighbours on a shared
+    machine vary)."""
     a = torch.randn(size, size, device=device).to(dtype)
     return 2 * size**3 / timed(lambda: a @ a, device, repeats=10) / 1e9
 
 
 def precisions(device: torch.device) -> list[str]:
     """fp32, and bf16 where this device computes in bfloat16."""
-    try:
-        check_precision("bf16", device)
-        return ["fp32", "bf16"]
-    except ValueError:
-        return ["fp32"]
+    return ["fp32", "bf16"] if supports_bf16(device) else ["fp32"]
 
 
 def galcnn_flops(model: GalCNN, samples: int) -> dict[str, float]:
@@ -130,13 +131,13 @@ def baal_scorer(model: GalCNN, images_NCHW: torch.Tensor, samples: int, device: 
 def bench_mc_dropout(model: GalCNN, images_NCHW: torch.Tensor, samples: int, device: torch.device,
                      repeats: int) -> dict:
     masks = draw_head_masks(model, samples, torch.Generator(device).manual_seed(0))
-    generator = torch.Generator(device).manual_seed(1)
+    rng = torch.Generator(device).manual_seed(1)
     work = len(images_NCHW) * samples
     seconds = {
         "fused": timed(lambda: mc_dropout_probs(model, images_NCHW, masks), device, repeats),
         **{f"fused_{p}": timed(lambda: mc_dropout_probs(model, images_NCHW, masks, precision=p), device, repeats)
            for p in precisions(device) if p != "fp32"},
-        "naive": timed(lambda: naive_mc_dropout_probs(model, images_NCHW, samples, generator=generator), device, 1),
+        "naive": timed(lambda: naive_mc_dropout_probs(model, images_NCHW, samples, rng=rng), device, 1),
     }
     baal = baal_scorer(model, images_NCHW, samples, device, batch=64 if device.type == "cpu" else 512)
     if baal is not None:
@@ -198,10 +199,10 @@ def memory_child(candidates: int, samples: int, streaming: bool, device_name: st
     model = new_model(0, device)
 
     def score(images):
-        generator = torch.Generator(device).manual_seed(1)
+        rng = torch.Generator(device).manual_seed(1)
         if streaming:
-            return mc_scores(model, images, samples, bald, generator)
-        return bald(mc_probs(model, images, samples, generator))
+            return mc_scores(model, images, samples, bald, rng)
+        return bald(mc_probs(model, images, samples, rng))
 
     score(images_NCHW[:512])  # library initialisation and first allocations are not the scorer's
     if device.type == "cuda":
@@ -254,21 +255,29 @@ def main(argv: list[str] | None = None) -> int:
     add_device_and_data_flags(p)
     p.add_argument("--out", type=Path, default=Path("results/bench"), help="JSON directory (default: %(default)s)")
     args = p.parse_args(argv)
+    return run_guarded(lambda: run(args), "nothing was written (the JSON is written at the end)")
+
+
+def check_flags(args: argparse.Namespace) -> list[int]:
+    """Refuse counts that cannot be measured (one-line UserError naming the flag); the --memory-sizes as ints."""
+    for flag in ("candidates", "mc_samples", "repeats", "train_images", "train_epochs"):
+        check_positive_int(f"--{flag.replace('_', '-')}", getattr(args, flag))
+    if args.gemm_size is not None:
+        check_positive_int("--gemm-size", args.gemm_size)
     try:
-        device = resolve_device(args.device)
-        train, test, _ = load_train_test(args.data_dir)
-        train, test = train.to(device), test.to(device)
-    except (ValueError, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if not 0 < args.candidates <= len(train):
-        print(f"error: --candidates must be in 1..{len(train)}", file=sys.stderr)
-        return 2
-    try:
-        memory_sizes = [n for n in (int(size) for size in args.memory_sizes.split(",")) if n]
+        sizes = [int(size) for size in args.memory_sizes.split(",")]
     except ValueError:
-        print(f"error: --memory-sizes must be comma-separated integers, got {args.memory_sizes!r}", file=sys.stderr)
-        return 2
+        raise UserError(f"--memory-sizes must be comma-separated integers, got {args.memory_sizes!r}") from None
+    return [check_int("--memory-sizes", n) for n in sizes if n]
+
+
+def run(args: argparse.Namespace) -> int:
+    memory_sizes = check_flags(args)
+    device = resolve_device(args.device)
+    train, test, _ = load_train_test(args.data_dir)
+    train, test = train.to(device), test.to(device)
+    if args.candidates > len(train):
+        raise UserError(f"--candidates must be in 1..{len(train)} (the training images), got {args.candidates}")
     model = new_model(0, device)
     report = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
               "cpu": cpu_model(),

@@ -8,6 +8,7 @@ before torch and its data load: a SIGTERM or Ctrl-C that early exits 130 at once
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterable
@@ -85,6 +86,16 @@ def _typed_list(kind: type, name: str) -> Callable[[str], list]:
 int_list = _typed_list(int, "integers")
 float_list = _typed_list(float, "numbers")
 
+# An argument starting with '-' and a digit (or '-.' and a digit), or '-inf', is a value: '-1e-3', '-10,30', '-.5'.
+# argparse before Python 3.13 reads only '-10' and '-1.5' so, and takes the rest for unknown flags.
+_NEGATIVE_NUMBER = re.compile(r"^-(\.?\d|inf(inity)?(,|$))", re.IGNORECASE)
+
+
+def numbers_may_be_negative(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`parser`, made to read '-1e-3' and '-10,30' as values (so a flag's own check can refuse them by name)."""
+    parser._negative_number_matcher = _NEGATIVE_NUMBER  # argparse's own hook; no flag of ours looks like a number
+    return parser
+
 
 PRESET_HELP = "starting values (default: paper; with --resume the saved settings)"
 
@@ -98,7 +109,8 @@ def add_run_flags(parser: argparse.ArgumentParser, *, out: Path, presets: Iterab
 
     --preset and --seed default to None unless given otherwise, so that a runner that layers saved settings,
     preset and flags (acquire.sweep.SweepSettings) sees which were given; seed_help states the default then.
-    resume_keeps_data_dir: a resume without --data-dir uses the saved one (said in its help).
+    resume_keeps_data_dir: a resume without --data-dir uses the saved one (said in its help). The parser reads
+    negative numbers in any form as values (numbers_may_be_negative).
     """
     parser.add_argument("--preset", choices=sorted(presets), default=preset_default, help=preset_help)
     parser.add_argument("--seed", type=int, default=seed_default, help=seed_help)
@@ -111,14 +123,20 @@ def add_run_flags(parser: argparse.ArgumentParser, *, out: Path, presets: Iterab
 
 
 def add_device_and_data_flags(parser: argparse.ArgumentParser, resume_keeps_data_dir: bool = False) -> None:
-    """Add --device and --data-dir (with resume_keeps_data_dir, its help says a resume uses the saved one)."""
+    """Add --device and --data-dir (with resume_keeps_data_dir, its help says a resume uses the saved one); the parser
+    then reads negative numbers in any form as values (numbers_may_be_negative)."""
+    numbers_may_be_negative(parser)
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)")
     saved = "; with --resume the saved one" if resume_keeps_data_dir else ""
-    parser.add_argument("--data-dir", type=Path, help="directory with the four MNIST IDX .gz files (default: "
-                        f"$GAN_ACQUIRE_DATA, else a per-user cache filled from the public mirrors{saved})")
+    parser.add_argument("--data-dir", type=Path, help=(
+        "the data set: a directory of the four MNIST-format IDX files (1 or 3 channels; Fashion-MNIST too), an .npz "
+        "file (x_train, y_train, x_test, y_test, or x, y), or a folder of images (train/<class>/*.png|jpg beside "
+        "test/<class>/, or one <class>/ folder per class); a set without a test split of its own is split, seeded "
+        f"and stratified (default: $GAN_ACQUIRE_DATA, else MNIST in a per-user cache filled from the public mirrors"
+        f"{saved})"))
 
 
-PRECISION_CHOICES = ("fp32", "bf16")  # acquire.model.PRECISIONS (not imported: this module stays light)
+PRECISION_CHOICES = ("fp32", "bf16")  # acquire.precision.PRECISIONS (not imported: this module stays light)
 
 
 def add_precision_flag(parser: argparse.ArgumentParser,

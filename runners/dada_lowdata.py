@@ -12,7 +12,7 @@ import pandas as pd
 
 from acquire.data import load_train_test
 from acquire.device import resolve_device
-from acquire.model import check_precision
+from acquire.precision import check_precision
 from analysis.curves import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
 from acquire.pool import image_set_digest
 from acquire.sweep import Sweep, SweepSettings

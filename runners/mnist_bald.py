@@ -14,13 +14,14 @@ from acquire.functions import get_acquisition
 from acquire.device import resolve_device
 from acquire.loop import ActiveLearningRun, ExperimentConfig, callable_name
 from acquire.mc_dropout import MASKINGS
-from acquire.model import (TrainConfig, new_gal_code_glorot_model, new_gal_code_model, new_glorot_model,
-                           new_model)
+from acquire.networks import new_gal_code_glorot_model, new_gal_code_model, new_glorot_model, new_model
+from acquire.training import TrainConfig
 from analysis.curves import final_table, format_table, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.rundir import CONFIG_FILE
 from gans.registry import get_family
-from gans.sources import DEFAULT_GAN_DIR, DEFAULT_PER_CLASS, gan_weights_digests, generated_source
+from gans.sources import DEFAULT_GAN_DIR, gan_weights_digests
+from studies.paper_grid.pools import DEFAULT_PER_CLASS, generated_source
 from runners.cli import (add_executor_flags, add_precision_flag, add_run_flags, comma_list, config_for_out_dir,
                          resume_hint, run_guarded)
 

@@ -13,7 +13,7 @@ from acquire.data import resolve_data_dir
 from acquire.device import resolve_device
 from acquire.files import write_csv
 from acquire.loop import ExperimentConfig
-from acquire.model import PRECISIONS, check_precision
+from acquire.precision import PRECISIONS, check_precision
 from acquire.rundir import CONFIG_FILE, check_out_dir
 from runners.cli import add_device_and_data_flags, comma_list, int_list, run_guarded
 from runners.mnist_bald import open_worker

@@ -12,14 +12,14 @@ import pandas as pd
 from acquire.data import load_train_test
 from acquire.device import resolve_device
 from studies.ratio_sweep.mixing import MODES
-from acquire.model import check_precision
+from acquire.precision import check_precision
 from analysis.curves import format_mean_std, plot_sweep, summarise_sweep
 from studies.ratio_sweep.cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline
 from acquire.pool import image_set_digest
 from acquire.sweep import Sweep, SweepSettings
 from gans.registry import get_family
-from gans.sources import (ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests,
-                          generated_source)
+from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests
+from studies.paper_grid.pools import generated_source
 from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, float_list,
                          int_list, resume_hint, run_guarded)
 

@@ -1,4 +1,4 @@
-"""Train the class-conditional GAN zoo on real MNIST (`python -m runners.train_gans --help`).
+"""Train the class-conditional GAN zoo on the labelled images of --data-dir (`python -m runners.train_gans --help`).
 
 Training is resumable: each GAN's training state lives in OUT/<gan>.train.pt (gans.checkpoint), so a killed run,
 or a longer budget, continues from it when the same command is run again.
@@ -6,7 +6,6 @@ or a longer budget, continues from it when the same command is run again.
 
 from __future__ import annotations
 
-from acquire.errors import UserError
 import argparse
 import csv
 import dataclasses
@@ -16,17 +15,21 @@ from pathlib import Path
 
 import torch
 
+from acquire.errors import UserError
 from acquire.data import ImageSet, class_balanced_indices, load_train_test
 from acquire.device import resolve_device
 from acquire.files import CsvError, append_csv_row, read_csv_rows, write_csv
-from acquire.model import check_precision
+from acquire.precision import check_precision
 from acquire.rundir import RunDir
 from acquire.seeding import derive_seed
-from gans.checkpoint import (CheckpointError, data_digest, load_checkpoint, load_training_state,
+from acquire.validate import check_float, check_int
+from gans.checkpoint import (CheckpointError, data_digest, file_sha256, load_checkpoint, load_training_state,
                              read_sidecar, save_checkpoint, save_training_state, training_state_path)
 from gans.grid import save_sample_grid
 from gans.quality import REAL_ROW, Judge, QualityConfig, plot_quality_by_budget
-from gans.registry import ConditionalGenerator, GanFamily, TrainingSession, get_family
+from gans.base import ConditionalGenerator
+from gans.registry import GanFamily, get_family
+from gans.training import TrainingSession
 from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, checkpoint_path
 from runners.cli import add_precision_flag, add_run_flags, run_guarded
 
@@ -37,24 +40,27 @@ SIDECAR_CORE = {"family", "config", "weights_sha256", "weights_dtype", "training
                 "package_version"}  # what save_checkpoint writes itself; the rest are train_gans' extras
 
 DESCRIPTION = """\
-Trains class-conditional GANs on real MNIST and caches them as OUT/<gan>.pt (a plain state_dict)
-plus OUT/<gan>.json (family, config, data digest, version, seed, precision, and the budget trained:
-images_shown, train_steps, train_seconds summed over sessions). A GAN already trained with the same
-config, seed, precision and training data is skipped. For each GAN it writes OUT/<gan>_grid.png
-(10 samples per digit, one row per class), then OUT/quality.csv: label agreement under a CNN trained
-on all real training images, Frechet distance in that CNN's 128-d feature space to the real test
-set, and the classification accuracy score (a CNN trained on 10,000 generated images, tested on
-real), with the images shown in training of each checkpoint.
+Trains class-conditional GANs on the labelled training images of --data-dir (default: MNIST), each
+built for the data's image shape [C,H,W] and number of classes K, and caches them as OUT/<gan>.pt (a
+plain state_dict) plus OUT/<gan>.json (family, config with the shape and K, data digest, version,
+seed, precision, and the budget trained: images_shown, train_steps, train_seconds summed over
+sessions). A GAN already trained with the same config, seed, precision and training data, whose .pt
+matches the sha256 its sidecar records, is skipped. For each GAN it writes OUT/<gan>_grid.png (10
+samples per class, one row per class), then OUT/quality.csv: label agreement under a CNN trained on
+all real training images, Frechet distance in that CNN's 128-d feature space to the real test set,
+and the classification accuracy score (a CNN trained on generated images, tested on real), with the
+images shown in training of each checkpoint.
 """
 
 EPILOG = """\
 presets (--set overrides them):
-  full   each family's default budget (its config docstring gives the CPU times): ~1 h on 2 CPU cores
+  full   each family's default budget: ~1 h on 2 CPU cores for MNIST
   quick  small_dcgan 0.4 epochs, large_dcgan 0.3, dada 0.2, pggan 4,000 images per phase, quality on 300
          samples per digit: 6 min on 2 idle CPU cores, enough to try the pipeline, not for results
 
 --set FAMILY.FIELD=VALUE is typed by the field: numbers, true/false/1/0, and comma-separated tuples
-(pggan.channels=64,64,32,16, pggan.betas=0,0.99).
+(pggan.channels=64,64,32,16, pggan.betas=0,0.99). image_channels, image_height, image_width and
+num_classes are read from the data; a --set that disagrees with the data is refused.
 
 resuming and training longer:
   Each GAN's training state (networks, optimisers, RNG, position) is saved to OUT/<gan>.train.pt every
@@ -105,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gans", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default=ALL_GANS,
                    help=f"comma-separated GAN families (default: {','.join(ALL_GANS)})")
     p.add_argument("--train-size", type=int, default=0,
-                   help="train on a class-balanced subset of this many real images, a multiple of 10 "
-                        "(the low-data regime; default: 0 = all 60,000)")
+                   help="train on a class-balanced subset of this many real images, a multiple of the number of "
+                        "classes (the low-data regime; default: 0 = all)")
     p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                    metavar="FAMILY.FIELD=VALUE", help="override one config field, e.g. small_dcgan.epochs=2")
     p.add_argument("--force", action="store_true",
@@ -137,24 +143,49 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def family_config(name: str, overrides: list[tuple[str, str, str]], preset: str = "full"):
-    """The family's default config, with the preset's budget and then the --set overrides applied (each value typed
-    like its field; an unknown family or field, or a value of the wrong type, is a one-line ValueError)."""
-    family = get_family(name)
-    changes = dict(PRESETS[preset].get(name, {}))
+DATA_FIELDS = ("image_channels", "image_height", "image_width", "num_classes")  # every family's, read from the data
+
+
+def data_fields(images: ImageSet) -> dict[str, int]:
+    """The config fields a GAN takes from its training data: image_channels, image_height, image_width (of
+    images [N,C,H,W]) and num_classes (largest label + 1)."""
+    channels, height, width = images.images_NCHW.shape[1:]
+    return {"image_channels": channels, "image_height": height, "image_width": width,
+            "num_classes": int(images.labels_N.max()) + 1}
+
+
+def typed_overrides(overrides: list[tuple[str, str, str]]) -> list[tuple[str, str, object, str]]:
+    """(family, field, typed value, text) of each --set; an unknown family or field, or a value of the wrong type,
+    is a one-line UserError."""
+    typed = []
     for target, field, value in overrides:
         try:
             target_family = get_family(target)
         except ValueError as error:
             raise UserError(f"--set {target}.{field}={value}: {error}") from None
         try:
-            parsed = target_family.parse_field(field, value)
+            typed.append((target, field, target_family.parse_field(field, value), value))
         except ValueError as error:
             raise UserError(f"--set {error}") from None
+    return typed
+
+
+def family_config(name: str, overrides: list[tuple[str, str, str]], preset: str = "full",
+                  data: dict[str, int] | None = None):
+    """The family's default config, with the preset's budget, the --set overrides (typed_overrides) and the data's
+    fields (data_fields; a --set that disagrees with them is refused) applied."""
+    family = get_family(name)
+    changes = dict(PRESETS[preset].get(name, {}))
+    for target, field, parsed, value in typed_overrides(overrides):
+        if data is not None and field in data and parsed != data[field]:
+            shape = "x".join(str(data[f]) for f in DATA_FIELDS[:3])
+            raise UserError(f"--set {target}.{field}={value} disagrees with the data ({shape} images of "
+                            f"{data['num_classes']} classes): a GAN is built for its data's shape and classes; drop "
+                            "the flag or give other --data-dir")
         if target == name:
             changes[field] = parsed
     try:
-        return dataclasses.replace(family.config_class(), **changes)
+        return family.config_class(**{**changes, **(data or {})})
     except ValueError as error:
         raise UserError(f"{name} config: {error}") from None
 
@@ -164,7 +195,7 @@ def training_subset(train: ImageSet, size: int, seed: int) -> ImageSet:
     if size == 0:
         return train
     return train.subset(class_balanced_indices(train.labels_N, size, torch.Generator().manual_seed(
-        derive_seed(seed, "gan-train"))))
+        derive_seed(seed, "gan-train")), data_fields(train)["num_classes"]))
 
 
 def json_config(config) -> dict:
@@ -174,13 +205,18 @@ def json_config(config) -> dict:
 
 def is_up_to_date(path: Path, config, data: ImageSet, seed: int, precision: str = "fp32") -> bool:
     """A finished checkpoint at `path` trained with exactly this config (budget included), seed, precision (a
-    sidecar without one: fp32) and data."""
+    sidecar without one: fp32) and data, whose bytes match the sha256 its sidecar records (a mismatch is reported
+    on stderr, and the checkpoint is not trusted)."""
     if not path.exists():
         return False
     try:
         meta = read_sidecar(path)
         saved = get_family(meta["family"]).config_from_dict(meta["config"])  # fields added since take defaults
     except (CheckpointError, KeyError, TypeError, ValueError):
+        return False
+    if file_sha256(path) != meta["weights_sha256"]:
+        print(f"{path} does not match the sha256 in its sidecar (corrupt or edited): not trusted, trained again",
+              file=sys.stderr)
         return False
     return (json_config(saved) == json_config(config) and meta.get("seed") == seed
             and meta.get("precision", "fp32") == precision and meta.get("training_data_sha256") == data_digest(data))
@@ -304,7 +340,7 @@ def train_one(name: str, config, data: ImageSet, args, device, judge: Judge, log
         "seed": args.seed, "precision": args.precision, "images_shown": session.images_shown,
         "train_steps": session.steps, "train_seconds": round(session.train_seconds, 1), "sessions": session.sessions,
         "device": str(device), "generator_parameters": sum(p.numel() for p in generator.parameters())})
-    save_sample_grid(generator, args.out / f"{name}_grid.png", f"{name}: one row per digit")
+    save_sample_grid(generator, args.out / f"{name}_grid.png", f"{name}: one row per class")
     print(f"{name}: {session.train_seconds / 60:.1f} min over {session.sessions} session(s); wrote {path}, "
           f"{state_path.name} and {name}_grid.png", file=sys.stderr)
     if args.quality_every:
@@ -323,7 +359,8 @@ def quality_report(names: list[str], judge: Judge, out: Path) -> Path:
         earlier = read_csv_rows(out / "quality.csv", QUALITY_COLUMNS)
     except CsvError:  # a report of an older version: measured again from scratch
         earlier = []
-    rows += [row for row in earlier if row["gan"] not in (REAL_ROW, *names) and checkpoint_path(out, row["gan"]).exists()]
+    rows += [row for row in earlier
+             if row["gan"] not in (REAL_ROW, *names) and checkpoint_path(out, row["gan"]).exists()]
     for name in names:
         generator, meta = load_checkpoint(checkpoint_path(out, name), name, judge.device)
         rows.append({"gan": name, "generator_parameters": meta.get("generator_parameters"),
@@ -342,8 +379,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or continue) each GAN asked for, then write the quality report."""
-    if args.checkpoint_minutes < 0 or args.quality_every < 0:
-        raise UserError("--checkpoint-minutes and --quality-every must be >= 0")
+    if not args.gans:
+        raise UserError(f"--gans names no GAN: give one or more of {', '.join(sorted(ALL_GANS))}")
+    check_float("--checkpoint-minutes", args.checkpoint_minutes, minimum=0)
+    check_int("--quality-every", args.quality_every, minimum=0)
+    check_int("--train-size", args.train_size, minimum=0)
     device = resolve_device(args.device)
     args.precision = args.precision or "fp32"
     check_precision(args.precision, device)
@@ -351,8 +391,15 @@ def run(args: argparse.Namespace) -> int:
         args.quality_samples = QUICK_QUALITY_SAMPLES if args.preset == "quick" else QualityConfig.samples_per_class
     if args.quality_samples <= 0:
         raise UserError(f"--quality-samples must be positive, got {args.quality_samples}")
-    configs = {name: family_config(name, args.overrides, args.preset) for name in args.gans}
+    for name in args.gans:
+        get_family(name)  # unknown names and bad --set values fail before the data loads
+    typed_overrides(args.overrides)
     train, test, _ = load_train_test(args.data_dir)
+    shape = data_fields(train)
+    configs = {name: family_config(name, args.overrides, args.preset, shape) for name in args.gans}
+    if not args.no_quality and shape["image_height"] != shape["image_width"]:
+        raise UserError(f"the quality report's judge (Gal's CNN) needs square images, and these are "
+                        f"{shape['image_height']}x{shape['image_width']}: add --no-quality")
     data = training_subset(train, args.train_size, args.seed)
     with RunDir(args.out):  # one trainer per directory
         judge = Judge(train, test, QualityConfig(samples_per_class=args.quality_samples, seed=args.seed), device)

@@ -1,7 +1,7 @@
-"""Shared fixtures: tiny slices of the real MNIST kept beside the project (../shared/data/mnist).
+"""Shared fixtures: tiny slices of the real MNIST and Fashion-MNIST kept beside the project (../shared/data).
 
-Every test that uses the real data files (through `mnist_dir`, directly or via another fixture) is marked
-`real_data` and skips when the files are absent; `python -m pytest -m "not real_data"` runs the rest.
+Every test that uses the real data files (through `mnist_dir` or `fashion_dir`, directly or via another fixture) is
+marked `real_data` and skips when the files are absent; `python -m pytest -m "not real_data"` runs the rest.
 """
 
 import os
@@ -12,7 +12,9 @@ import torch
 
 from acquire.data import ImageSet, load_split
 
-REAL_MNIST = Path(os.environ.get("GAN_ACQUIRE_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REAL_MNIST = Path(os.environ.get("GAN_ACQUIRE_DATA") or SHARED_DATA / "mnist")
+REAL_FASHION = SHARED_DATA / "fashion-mnist"
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +22,13 @@ def mnist_dir() -> Path:
     if not REAL_MNIST.is_dir():
         pytest.skip(f"real MNIST not found at {REAL_MNIST}; set GAN_ACQUIRE_DATA to an MNIST directory")
     return REAL_MNIST
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    if not REAL_FASHION.is_dir():
+        pytest.skip(f"real Fashion-MNIST not found at {REAL_FASHION}")
+    return REAL_FASHION
 
 
 @pytest.fixture(scope="session")
@@ -63,5 +72,5 @@ def gan_images(tiny_train):
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "mnist_dir" in getattr(item, "fixturenames", ()):
+        if {"mnist_dir", "fashion_dir"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_data)

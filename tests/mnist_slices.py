@@ -1,11 +1,13 @@
-"""Writing MNIST-format directories for tests: slices of the real data, optionally with labels or sizes changed."""
+"""Writing data sets for tests from slices of the real data: MNIST-format directories (optionally with labels or sizes
+changed) and folders of image files."""
 
 import gzip
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from acquire.data import MNIST_FILES, load_split
+from acquire.data import MNIST_FILES, ImageSet, load_split
 
 
 def write_idx_gz(path: Path, array: np.ndarray) -> Path:
@@ -32,4 +34,21 @@ def write_mnist_slice(directory: Path, mnist_dir: Path, train: int = 300, test: 
         labels = images.labels_N.numpy()
         write_idx_gz(directory / MNIST_FILES[split][0], pixels)
         write_idx_gz(directory / MNIST_FILES[split][1], labels if relabel is None else relabel(labels))
+    return directory
+
+
+def colour_crops(images: ImageSet, side: int = 48) -> np.ndarray:
+    """Each 1x28x28 image resized to side x side and tinted into 3 channels: uint8 [N,side,side,3]."""
+    grey = np.stack([np.asarray(Image.fromarray(image[0].numpy()).resize((side, side)))
+                     for image in images.images_NCHW])
+    return np.stack([grey, grey // 2, 255 - grey], axis=3)
+
+
+def write_image_folder(directory: Path, pixels: np.ndarray, labels: np.ndarray, class_names: list[str],
+                       suffix: str = ".png") -> Path:
+    """Images uint8 [N,H,W] or [N,H,W,3] as directory/<class name>/<i><suffix>, one folder per class in labels."""
+    for i, (image, label) in enumerate(zip(pixels, labels)):
+        folder = directory / class_names[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i:04d}{suffix}")
     return directory

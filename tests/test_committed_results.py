@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import os
 import sys
@@ -21,22 +20,25 @@ from pathlib import Path
 import pytest
 import torch
 
+from acquire.builtins import BUILTIN_MODELS, BUILTIN_TRAINERS
 from acquire.data import ImageSet, load_split
 from acquire.files import read_csv_rows
 from acquire.loop import (CSV_COLUMNS, DEFAULT_MODEL, DEFAULT_TRAINER, RESUMABLE_CHANGES, ActiveLearningRun, Arm,
                           ExperimentConfig, callable_name, parse_state, same_row)
-from acquire.model import TrainConfig, train_classifier
+from acquire.training import TrainConfig, train_classifier
 from acquire.pool import REAL_SOURCE, CandidatePool, image_set_digest
 from acquire.rundir import check_out_dir, config_changes
 import acquire.seeding
 from acquire.seeding import derive_seed
+import gans.base
 import gans.sources
 from gans.checkpoint import STORED_DTYPES, file_sha256, load_checkpoint, read_sidecar
-from gans.quality import balanced_labels
+from gans.base import balanced_labels
 from gans.registry import get_family
 import runners.dada_lowdata
 import runners.mnist_bald
 import runners.ratio_sweep
+import studies.paper_grid.pools
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -98,12 +100,8 @@ def test_the_globs_find_every_committed_run():
 
 
 def resolve_name(name: str):
-    """The object a 'module:qualname' names (imported here, by the test; the loop itself never imports by name)."""
-    module, _, qualname = name.partition(":")
-    target = importlib.import_module(module)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    return target
+    """The built-in function a stored 'module:qualname' names (acquire.builtins' tables: nothing is imported by name)."""
+    return {**BUILTIN_MODELS, **BUILTIN_TRAINERS}[name]
 
 
 @pytest.mark.parametrize("config_path", [p for p in CONFIGS if CONFIG_KINDS[rel(p)] == "loop"], ids=rel)
@@ -348,7 +346,7 @@ PINNED_SEEDS = {  # derive_seed(*keys) for keys the loop uses (seed 0; "paired" 
     (0, "raw", "bald", 0, 1, "masks"): 2957298285297136478,
     (0, "raw+small_dcgan", "random", 2, 7, "acquire"): 7420239102483776816,
     (0, "raw", 1, 3, "init"): 3062526090727181637,   # "per_source": runs saved before the scheme was recorded
-    (0, "small_dcgan", "pool"): 4993174296659255851,  # gans.sources.generated_source
+    (0, "small_dcgan", "pool"): 4993174296659255851,  # studies.paper_grid.pools.generated_source
 }
 
 
@@ -437,17 +435,18 @@ SMALL_DCGAN_POOL_PREFIX = "fb33824ae49e2aa015e5ee484a5c1c1ce76b7a972d9762301486d
 
 
 def grid_small_dcgan_source(tmp_path, monkeypatch, prefix: int | None) -> ImageSet:
-    """The generated source of results/grid_small_dcgan as gans.sources.generated_source builds it on resume (first
-    `prefix` images only when given), with the committed checkpoint and its pool cache in tmp_path."""
+    """The generated source of results/grid_small_dcgan as studies.paper_grid.pools.generated_source builds it on resume
+    (first `prefix` images only when given), with the committed checkpoint and its pool cache in tmp_path."""
     config = ExperimentConfig.load(RESULTS / "grid_small_dcgan" / "config.json")
     gan_dir = tmp_path / "gans"
     gan_dir.mkdir()
     for suffix in (".pt", ".json"):
         (gan_dir / f"small_dcgan{suffix}").symlink_to(ROOT / config.gan_dir / f"small_dcgan{suffix}")
     if prefix is not None:
-        monkeypatch.setattr(gans.sources, "balanced_labels",
-                            lambda per_class, device="cpu": balanced_labels(per_class, device)[:prefix])
-    return gans.sources.generated_source("small_dcgan", gan_dir, config.generated_per_class, config.seed, "cpu")
+        monkeypatch.setattr(gans.base, "balanced_labels", lambda per_class, num_classes=10, device="cpu":
+                            balanced_labels(per_class, num_classes, device)[:prefix])
+    return studies.paper_grid.pools.generated_source("small_dcgan", gan_dir, config.generated_per_class, config.seed,
+                                                     "cpu")
 
 
 def test_generated_pool_prefix(tmp_path, monkeypatch):

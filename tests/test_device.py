@@ -5,10 +5,7 @@ import pytest
 import torch
 
 from acquire.data import ImageSet
-from acquire.device import canonical
 from acquire.loop import ActiveLearningRun
-from acquire.mc_dropout import draw_head_masks, mc_dropout_probs
-from acquire.model import TrainConfig, new_model, predict, to_float, train_classifier
 from acquire.pool import CandidatePool
 from tests.test_loop import tiny_config
 
@@ -31,42 +28,6 @@ def test_a_run_refuses_pools_on_another_device(images, tmp_path):
     with pytest.raises(ValueError, match="lives on cpu but the run on meta"):
         ActiveLearningRun(tiny_config(), {"raw": CandidatePool({"raw": images})}, images, tmp_path, device="meta")
     assert not tmp_path.joinpath("config.json").exists()
-
-
-def test_scoring_training_and_prediction_stay_on_the_model_device_with_cpu_generators(images):
-    pool = CandidatePool({"raw": images}, device="meta")
-    model = new_model(0, "meta")
-    masks = draw_head_masks(model, 4, torch.Generator().manual_seed(1))
-    assert masks.features_TD.device.type == "meta" and masks.hidden_TH.device.type == "meta"
-    assert mc_dropout_probs(model, pool.images_NCHW, masks).device.type == "meta"
-    train_classifier(model, pool.images_NCHW, pool.labels_N, TrainConfig(epochs=1, batch_size=16),
-                     torch.Generator().manual_seed(2))
-    assert all(p.device.type == "meta" for p in model.parameters())
-    assert predict(model, pool.images_NCHW).device.type == "meta"
-
-
-def test_model_initialisation_never_reseeds_the_cuda_rng(monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("new_model touched the CUDA RNG")
-
-    monkeypatch.setattr(torch.cuda, "manual_seed_all", forbidden)
-    monkeypatch.setattr(torch.cuda, "manual_seed", forbidden)
-    before = torch.random.get_rng_state()
-    first, second = new_model(5, "cpu"), new_model(5, "cpu")
-    assert torch.equal(first.fc1.weight, second.fc1.weight)
-    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's CPU RNG is untouched too
-
-
-def test_to_float_leaves_its_input_alone():
-    floats = torch.full((1, 1, 2, 2), 255.0)
-    assert to_float(floats).max() == 1.0 and floats.max() == 255.0
-
-
-def test_cuda_without_an_index_means_the_current_device(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    assert canonical("cuda") == torch.device("cuda:0")  # as tensors made on 'cuda' report theirs
-    assert canonical("cuda:1") == torch.device("cuda:1")
-    assert canonical(torch.device("cpu")) == torch.device("cpu")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

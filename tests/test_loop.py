@@ -11,7 +11,7 @@ import torch
 
 from acquire import loop as loop_module
 from acquire.loop import TIMING_COLUMNS, ActiveLearningRun, ExperimentConfig, RunDirectoryError
-from acquire.model import TrainConfig
+from acquire.training import TrainConfig
 from acquire.pool import CandidatePool
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from acquire.loop import TIMING_COLUMNS, ActiveLearningRun, ExperimentConfig
-from acquire.model import TrainConfig
+from acquire.training import TrainConfig
 from acquire.rundir import RunDirectoryError
 
 ROOT = Path(__file__).resolve().parents[1]

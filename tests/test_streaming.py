@@ -10,7 +10,8 @@ from acquire import loop as loop_module
 from acquire.functions import REGISTRY, Acquisition, get_acquisition
 from acquire.loop import ActiveLearningRun, ExperimentConfig
 from acquire.mc_dropout import mc_probs, mc_scores
-from acquire.model import TrainConfig, new_model
+from acquire.networks import new_model
+from acquire.training import TrainConfig
 from acquire.pool import CandidatePool
 
 SCORE_FUNCTIONS = sorted(name for name, a in REGISTRY.items() if not a.selects)

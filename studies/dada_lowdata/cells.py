@@ -50,7 +50,7 @@ from acquire.augment import AugmentConfig
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import write_tensors
 from acquire.metrics import accuracy, balanced_accuracy
-from acquire.model import PRECISIONS
+from acquire.precision import PRECISIONS
 from acquire.seeding import make_generator
 from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one
 from studies.dada_lowdata.phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two
@@ -96,7 +96,7 @@ class LowDataConfig:
     generated_per_real: int = 9
     seed: int = 0
     data_dir: str | None = None  # the MNIST directory as given (None: $GAN_ACQUIRE_DATA or the cache)
-    precision: str = "fp32"      # phase I and classifier training under autocast (acquire.model.PRECISIONS)
+    precision: str = "fp32"      # phase I and classifier training under autocast (acquire.precision.PRECISIONS)
 
     def __post_init__(self):
         if self.data_dir is not None:
@@ -141,7 +141,8 @@ class LowDataConfig:
     def to_json(self) -> dict:
         """What config.json records: the sweep's settings, the phase-I architecture and the augmentation ranges."""
         phase_one = dataclasses.asdict(DadaConfig())
-        del phase_one["epochs"]
+        for field in ("epochs", "num_classes", "image_channels", "image_height", "image_width"):  # the budget; MNIST's
+            del phase_one[field]
         return {**dataclasses.asdict(self), "phase_one_network": phase_one,
                 "augment": dataclasses.asdict(AugmentConfig())}
 

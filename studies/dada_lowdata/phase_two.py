@@ -35,10 +35,12 @@ from tqdm.auto import tqdm
 from acquire.errors import UserError
 from acquire.augment import AugmentConfig, random_augment
 from acquire.data import ImageSet
-from acquire.model import autocast, map_in_chunks
+from acquire.inference import map_in_chunks
+from acquire.precision import autocast
 from gans.dada import (INIT_BATCH, OUTPUT_INIT_STD, DadaConfig, DadaDiscriminator, data_dependent_init,
                        weight_normed_layers)
-from gans.registry import ConditionalGenerator, batch_indices, seeded_weights, train_images_to_float
+from gans.base import ConditionalGenerator
+from gans.training import batch_indices, seeded_weights, train_images_to_float
 
 BACKGROUND = -1.0   # the background value of images in the GAN range [-1, 1] (augmentation fills with it)
 LOG_EVERY = 25      # steps between progress-bar loss updates
@@ -117,7 +119,7 @@ def train_phase_two(classifier: DadaDiscriminator, real: ImageSet, augmenter: Co
                     precision: str = "fp32") -> DadaDiscriminator:
     """Train `classifier` in place on real uint8 images (eq. 6) and, when `augmenter` is given, on its samples
     (eq. 7); returns it in eval mode. All randomness (generated set, batches, augmentation, C's input noise) comes
-    from `generator`. Each step (after augmentation) runs under autocast(precision) (acquire.model.PRECISIONS)."""
+    from `generator`. Each step (after augmentation) runs under autocast(precision) (acquire.precision.PRECISIONS)."""
     device = next(classifier.parameters()).device
     real_NCHW, real_labels_N = train_images_to_float(real, device)
     steps_real = batch_indices(len(real_labels_N), config.batch_size, config.steps, generator)

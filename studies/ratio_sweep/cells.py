@@ -30,8 +30,10 @@ from acquire.errors import UserError
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import synchronize
 from studies.ratio_sweep.mixing import MODES, generated_per_class, mix
-from acquire.model import (PRECISIONS, ModelFactory, TrainConfig, autocast, evaluate, make_model, new_model,
-                           train_classifier)
+from acquire.factories import ModelFactory, make_model
+from acquire.networks import new_model
+from acquire.precision import PRECISIONS, autocast
+from acquire.training import TrainConfig, evaluate, train_classifier
 from acquire.seeding import derive_seed, make_generator
 
 BASELINE = "none"  # gan and mode of the all-real r = 0 cells
@@ -49,7 +51,7 @@ run's device; the same seed gives the same images."""
 class RatioSweepConfig:
     """The whole sweep's settings (saved as config.json); gan_dir and data_dir as given on the command line
     (data_dir None: $GAN_ACQUIRE_DATA or the cache); precision: the CNNs train under autocast(precision)
-    (acquire.model.PRECISIONS), the test set is scored in float32; gan_checkpoints: GAN name -> weights sha256."""
+    (acquire.precision.PRECISIONS), the test set is scored in float32; gan_checkpoints: GAN name -> weights sha256."""
 
     gans: list[str]
     sizes: list[int]

@@ -124,7 +124,7 @@ def test_resume_keeps_the_saved_precision_and_a_config_without_one_is_fp32(runne
 
 
 def unsupported_bf16(precision, device):
-    """acquire.model.check_precision as on hardware without bfloat16 matrix products."""
+    """acquire.precision.check_precision as on hardware without bfloat16 matrix products."""
     if precision == "bf16":
         raise UserError(f"precision bf16 is not supported on {device} (no bfloat16 matrix products); use fp32")
 

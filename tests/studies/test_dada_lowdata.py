@@ -8,7 +8,7 @@ import struct
 import pandas as pd
 import pytest
 import torch
-from tests.test_precision import needs_bf16
+from tests.acquire.test_precision import needs_bf16
 
 from acquire.data import load_split
 from studies.dada_lowdata import cells as lowdata

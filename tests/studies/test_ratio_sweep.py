@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tests.test_precision import needs_bf16
+from tests.acquire.test_precision import needs_bf16
 
 from acquire.data import MNIST_FILES, ImageSet, load_split
-from acquire.model import GalCNN, predict
+from acquire.inference import predict
+from acquire.networks import GalCNN
 from studies.ratio_sweep.cells import BASELINE, COLUMNS, CellRunner, RatioSweepConfig
 from acquire.seeding import derive_seed
 from gans.checkpoint import save_checkpoint

@@ -17,7 +17,7 @@ from acquire.errors import UserError
 from acquire.loop import ActiveLearningRun, ExperimentConfig
 from acquire.factories import ModelFactory
 from acquire.training import TrainFn
-from acquire.plotting import plot_curves, protocol_text, read_curves
+from analysis.curves import plot_curves, protocol_text, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
 
 

@@ -1,4 +1,4 @@
-"""Traditional data augmentation for digits: random rotation, translation and zoom (pure torch, no torchvision).
+"""Traditional data augmentation of [N,C,H,W] images: random rotation, translation and zoom (pure torch).
 
 DADA's C_augmented baseline (Zhang et al., sec. 4) uses "rotation, translation and flipping" on CIFAR-10 and
 rotation, zooming and contrast on CBIS-DDSM. For MNIST digits flips change the class (2/5, 6/9 mirrored are
@@ -35,20 +35,23 @@ class AugmentConfig:
 def affine_transform(images_NCHW: torch.Tensor, angle_deg_N: torch.Tensor, shift_px_N2: torch.Tensor,
                      scale_N: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
     """Rotate each image's content by angle_deg_N [N] (counter-clockwise as displayed, about the centre), zoom it by
-    scale_N [N], then shift it by shift_px_N2 [N, 2] = (right, down) pixels. images [N,C,H,W] (H = W), uint8 or float;
-    returns the same shape and dtype (uint8 rounded). Integer shifts with no rotation or zoom move pixels exactly."""
+    scale_N [N], then shift it by shift_px_N2 [N, 2] = (right, down) pixels. images [N,C,H,W] (any H, W), uint8 or
+    float; returns the same shape and dtype (uint8 rounded). Integer shifts with no rotation or zoom move pixels
+    exactly; angles are true angles on screen whatever the aspect ratio."""
     n, _, height, width = images_NCHW.shape
-    if height != width:
-        raise UserError(f"affine_transform needs square images, got {height}x{width}")
     dtype = torch.float32 if images_NCHW.dtype == torch.uint8 else images_NCHW.dtype
     angle = torch.deg2rad(angle_deg_N.to(images_NCHW.device, dtype))
     cos, sin = torch.cos(angle), torch.sin(angle)
     scale = scale_N.to(images_NCHW.device, dtype)
-    shift_N2 = shift_px_N2.to(images_NCHW.device, dtype) * (2.0 / width)  # pixels -> normalised coordinates
-    # affine_grid maps each output position p to the input position A p + b; content map: p -> scale R p + shift,
-    # so A = R^T / scale and b = -A shift. With y pointing down, counter-clockwise on screen is R = [[c, s], [-s, c]].
+    shift_N2 = shift_px_N2.to(images_NCHW.device, dtype)
+    # affine_grid maps each output position p to the input position A p + b; content map (in pixels, about the
+    # centre): p -> scale R p + shift, so A = R^T / scale and b = -A shift. With y pointing down, counter-clockwise
+    # on screen is R = [[c, s], [-s, c]]. Normalised coordinates are pixels divided by half_2 = (W/2, H/2), per axis.
     a_N22 = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1) / scale[:, None, None]
     b_N2 = -(a_N22 @ shift_N2.unsqueeze(2)).squeeze(2)
+    half_2 = torch.tensor([width / 2, height / 2], device=images_NCHW.device, dtype=dtype)
+    a_N22 = a_N22 * half_2[None, None, :] / half_2[None, :, None]  # diag(1/half) A diag(half)
+    b_N2 = b_N2 / half_2
     grid = F.affine_grid(torch.cat([a_N22, b_N2.unsqueeze(2)], 2), [n, 1, height, width], align_corners=False)
     x = images_NCHW.to(dtype) - fill
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill

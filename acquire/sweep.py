@@ -1,6 +1,6 @@
 """Resumable sweeps: a list of independent cells (e.g. method x training-set size x repeat), one CSV row each.
 
-The baselines (the cells of gans.lowdata and acquire.ratio_cells, run by runners.dada_lowdata and
+The baselines (the cells of studies.dada_lowdata.cells and studies.ratio_sweep.cells, run by runners.dada_lowdata and
 runners.ratio_sweep) are tables, not learning curves: every cell trains one classifier from scratch and
 measures it once. `SweepSettings` turns a runner's flags into its config: for a new sweep the defaults, preset
 and flags; for --resume the saved config.json, which supplies every setting (flags given with --resume must
@@ -28,6 +28,7 @@ from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, check_out_dir
 
 RESULTS_CSV = "results.csv"
 KIND = "sweep"
+DATA_DIGESTS = "data_digests"  # config.json's record of the data a sweep used: name -> acquire.pool.image_set_digest
 
 
 def _flag(field: str) -> str:
@@ -70,7 +71,7 @@ class SweepSettings:
             return build({**self.defaults, **self.presets[args.preset or "paper"], **self.given(args)}), None
         path = Path(args.out) / CONFIG_FILE
         saved = {**self.older_defaults, **read_json(path)}
-        unknown = sorted(set(saved) - set(self.defaults) - self.derived)
+        unknown = sorted(set(saved) - set(self.defaults) - self.derived - {DATA_DIGESTS})
         missing = sorted((set(self.defaults) | self.derived) - self.optional - set(saved))
         if unknown or missing:
             found = []
@@ -95,6 +96,7 @@ class SweepSettings:
         """Refuse a --resume whose config (as config.json records it) differs from the saved one outside the
         resumable fields, naming the flags that made the difference."""
         now = json.loads(json.dumps(now))
+        saved = {name: value for name, value in saved.items() if name != DATA_DIGESTS}  # Sweep checks them
         changes = config_changes(saved, now, self.resumable)
         if not changes:
             return
@@ -122,22 +124,32 @@ class Sweep:
     config.json lacking a setting of `older_defaults` (SweepSettings.older_defaults) is taken to hold its default.
     Opening locks the directory and checks it (a fresh sweep needs an empty one, --resume a saved sweep and
     a results.csv with the right header) before it writes anything.
+    data_digests: name -> digest of each data set the cells use (e.g. acquire.pool.image_set_digest of the
+    training and test sets), saved as config.json's "data_digests"; a --resume on other data is refused (a sweep
+    saved before they were recorded gets them recorded).
     """
 
     def __init__(self, out_dir: Path, config: dict, columns: list[str], key_columns: list[str], resume: bool,
-                 resumable: Collection[str] = (), older_defaults: Mapping[str, Any] | None = None):
+                 resumable: Collection[str] = (), older_defaults: Mapping[str, Any] | None = None,
+                 data_digests: Mapping[str, str] | None = None):
         missing = [k for k in key_columns if k not in columns]
         if missing:
             raise UserError(f"key column(s) {missing} are not among the CSV columns")
         self.out_dir, self.columns, self.key_columns = Path(out_dir), list(columns), list(key_columns)
         self.csv_path = self.out_dir / RESULTS_CSV
-        config = json.loads(json.dumps(config))  # the form it takes on disk (tuples -> lists)
+        config = json.loads(json.dumps({**config, **({DATA_DIGESTS: dict(data_digests)} if data_digests else {})}))
         check_out_dir(self.out_dir, resume, KIND)
         self._run_dir = RunDir(self.out_dir)
         try:
             check_out_dir(self.out_dir, resume, KIND)  # again, now that this process owns the directory
             saved = {**(older_defaults or {}), **read_json(self.out_dir / CONFIG_FILE)} if resume else None
-            changes = config_changes(saved, config, set(resumable)) if resume else ""
+            changes = config_changes(saved, config, {*resumable, DATA_DIGESTS}) if resume else ""
+            if resume and DATA_DIGESTS in saved and saved[DATA_DIGESTS] != config.get(DATA_DIGESTS):
+                other = sorted(name for name in {**saved[DATA_DIGESTS], **config.get(DATA_DIGESTS, {})}
+                               if saved[DATA_DIGESTS].get(name) != config.get(DATA_DIGESTS, {}).get(name))
+                raise RunDirectoryError(f"cannot resume {self.out_dir} on other data: {', '.join(other)} differ "
+                                        "from the data it ran on (sha256 in its config.json); give the data "
+                                        "directory it used, or another --out")
             if changes:
                 raise RunDirectoryError(f"cannot resume {self.out_dir} with a different configuration ({changes}); "
                                         f"only {sorted(resumable)} may change: use the saved settings or another --out")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from acquire.diagnostics import acquired_class_counts, plot_class_counts
+from analysis.acquired import acquired_class_counts, plot_class_counts
 from acquire.files import write_csv
 from runners.cli import int_list, run_guarded
 

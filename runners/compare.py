@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from acquire.files import write_csv
-from acquire.plotting import METRIC_LABELS, read_configs, read_curves
-from acquire.stats import PairedDifference, all_pairs, arm_name, paired_difference, parse_arm
+from analysis.curves import METRIC_LABELS, read_configs, read_curves
+from analysis.stats import PairedDifference, all_pairs, arm_name, paired_difference, parse_arm
 from runners.cli import int_list, run_guarded
 
 DESCRIPTION = """\
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def format_table(results: list[PairedDifference]) -> str:
+def format_comparisons(results: list[PairedDifference]) -> str:
     """One line per comparison: arms, size, n, mean difference, std, 95% CI, verdict."""
     head = ["A", "B", "at", "n", "mean diff", "std", "95% CI", "verdict"]
     lines = [[arm_name(r.a), arm_name(r.b), str(r.train_size), str(r.n), f"{r.mean:+.2f}",
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             results += [paired_difference(df, a, b, size, args.metric) for a, b in pairs]
     print(HEADER.format(metric=METRIC_LABELS[args.metric]))
-    print(format_table(results))
+    print(format_comparisons(results))
     for line in notes(results) + skipped:
         print(line)
     if args.out:

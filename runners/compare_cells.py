@@ -10,9 +10,10 @@ import pandas as pd
 
 from acquire.errors import UserError
 from acquire.files import write_csv
-from acquire.stats import PairedDifference, pair_by_repeat
+from analysis.curves import check_values
+from analysis.stats import PairedDifference, pair_by_repeat
 from runners.cli import comma_list, run_guarded
-from runners.compare import COLUMNS, format_table
+from runners.compare import COLUMNS, format_comparisons
 
 DESCRIPTION = """\
 For a results.csv of runners.ratio_sweep or runners.dada_lowdata (one row per cell: an arm, a size, a
@@ -63,6 +64,10 @@ def compare_to_baseline(df: pd.DataFrame, arm_columns: list[str], size_column: s
         for values, rows in at_size[~is_baseline[at_size.index]].groupby(arm_columns, sort=True):
             values = values if isinstance(values, tuple) else (values,)
             arm = rows.set_index("repeat")[metric]
+            if arm.index.duplicated().any():
+                raise UserError(f"{label(arm_columns, values)} has several rows per repeat at {size_column} = "
+                                f"{size} (a row given twice?); remove the duplicates, or name the arm with more "
+                                "columns")
             if set(arm.index) & set(base.index):
                 results.append(pair_by_repeat((label(arm_columns, values),), (baseline_name,), size, arm, base,
                                               shared_draws=True))
@@ -86,10 +91,13 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     if not args.csv.is_file():
         raise UserError(f"{args.csv} is not a file; give a sweep's results.csv")
-    results = compare_to_baseline(pd.read_csv(args.csv), args.arm, args.size, args.against, args.metric)
+    df = pd.read_csv(args.csv)
+    if args.metric in df.columns:
+        check_values(df, args.csv, [args.metric])
+    results = compare_to_baseline(df, args.arm, args.size, args.against, args.metric)
     print(f"{args.metric}: A − B in percentage points, paired by repeat at {args.size}; std ddof = 1; "
           "95% CI: mean ± t(0.975, n − 1) · std / √n")
-    print(format_table(results))
+    print(format_comparisons(results))
     if args.out:
         write_csv(args.out, COLUMNS, [{"metric": args.metric, **r.as_row()} for r in results])
         print(f"wrote {args.out}")

@@ -1,5 +1,5 @@
 """DADA in the extremely low data regime on MNIST (`python -m runners.dada_lowdata --help`); the protocol and the
-methods are described in gans.lowdata."""
+methods are described in studies.dada_lowdata.cells."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pandas as pd
 from acquire.data import load_train_test
 from acquire.device import resolve_device
 from acquire.precision import check_precision
-from acquire.plotting import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
+from analysis.curves import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
+from acquire.pool import image_set_digest
 from acquire.sweep import Sweep, SweepSettings
-from gans.lowdata import COLUMNS, DEFAULT_METHODS, KEY_COLUMNS, METHODS, LowDataConfig, measure_cell
+from studies.dada_lowdata.cells import COLUMNS, DEFAULT_METHODS, KEY_COLUMNS, METHODS, LowDataConfig, measure_cell
 from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, int_list,
                          resume_hint, run_guarded)
 
@@ -101,7 +102,7 @@ def config_from_args(args: argparse.Namespace) -> LowDataConfig:
     return config
 
 
-def format_table(df: pd.DataFrame, metric: str) -> str:
+def format_method_table(df: pd.DataFrame, metric: str) -> str:
     """mean ± std (percent, over repeats) of `metric`: one row per method, one column per n."""
     summary = summarise_sweep(df, x="n", line="method", metric=metric)
     summary["cell"] = [format_mean_std(*cell) for cell in zip(summary["mean"], summary["std"], summary["n_repeats"])]
@@ -126,8 +127,9 @@ def run(args: argparse.Namespace) -> int:
     config.check_fits(train.labels_N)
     test = test.to(device)
     cells = config.cells()
+    digests = {"train": image_set_digest(train), "test": image_set_digest(test)}
     with Sweep(args.out, config.to_json(), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable,
-               SETTINGS.older_defaults) as sweep:
+               SETTINGS.older_defaults, digests) as sweep:
         print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
               file=sys.stderr)
         csv_path = sweep.run(cells, lambda cell: measure_cell(cell, config, train, test, args.out, device),
@@ -136,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
     plot_path = plot_sweep(df, args.out / "accuracy.png", x="n", line="method", metric="accuracy", log_x=True,
                            xlabel="real training images per class (n)",
                            title=f"{dataset}, low data: DADA vs. baselines (full test set)")
-    print(format_table(df, "accuracy"))
-    print(format_table(df, "balanced_accuracy"))
+    print(format_method_table(df, "accuracy"))
+    print(format_method_table(df, "balanced_accuracy"))
     print(f"wrote {csv_path} and {plot_path}")
     return 0
 

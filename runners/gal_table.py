@@ -12,7 +12,7 @@ import pandas as pd
 
 from acquire.errors import UserError
 from acquire.files import write_csv
-from acquire.plotting import read_curves
+from analysis.curves import read_configs, read_curves
 from runners.cli import float_list, run_guarded
 
 DESCRIPTION = """\
@@ -30,6 +30,7 @@ train_size, and acquired = train_size − the run's initial images.
 GAL_TABLE_1 = {"bald": (145, 335), "variation_ratios": (120, 295), "max_entropy": (165, 355),
                "mean_std": (230, 695), "random": (255, 835)}
 GAL_ERRORS = (10.0, 5.0)
+GAL_INITIAL = 20
 COLUMNS = ["run", "sources", "acquisition", "error_pct", "repeats", "reached", "train_size_per_repeat",
            "mean_train_size", "mean_acquired", "mean_curve_train_size", "gal_2017"]
 
@@ -52,9 +53,11 @@ def mean_curve_size(arm: pd.DataFrame, error_pct: float, metric: str) -> str:
     return size_text(*images_to_error(arm.groupby("train_size", as_index=False)[metric].mean(), error_pct, metric))
 
 
-def table(df: pd.DataFrame, errors: list[float], metric: str, initial: int) -> list[dict]:
+def table(df: pd.DataFrame, errors: list[float], metric: str, initials: dict[str, int]) -> list[dict]:
+    """One row per (run, arm, error); `initials` maps each run to its initial images."""
     rows = []
     for (run, sources, acquisition), arm in df.groupby(["run", "sources", "acquisition"], sort=True):
+        initial = initials[run]
         for error in errors:
             sizes = [images_to_error(curve, error, metric) for _, curve in arm.groupby("repeat", sort=True)]
             mean = sum(size for size, _ in sizes) / len(sizes)
@@ -79,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="test errors in percent (default: 10,5, Gal et al.'s two columns)")
     p.add_argument("--metric", choices=("accuracy", "balanced_accuracy"), default="accuracy",
                    help="error = 1 − this column (default: accuracy, as Gal et al.)")
-    p.add_argument("--initial", type=int, default=20, help="initial images of the run (default: 20, Gal et al.'s)")
+    p.add_argument("--initial", type=int, default=None,
+                   help="initial images of every run (default: each run's config.json \"initial\"; "
+                        f"{GAL_INITIAL}, Gal et al.'s, for a run without one, with a note)")
     p.add_argument("--out", type=Path, help="also write the table as CSV here")
     args = p.parse_args(argv)
     return run_guarded(lambda: run(args), "nothing was written")
@@ -89,7 +94,22 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(path) for path in args.csv if not path.is_file()]
     if missing:
         raise UserError(f"no such CSV: {', '.join(missing)}")
-    rows = table(read_curves(args.csv, args.metric), args.errors, args.metric, args.initial)
+    if args.initial is not None and args.initial < 0:
+        raise UserError(f"--initial must be >= 0, got {args.initial}")
+    df = read_curves(args.csv, args.metric)
+    configs = read_configs(args.csv)
+    initials = {}
+    for run_name in sorted(df["run"].unique()):
+        recorded = configs.get(run_name, {}).get("initial")
+        if recorded is not None and (type(recorded) is not int or recorded < 0):
+            raise UserError(f"run {run_name}: config.json's \"initial\" is {recorded!r}, not a count of images; "
+                            "fix it or give --initial")
+        if args.initial is None and recorded is None:
+            print(f"note: run {run_name} records no initial size (no config.json with \"initial\" beside its CSV); "
+                  f"acquired counts {GAL_INITIAL} initial images, as Gal et al.; give --initial otherwise")
+        initials[run_name] = args.initial if args.initial is not None else (
+            GAL_INITIAL if recorded is None else recorded)
+    rows = table(df, args.errors, args.metric, initials)
     shown = pd.DataFrame(rows)[["run", "acquisition", "error_pct", "train_size_per_repeat", "mean_train_size",
                                 "mean_acquired", "mean_curve_train_size", "gal_2017"]]
     print(shown.to_string(index=False))

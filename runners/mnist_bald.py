@@ -17,7 +17,7 @@ from acquire.loop import ActiveLearningRun, ExperimentConfig, callable_name
 from acquire.mc_dropout import MASKINGS
 from acquire.networks import new_gal_code_glorot_model, new_gal_code_model, new_glorot_model, new_model
 from acquire.training import TrainConfig
-from acquire.plotting import final_table, format_table, read_curves
+from analysis.curves import final_table, format_table, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.validate import check_positive_int
 from acquire.rundir import CONFIG_FILE

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from acquire.errors import UserError
 from acquire.files import write_csv
-from acquire.plotting import (BANDS, METRIC_LABELS, dataset_name, final_table, format_table, plot_curves, protocol_text,
+from analysis.curves import (BANDS, METRIC_LABELS, dataset_name, final_table, format_table, plot_curves, protocol_text,
                               read_configs, read_curves, table_at)
 from runners.cli import int_list
 
@@ -16,8 +16,10 @@ DESCRIPTION = """\
 Plot the active loop's learning curves, as in Figure 2 of Nielsen & Okoniewski: the metric
 (in percent) against the training-set size, one line per (data source, acquisition function)
 with the mean over repeats and a shaded band (--band: +/- 1 population std, or the 95%
-t-interval of the mean), its meaning and the number of repeats written in the legend. Colour
-follows the source set and line style the acquisition function, the same in every figure.
+t-interval of the mean), its meaning and the number of repeats written in the legend (outside
+the axes). Colour follows the source set (the acquisition function when there is one source
+set) and line style the acquisition function. Writes curves_plot.png beside the first CSV
+unless --out says otherwise; a run's own curves.png is overwritten only with --force.
 The left panel shows every round; a right panel zooms on the last --last-rounds sizes when
 there are more rounds than that. The CSVs are concatenated, so arms run separately can share
 a figure (a marker per run). The title names the data set (--dataset, else config.json's
@@ -38,6 +40,8 @@ example:
 PERCENT_COLUMNS = ["mean", "std", "ci95"]
 TABLE_COLUMNS = ["run", "sources", "acquisition", "train_size", *PERCENT_COLUMNS, "n_repeats"]
 GENERATED_COLUMNS = ["generated_min", "generated_max"]
+DEFAULT_OUT = "curves_plot.png"
+RUN_FIGURE = "curves.png"  # what the active loop writes beside its CSV
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("csv", nargs="+", help="CSV(s) written by the active loop (one row per arm and round)")
-    parser.add_argument("--out", required=True, help="output image; the format follows the suffix (.png, .pdf, .svg)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output image; the format follows the suffix (.png, .pdf, .svg) (default: "
+                             f"{DEFAULT_OUT} beside the first CSV). The curves.png a run wrote beside its CSV is "
+                             "not overwritten unless --force is given")
+    parser.add_argument("--force", action="store_true", help="overwrite a run's own curves.png given as --out")
     parser.add_argument("--metric", choices=sorted(METRIC_LABELS), default="balanced_accuracy",
                         help="column to plot (default: %(default)s)")
     parser.add_argument("--last-rounds", type=int, default=20,
@@ -89,9 +97,18 @@ def _protocol(configs: dict[str, dict], runs: list[str], max_train_size: int | N
     return "\n".join(lines) or None
 
 
+def output_path(csvs: list[str], out: Path | None, force: bool) -> Path:
+    """--out, else DEFAULT_OUT beside the first CSV; a run's own curves.png only with --force."""
+    out = out or Path(csvs[0]).parent / DEFAULT_OUT
+    if not force and out.name == RUN_FIGURE and out.resolve().parent in {Path(c).resolve().parent for c in csvs}:
+        raise UserError(f"--out {out} is the figure the run wrote; give another --out, or --force to overwrite it")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        args.out = output_path(args.csv, args.out, args.force)
         df = read_curves(args.csv, metric=args.metric)
         if args.max_train_size is not None:
             df = df[df["train_size"] <= args.max_train_size]

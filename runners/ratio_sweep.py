@@ -11,10 +11,11 @@ import pandas as pd
 
 from acquire.data import load_train_test
 from acquire.device import resolve_device
-from acquire.mixing import MODES
+from studies.ratio_sweep.mixing import MODES
 from acquire.precision import check_precision
-from acquire.plotting import format_mean_std, plot_sweep, summarise_sweep
-from acquire.ratio_cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline
+from analysis.curves import format_mean_std, plot_sweep, summarise_sweep
+from studies.ratio_sweep.cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline
+from acquire.pool import image_set_digest
 from acquire.sweep import Sweep, SweepSettings
 from gans.registry import get_family
 from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests
@@ -136,7 +137,7 @@ def config_from_args(args: argparse.Namespace) -> RatioSweepConfig:
     return config
 
 
-def format_table(df: pd.DataFrame, metric: str) -> str:
+def format_ratio_table(df: pd.DataFrame, metric: str) -> str:
     """mean ± std (percent, population std over repeats) per (size, gan) row and ratio column."""
     summary = summarise_sweep(df, x="ratio", line="gan", metric=metric, facet="size")
     text = [format_mean_std(*cell) for cell in zip(summary["mean"], summary["std"], summary["n_repeats"])]
@@ -159,7 +160,8 @@ def report(csv_path: Path, out_dir: Path, modes: list[str], dataset: str) -> lis
                                   facet="size", xlabel=f"{xlabel}; r = 0: all real, shared by every line",
                                   title=f"{title} ({dataset}, Gal CNN)"))
         for metric in ("accuracy", "balanced_accuracy"):
-            print(f"\n{mode}: {metric.replace('_', ' ')} (%), mean ± std over repeats\n{format_table(rows, metric)}")
+            heading = f"{mode}: {metric.replace('_', ' ')} (%), mean ± std over repeats"
+            print(f"\n{heading}\n{format_ratio_table(rows, metric)}")
     return figures
 
 
@@ -175,8 +177,9 @@ def run(args: argparse.Namespace) -> int:
     train, test, dataset = load_train_test(config.data_dir)
     config.check_fits(train.labels_N)
     cells = config.cells()
+    digests = {"train": image_set_digest(train), "test": image_set_digest(test)}
     with Sweep(args.out, asdict(config), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable,
-               SETTINGS.older_defaults) as sweep:
+               SETTINGS.older_defaults, digests) as sweep:
         print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
               file=sys.stderr)
         measure = CellRunner(config, train, test, device, lambda gan, per_class, seed: generated_source(

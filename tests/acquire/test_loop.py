@@ -161,7 +161,7 @@ def test_legacy_gan_fields_load_as_the_sources_provenance(tiny_train, tiny_test,
 
 
 def test_class_counts_of_acquisitions_add_up(tiny_train, tiny_test, tmp_path):
-    from acquire.diagnostics import acquired_class_counts
+    from analysis.acquired import acquired_class_counts
     run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=2, repeats=1)).run(progress=False)
     table = acquired_class_counts(tmp_path, [5, 10, 99])
     assert sorted(table["train_size"].unique()) == [5, 10]  # 99 was never reached
@@ -169,7 +169,7 @@ def test_class_counts_of_acquisitions_add_up(tiny_train, tiny_test, tmp_path):
 
 
 def test_the_class_figure_draws_a_line_per_class_for_each_kind_of_arm(tiny_train, tiny_test, tmp_path):
-    from acquire.diagnostics import cumulative_class_counts, plot_class_counts
+    from analysis.acquired import cumulative_class_counts, plot_class_counts
     run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=2, repeats=2)).run(progress=False)
     table = cumulative_class_counts(tmp_path)
     assert sorted(table["train_size"].unique()) == list(range(1, 11)) and len(table) == 2 * 2 * 10

@@ -11,7 +11,7 @@ import pytest
 import torch
 from tests.gans.test_gan_resume import CASES
 from tests.acquire.test_precision import needs_bf16
-from tests.test_sweep_refusals import snapshot, unsupported_bf16
+from tests.acquire.test_sweep_refusals import snapshot, unsupported_bf16
 
 from acquire.data import ImageSet
 from acquire.networks import new_model

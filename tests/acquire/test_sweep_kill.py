@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests import test_ratio_sweep
+from tests.studies import test_ratio_sweep
 
 from acquire.files import read_csv_rows
 from runners import dada_lowdata, ratio_sweep
@@ -25,7 +25,7 @@ from runners import dada_lowdata, ratio_sweep
 # test_ratio_sweep's fixtures: 1,000 real training and 200 test images as an MNIST directory; an untrained GAN
 mnist_slice, gan_dir = test_ratio_sweep.mnist_slice, test_ratio_sweep.gan_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KILLS = 3
 TIMING_COLUMNS = {"train_seconds", "seconds"}
 

@@ -18,7 +18,7 @@ from scipy import stats
 
 from acquire.errors import UserError
 
-Arm = tuple[str, ...]  # (sources, acquisition) in the active loop; any labels naming a table's arm elsewhere
+ArmKey = tuple[str, ...]  # (sources, acquisition) in the active loop; any labels naming a table's arm elsewhere
 
 
 def t_halfwidth(std, n, confidence: float = 0.95):
@@ -29,7 +29,7 @@ def t_halfwidth(std, n, confidence: float = 0.95):
         return quantile * np.asarray(std, dtype=float) / np.sqrt(n)
 
 
-def parse_arm(spec: str) -> Arm:
+def parse_arm(spec: str) -> ArmKey:
     """'raw+pggan/bald' -> ('raw+pggan', 'bald')."""
     sources, _, acquisition = spec.rpartition("/")
     if not sources or not acquisition:
@@ -37,7 +37,7 @@ def parse_arm(spec: str) -> Arm:
     return sources, acquisition
 
 
-def arm_name(arm: Arm) -> str:
+def arm_name(arm: ArmKey) -> str:
     """('raw+pggan', 'bald') -> 'raw+pggan/bald'; empty parts are left out."""
     return "/".join(part for part in arm if part)
 
@@ -55,8 +55,8 @@ class PairedDifference:
     `shared_draws` says whether paired repeats shared their draws (None: not recorded).
     """
 
-    a: Arm
-    b: Arm
+    a: ArmKey
+    b: ArmKey
     train_size: int
     repeats: tuple[int, ...]
     diffs: tuple[float, ...]
@@ -103,7 +103,7 @@ class PairedDifference:
                 "confidence": self.confidence, "shared_draws": self.shared_draws, "verdict": self.verdict()}
 
 
-def _arm_rows(df: pd.DataFrame, arm: Arm, metric: str) -> pd.DataFrame:
+def _arm_rows(df: pd.DataFrame, arm: ArmKey, metric: str) -> pd.DataFrame:
     rows = df[(df["sources"] == arm[0]) & (df["acquisition"] == arm[1])].dropna(subset=[metric])
     if rows.empty:
         known = sorted(set(zip(df["sources"], df["acquisition"])))
@@ -116,7 +116,7 @@ def _arm_rows(df: pd.DataFrame, arm: Arm, metric: str) -> pd.DataFrame:
     return rows
 
 
-def _at_size(rows: pd.DataFrame, arm: Arm, other: pd.DataFrame, train_size: int) -> pd.DataFrame:
+def _at_size(rows: pd.DataFrame, arm: ArmKey, other: pd.DataFrame, train_size: int) -> pd.DataFrame:
     """The arm's rows at `train_size`, indexed by repeat."""
     here = rows[rows["train_size"] == train_size]
     if here.empty:
@@ -131,7 +131,7 @@ def _at_size(rows: pd.DataFrame, arm: Arm, other: pd.DataFrame, train_size: int)
     return here.set_index("repeat")
 
 
-def _shared_draws(a_rows: pd.DataFrame, b_rows: pd.DataFrame, a: Arm, b: Arm) -> bool | None:
+def _shared_draws(a_rows: pd.DataFrame, b_rows: pd.DataFrame, a: ArmKey, b: ArmKey) -> bool | None:
     """Whether paired repeats shared their draws: the same seed, and the same source set or 'paired' seeding
     (a `seeding` column) in both runs. None when the rows do not say."""
     if "seed" not in a_rows.columns:
@@ -146,7 +146,7 @@ def _shared_draws(a_rows: pd.DataFrame, b_rows: pd.DataFrame, a: Arm, b: Arm) ->
     return None if schemes.isna().any() else bool((schemes == "paired").all())
 
 
-def paired_difference(df: pd.DataFrame, a: Arm, b: Arm, train_size: int, metric: str = "balanced_accuracy",
+def paired_difference(df: pd.DataFrame, a: ArmKey, b: ArmKey, train_size: int, metric: str = "balanced_accuracy",
                       confidence: float = 0.95) -> PairedDifference:
     """A − B of `metric` (percentage points) over the repeats both arms have at `train_size`.
 
@@ -166,7 +166,7 @@ def paired_difference(df: pd.DataFrame, a: Arm, b: Arm, train_size: int, metric:
     return pair_by_repeat(a, b, train_size, a_rows[metric], b_rows[metric], confidence, shared)
 
 
-def pair_by_repeat(a: Arm, b: Arm, train_size: int, a_by_repeat: pd.Series, b_by_repeat: pd.Series,
+def pair_by_repeat(a: ArmKey, b: ArmKey, train_size: int, a_by_repeat: pd.Series, b_by_repeat: pd.Series,
                    confidence: float = 0.95, shared_draws: bool | None = None) -> PairedDifference:
     """A − B (percentage points) of two arms' metric values (fractions) indexed by repeat, over the repeats both
     have (at least one; the others are listed as unpaired)."""
@@ -178,7 +178,7 @@ def pair_by_repeat(a: Arm, b: Arm, train_size: int, a_by_repeat: pd.Series, b_by
 
 
 def all_pairs(df: pd.DataFrame, train_size: int, metric: str = "balanced_accuracy",
-              confidence: float = 0.95) -> tuple[list[PairedDifference], list[Arm]]:
+              confidence: float = 0.95) -> tuple[list[PairedDifference], list[ArmKey]]:
     """Every pair of arms that reached `train_size`, A the one with the higher mean there (ties: by name),
     and the arms that did not reach it. Raises ValueError when fewer than two arms reached it."""
     values = df.dropna(subset=[metric])

@@ -18,18 +18,25 @@ def acquired_labels(run_dir: Path) -> dict[tuple[str, str, int], list[int]]:
         state = read_json(path)
         try:
             arm = state["arm"]
-            arms[arm["sources"], arm["acquisition"], arm["repeat"]] = [y for r in state["rounds"] for y in r["label"]]
+            labels = [y for r in state["rounds"] for y in r["label"]]
         except (KeyError, TypeError) as error:
-            raise UserError(f"{path} is not an arm state of runners.mnist_bald (missing {error})") from None
+            raise UserError(f"{path} is not an arm state of an active-learning run (missing {error})") from None
+        bad = [y for y in labels if type(y) is not int or y < 0]
+        if bad:
+            raise UserError(f"{path}: label {bad[0]!r} is not a class index (an integer >= 0); the state is damaged: "
+                            "restore it or rerun the arm")
+        arms[arm["sources"], arm["acquisition"], arm["repeat"]] = labels
     if not arms:
-        raise UserError(f"{run_dir} has no per-arm state (state/*.json) to read; give the --out of a "
-                         "runners.mnist_bald run")
+        raise UserError(f"{run_dir} has no per-arm state (state/*.json) to read; give the output directory of an "
+                        "active-learning run")
     return arms
 
 
 def acquired_class_counts(run_dir: Path, sizes: list[int]) -> pd.DataFrame:
     """Per arm and training-set size in `sizes`: how many acquired images of each class (columns '0'..'K-1',
     K = 1 + the largest label any arm acquired); sizes an arm has not reached are left out."""
+    if sizes and min(sizes) < 1:
+        raise UserError(f"training-set sizes must be positive, got {sizes}; give e.g. 50,100,200")
     arms = acquired_labels(run_dir)
     num_classes = 1 + max((max(labels) for labels in arms.values() if labels), default=0)
     rows = []

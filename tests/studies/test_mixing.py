@@ -1,10 +1,10 @@
-"""acquire.mixing: replacing real images by generated ones, or adding them, class by class."""
+"""studies.ratio_sweep.mixing: replacing real images by generated ones, or adding them, class by class."""
 
 import pytest
 import torch
 
 from acquire.data import ImageSet
-from acquire.mixing import generated_per_class, mix, spread, take_per_class
+from studies.ratio_sweep.mixing import generated_per_class, mix, spread, take_per_class
 
 ORDER = torch.arange(10)
 

@@ -28,16 +28,16 @@ from matplotlib.ticker import NullFormatter
 
 from acquire.errors import UserError
 from acquire.files import write_atomic
-from acquire.stats import t_halfwidth
+from analysis.stats import t_halfwidth
 
 KEY_COLUMNS = ["sources", "acquisition", "repeat", "train_size"]
 ARM = ["run", "sources", "acquisition"]  # run: the CSV's directory, so separate runs never merge
 METRIC_LABELS = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy"}
 BANDS = {"std": "± 1 std over repeats (ddof = 0)", "ci95": "95% t-interval of the mean (none from 1 repeat)"}
 
-# The same source set is the same colour, the same acquisition function the same line style, in every figure.
-SOURCE_COLOURS = {"raw": "C0", "raw+small_dcgan": "C1", "raw+dada": "C2", "raw+pggan": "C3", "raw+large_dcgan": "C4"}
-SPARE_COLOURS = ["C5", "C6", "C7", "C8", "C9", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
+# The same acquisition function is the same line style in every figure; colours follow the source sets present.
+COLOURS = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "#393b79", "#637939", "#8c6d31", "#843c39",
+           "#7b4173"]
 ACQUISITION_STYLES = {"bald": "-", "random": "--", "max_entropy": ":", "variation_ratios": "-."}
 SPARE_STYLES = [(0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2, 2, 2)), (0, (3, 3)), (0, (5, 2, 1, 2, 1, 2))]
 RUN_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -69,11 +69,43 @@ def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balance
         missing = [c for c in required if c not in frame.columns]
         if missing:
             raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+        check_values(frame, path, ["repeat", "train_size", metric])
         frames.append(frame.assign(run=path.resolve().parent.name))
+    _check_distinct_runs(paths)
     df = pd.concat(frames, ignore_index=True)
     if df.empty:
         raise UserError(f"no rows in {', '.join(str(p) for p in paths)}")
+    twice = df[df.duplicated(["run", *KEY_COLUMNS], keep=False)]
+    if len(twice):
+        row = twice.iloc[0]
+        raise UserError(f"run {row['run']} has {len(twice)} rows for {row['sources']}/{row['acquisition']} repeat "
+                        f"{row['repeat']} at train_size {row['train_size']}: one row per repeat is counted once; "
+                        "remove the duplicate rows")
     return df
+
+
+def check_values(frame: pd.DataFrame, path: Path, columns: list[str]) -> None:
+    """Refuse a non-numeric or infinite value in `columns` (missing values stay missing), naming the file."""
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column][(values.isna() & frame[column].notna()) | np.isinf(values)]
+        if len(bad):
+            raise UserError(f"{path}: column {column} holds {str(bad.iloc[0])!r} (row {bad.index[0] + 2}); "
+                            "only finite numbers can be summarised: fix or remove that row")
+        frame[column] = values
+
+
+def _check_distinct_runs(paths: list[Path]) -> None:
+    """Refuse a CSV given twice, and two CSVs whose folders share a name (the run's name in every table)."""
+    folders: dict[str, Path] = {}
+    for path in paths:
+        folder = Path(path).resolve().parent
+        if folder.name in folders:
+            same = "the same CSV was given twice" if Path(path).resolve() == folders[folder.name] else (
+                f"{folders[folder.name].parent} and {folder} share the folder name {folder.name!r}, "
+                "which names the run; rename one")
+            raise UserError(f"{path}: {same}; each run is counted once")
+        folders[folder.name] = Path(path).resolve()
 
 
 def read_configs(csv_paths: PathLike | Iterable[PathLike]) -> dict[str, dict]:
@@ -221,9 +253,10 @@ def _stable_map(names: Iterable[str], fixed: dict, spare: list) -> dict:
     return chosen
 
 
-def source_colours(sources: Iterable[str]) -> dict[str, str]:
-    """A colour per source set, the same in every figure (unregistered names: by hash, distinct in a figure)."""
-    return _stable_map(sources, SOURCE_COLOURS, SPARE_COLOURS)
+def distinct_colours(names: Iterable[str]) -> dict[str, str]:
+    """A colour per name present, in sorted order ("raw" first), distinct up to len(COLOURS) names."""
+    ordered = sorted(set(names), key=lambda name: (name != "raw", name))
+    return {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(ordered)}
 
 
 def acquisition_styles(acquisitions: Iterable[str]) -> dict[str, object]:
@@ -236,6 +269,12 @@ def _count_text(counts: pd.Series) -> str:
     return f"{low}" if low == high else f"{low}–{high}"
 
 
+def repeats_text(counts: pd.Series) -> str:
+    """'1 repeat', '3 repeats' or '2–3 repeats'."""
+    text = _count_text(counts)
+    return f"{text} repeat{'' if text == '1' else 's'}"
+
+
 def band_text(band: str, n_repeats: pd.Series) -> str:
     """What the shaded band is and over how many repeats, for a legend title."""
     if band not in BANDS:
@@ -243,7 +282,7 @@ def band_text(band: str, n_repeats: pd.Series) -> str:
     if n_repeats.max() == 1:
         return "one repeat per point: no band"
     n = _count_text(n_repeats)
-    return f"shaded: {BANDS[band]}\nn = {n} repeats" + (" (per line in brackets)" if "–" in n else "")
+    return f"shaded: {BANDS[band]}\nn = {repeats_text(n_repeats)}" + (" (per line in brackets)" if "–" in n else "")
 
 
 def _band(part: pd.DataFrame, band: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -257,7 +296,7 @@ def _band(part: pd.DataFrame, band: str) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def _arm_label(run: str, sources: str, acquisition: str, n_repeats: pd.Series, show_run: bool) -> str:
-    return f"{acquisition} · {sources}{f' [{run}]' if show_run else ''} ({_count_text(n_repeats)} repeats)"
+    return f"{acquisition} · {sources}{f' [{run}]' if show_run else ''} ({repeats_text(n_repeats)})"
 
 
 def _draw_arm(ax: Axes, part: pd.DataFrame, band: str, **style) -> None:
@@ -296,12 +335,13 @@ def build_figure(
     fig = Figure(figsize=(13, 5) if zoom else (9, 5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = list(np.atleast_1d(fig.subplots(1, 2 if zoom else 1)))
-    colours = source_colours(summary["sources"])
+    by_acquisition = summary["sources"].nunique() == 1  # one source set: colour tells the functions apart
+    colours = distinct_colours(summary["acquisition" if by_acquisition else "sources"])
     styles = acquisition_styles(summary["acquisition"])
     runs = sorted(summary["run"].unique())
     show_run = len(runs) > 1
     for (run, sources, acquisition), arm in summary.groupby(ARM, sort=True):
-        style = {"color": colours[sources], "linestyle": styles[acquisition],
+        style = {"color": colours[acquisition if by_acquisition else sources], "linestyle": styles[acquisition],
                  "marker": RUN_MARKERS[runs.index(run) % len(RUN_MARKERS)] if show_run else None,
                  "label": _arm_label(run, sources, acquisition, arm["n_repeats"], show_run)}
         _draw_arm(axes[0], arm, band, **style)
@@ -317,7 +357,8 @@ def build_figure(
         _fit_zoom(axes[1], summary[summary["train_size"] >= sizes[-last_rounds]], band)
         axes[0].set_title("all rounds")
         axes[1].set_title(f"last {last_rounds} rounds")
-    axes[0].legend(loc="lower right", fontsize="small", title=legend_title, title_fontsize="small")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize="small",
+               title=legend_title, title_fontsize="small")  # outside the axes: never over a curve
     lines = [": ".join(p for p in (dataset, title) if p)] + (protocol or "").splitlines()
     heading = [wrapped for line in lines if line for wrapped in textwrap.wrap(line, int(11 * fig.get_figwidth()))]
     if heading:
@@ -362,6 +403,10 @@ def summarise_sweep(df: pd.DataFrame, x: str, line: str, metric: str = "accuracy
     missing = [c for c in keys + [metric] if c not in df.columns]
     if missing:
         raise UserError(f"missing column(s) {', '.join(missing)}")
+    twice = df[df.duplicated(keep=False)]
+    if len(twice):
+        raise UserError(f"{len(twice)} identical rows (first: {dict(twice.iloc[0])}): a cell counted twice would "
+                        "shrink the spread; remove the duplicate rows")
     values = df.dropna(subset=[metric])
     if values.empty:
         raise UserError(f"no non-missing {metric} values to summarise")
@@ -386,7 +431,7 @@ def build_sweep_figure(df: pd.DataFrame, x: str, line: str, metric: str = "accur
             xs = curve[x].to_numpy()
             mean, bottom, top = _band(curve, band)
             ax.plot(xs, mean, "o-", color=colours[name], linewidth=1.6, markersize=4,
-                    label=f"{name} ({_count_text(curve['n_repeats'])} repeats)")
+                    label=f"{name} ({repeats_text(curve['n_repeats'])})")
             ax.fill_between(xs, bottom, top, color=colours[name], alpha=0.2, linewidth=0)
         if log_x:
             ax.set_xscale("log")
@@ -395,9 +440,11 @@ def build_sweep_figure(df: pd.DataFrame, x: str, line: str, metric: str = "accur
         ax.set_xlabel(xlabel or x)
         ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (%)")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small", title=legend_title, title_fontsize="small")
         if facet:
             ax.set_title(f"{facet} = {panel}")
+    handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize="small", title=legend_title,
+               title_fontsize="small")  # outside the axes: never over a curve
     if title:
         fig.suptitle(title)
     return fig

@@ -10,8 +10,9 @@ import pytest
 from matplotlib.colors import to_hex
 from scipy import stats
 
-from acquire.plotting import (build_figure, build_sweep_figure, dataset_name, final_table, format_mean_std,
-                              plot_curves, plot_sweep, protocol_text, read_curves, source_colours, summarise, table_at)
+from analysis.curves import (build_figure, build_sweep_figure, dataset_name, distinct_colours, final_table,
+                              format_mean_std, plot_curves, plot_sweep, protocol_text, read_curves, summarise,
+                              summarise_sweep, table_at)
 from runners import plot as plot_runner
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -180,18 +181,31 @@ def _lines(fig, panel=0):
     return {line.get_label().split(" (")[0]: line for line in fig.axes[panel].get_lines()}
 
 
-def test_colour_follows_the_source_set_and_style_the_acquisition_in_every_figure(tmp_path):
+def test_colour_follows_the_source_set_and_style_the_acquisition(tmp_path):
     _write_csv(tmp_path / "four.csv", arms=FOUR_ARMS)
     lines = _lines(build_figure(read_curves(tmp_path / "four.csv")))
     assert to_hex(lines["random · raw"].get_color()) == to_hex(lines["bald · raw"].get_color())
     assert to_hex(lines["bald · raw"].get_color()) != to_hex(lines["bald · raw+pggan"].get_color())
     assert lines["random · raw"].get_linestyle() == lines["random · raw+pggan"].get_linestyle() == "--"
     assert lines["bald · raw"].get_linestyle() == lines["bald · raw+pggan"].get_linestyle() == "-"
-    _write_csv(tmp_path / "pggan_only.csv", arms=[("raw+pggan", "bald")])
-    alone = _lines(build_figure(read_curves(tmp_path / "pggan_only.csv")))
-    assert to_hex(alone["bald · raw+pggan"].get_color()) == to_hex(lines["bald · raw+pggan"].get_color())
-    unknown = source_colours(["raw+mygan", "raw+othergan", "raw"])
-    assert len(set(unknown.values())) == 3 and source_colours(["raw+mygan"]) == {"raw+mygan": unknown["raw+mygan"]}
+    assert distinct_colours(["raw+mygan", "raw+othergan", "raw"]) == {"raw": "C0", "raw+mygan": "C1",
+                                                                       "raw+othergan": "C2"}
+
+
+def test_with_one_source_set_the_acquisition_functions_get_distinct_colours(tmp_path):
+    _write_csv(tmp_path / "raw.csv", arms=[("raw", "bald"), ("raw", "random")])
+    lines = _lines(build_figure(read_curves(tmp_path / "raw.csv")))
+    assert to_hex(lines["bald · raw"].get_color()) != to_hex(lines["random · raw"].get_color())
+
+
+@pytest.mark.parametrize("rounds", [5, 40])
+def test_the_legend_lies_outside_every_axes(tmp_path, rounds):
+    _write_csv(tmp_path / "four.csv", arms=FOUR_ARMS, rounds=rounds)
+    fig = build_figure(read_curves(tmp_path / "four.csv"))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert not any(legend.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)
 
 
 def test_zoom_panel_only_when_it_shows_fewer_rounds_than_the_left(csv_path):
@@ -202,10 +216,10 @@ def test_zoom_panel_only_when_it_shows_fewer_rounds_than_the_left(csv_path):
 
 def test_band_meaning_and_repeats_are_written_on_the_figure(csv_path):
     df = read_curves(csv_path)
-    title = build_figure(df, last_rounds=10).axes[0].get_legend().get_title().get_text()
+    title = build_figure(df, last_rounds=10).legends[0].get_title().get_text()
     assert "± 1 std over repeats (ddof = 0)" in title and "n = 2 repeats" in title
     fig = build_figure(df, last_rounds=ROUNDS, band="ci95")
-    assert "95% t-interval of the mean" in fig.axes[0].get_legend().get_title().get_text()
+    assert "95% t-interval of the mean" in fig.legends[0].get_title().get_text()
     last = 20 + 10 * ROUNDS
     arm = summarise(df).query("sources == 'raw' and train_size == @last").iloc[0]
     vertices = fig.axes[0].collections[0].get_paths()[0].vertices  # raw/random's band: the first arm drawn
@@ -213,10 +227,12 @@ def test_band_meaning_and_repeats_are_written_on_the_figure(csv_path):
     expected = np.clip(100 * (arm["mean"] + np.array([-1, 1]) * arm["ci95"]), 0, 100)
     assert (edges.min(), edges.max()) == pytest.approx(tuple(expected))
     uneven = df[~((df.repeat == 1) & (df.acquisition == "bald"))]
-    legend = build_figure(uneven, last_rounds=ROUNDS).axes[0].get_legend()
+    legend = build_figure(uneven, last_rounds=ROUNDS).legends[0]
     assert "n = 1–2 repeats (per line in brackets)" in legend.get_title().get_text()
-    single = build_figure(df[df.repeat == 0], last_rounds=ROUNDS).axes[0].get_legend().get_title().get_text()
+    single = build_figure(df[df.repeat == 0], last_rounds=ROUNDS).legends[0].get_title().get_text()
     assert single == "one repeat per point: no band"
+    labels = build_figure(df[df.repeat == 0], last_rounds=ROUNDS).axes[0].get_legend_handles_labels()[1]
+    assert all(label.endswith("(1 repeat)") for label in labels)
     with pytest.raises(ValueError, match="band must be one of"):
         build_figure(df, band="sem")
 
@@ -259,5 +275,49 @@ def test_runner_reports_a_damaged_config_json(csv_path, tmp_path, capsys):
 def test_sweep_legend_says_what_the_band_is(tmp_path):
     df = pd.DataFrame({"n": [10, 10, 20, 20], "method": "a", "repeat": [0, 1, 0, 1], "accuracy": [.5, .6, .7, .8]})
     fig = build_sweep_figure(df, x="n", line="method", band="ci95")
-    assert "95% t-interval" in fig.axes[0].get_legend().get_title().get_text()
+    assert "95% t-interval" in fig.legends[0].get_title().get_text()
     assert plot_sweep(df, tmp_path / "sweep.png", x="n", line="method").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_csv_given_twice_or_two_runs_of_one_folder_name_or_a_duplicated_row_are_refused(tmp_path, csv_path):
+    with pytest.raises(ValueError, match="the same CSV was given twice"):
+        read_curves([csv_path, csv_path])
+    (tmp_path / "a" / csv_path.parent.name).mkdir(parents=True)
+    other = tmp_path / "a" / csv_path.parent.name / "other.csv"
+    other.write_text(csv_path.read_text())
+    with pytest.raises(ValueError, match="share the folder name"):
+        read_curves([csv_path, other])
+    lines = csv_path.read_text().splitlines(keepends=True)
+    csv_path.write_text("".join(lines + lines[1:2]))
+    with pytest.raises(ValueError, match="2 rows for .* remove the duplicate rows"):
+        read_curves(csv_path)
+    assert plot_runner.main([str(csv_path), "--out", str(tmp_path / "c.png")]) == 2
+    assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "abc"])
+def test_an_infinite_or_non_numeric_metric_is_refused_naming_the_file(csv_path, value):
+    df = pd.read_csv(csv_path)
+    df["balanced_accuracy"] = df["balanced_accuracy"].astype(object)
+    df.loc[3, "balanced_accuracy"] = value
+    df.to_csv(csv_path, index=False)
+    with pytest.raises(ValueError, match=f"{csv_path}: column balanced_accuracy holds '{value}' \\(row 5\\)"):
+        read_curves(csv_path)
+
+
+def test_plot_writes_beside_the_csv_by_default_and_keeps_the_runs_own_figure(csv_path, capsys):
+    figure = csv_path.parent / "curves.png"
+    figure.write_bytes(b"the run's figure")
+    assert plot_runner.main([str(csv_path)]) == 0
+    assert (csv_path.parent / "curves_plot.png").stat().st_size > 0
+    assert plot_runner.main([str(csv_path), "--out", str(figure)]) == 2
+    assert "is the figure the run wrote" in capsys.readouterr().err and figure.read_bytes() == b"the run's figure"
+    assert plot_runner.main([str(csv_path), "--out", str(figure), "--force"]) == 0
+    assert figure.read_bytes() != b"the run's figure"
+
+
+def test_a_sweep_row_given_twice_is_refused_not_counted_as_a_repeat():
+    df = pd.DataFrame({"n": [10, 10], "method": "a", "repeat": [0, 1], "accuracy": [.5, .6]})
+    assert summarise_sweep(df, x="n", line="method")["n_repeats"].tolist() == [2]
+    with pytest.raises(ValueError, match="2 identical rows"):
+        summarise_sweep(pd.concat([df, df.iloc[[1]]]), x="n", line="method")

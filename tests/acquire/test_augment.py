@@ -71,9 +71,19 @@ def test_config_rejects_bad_ranges(field, value):
         AugmentConfig(**{field: value})
 
 
-def test_non_square_images_are_refused():
-    with pytest.raises(ValueError, match="square"):
-        affine_transform(torch.zeros(1, 1, 28, 20), torch.zeros(1), torch.zeros(1, 2), torch.ones(1))
+def test_non_square_colour_images_shift_and_turn_exactly():
+    wide = torch.randint(0, 256, (2, 3, 12, 20), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    none, ones = torch.zeros(2), torch.ones(2)
+    assert torch.equal(affine_transform(wide, none, torch.zeros(2, 2), ones), wide)
+    shifted = affine_transform(wide, none, torch.tensor([[3.0, -2.0]]).expand(2, 2), ones)
+    assert torch.equal(shifted[:, :, :-2, 3:], wide[:, :, 2:, :-3])
+    assert torch.equal(affine_transform(wide, torch.full((2,), 180.0), torch.zeros(2, 2), ones),
+                       torch.rot90(wide, 2, dims=(2, 3)))
+    centred = torch.zeros_like(wide)
+    centred[:, :, :, 4:16] = wide[:, :, :, 4:16]  # a 12x12 block about the centre turns within the image
+    turned = affine_transform(centred, torch.full((2,), 90.0), torch.zeros(2, 2), ones)
+    assert torch.equal(turned[:, :, :, 4:16], torch.rot90(centred[:, :, :, 4:16], 1, dims=(2, 3)))
+    assert turned[:, :, :, :4].eq(0).all() and turned[:, :, :, 16:].eq(0).all()
 
 
 def test_random_augment_draws_on_the_generator_device_and_returns_on_the_images_device():

@@ -106,3 +106,20 @@ def test_sweep_cells_against_a_baseline_cell_paired_by_repeat(tmp_path, capsys):
     assert table.loc["mode=add gan=pggan ratio=1.0", "verdict"].startswith("no difference shown")
     assert compare_cells.main([str(csv), "--arm", "mode", "--size", "size", "--against", "mode=nothing"]) == 2
     assert "no row matches --against mode=nothing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda df: pd.concat([df, df.iloc[[3]]]), "has several rows per repeat at size = 500 (a row given twice?)"),
+    (lambda df: df.assign(accuracy=df["accuracy"].where(df.index != 4, float("inf"))), "holds 'inf' (row 6)"),
+    (lambda df: df.assign(accuracy=df["accuracy"].astype(object).where(df.index != 4, "abc")), "holds 'abc'"),
+])
+def test_sweep_cells_refuse_a_duplicated_row_and_a_value_that_is_not_a_finite_number(tmp_path, capsys, change,
+                                                                                      message):
+    from runners import compare_cells
+    cells = [{"size": 500, "mode": mode, "repeat": r, "accuracy": 0.9 + r / 100}
+             for mode in ("none", "replace") for r in range(3)]
+    csv = tmp_path / "results.csv"
+    change(pd.DataFrame(cells)).to_csv(csv, index=False)
+    assert compare_cells.main([str(csv), "--arm", "mode", "--size", "size", "--against", "mode=none"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err

@@ -1,5 +1,5 @@
-"""`python -m runners.dada_lowdata` and gans.lowdata on a tiny slice of real MNIST: rows, plot, phase-I cache,
-resume, errors."""
+"""`python -m runners.dada_lowdata` and studies.dada_lowdata.cells on a tiny slice of real MNIST: rows, plot,
+phase-I cache, resume, errors."""
 
 import gzip
 import json
@@ -11,7 +11,7 @@ import torch
 from tests.acquire.test_precision import needs_bf16
 
 from acquire.data import load_split
-from gans import lowdata
+from studies.dada_lowdata import cells as lowdata
 from runners import dada_lowdata
 
 ALL_METHODS = ",".join(lowdata.METHODS)

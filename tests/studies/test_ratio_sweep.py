@@ -1,5 +1,5 @@
-"""`python -m runners.ratio_sweep` and acquire.ratio_cells: the cells, the paired real subsets, refusals, and a tiny
-real run with resume."""
+"""`python -m runners.ratio_sweep` and studies.ratio_sweep.cells: the cells, the paired real subsets, refusals, and
+a tiny real run with resume."""
 
 import json
 import subprocess
@@ -13,7 +13,8 @@ from tests.acquire.test_precision import needs_bf16
 
 from acquire.data import MNIST_FILES, ImageSet, load_split
 from acquire.inference import predict
-from acquire.ratio_cells import BASELINE, COLUMNS, CellRunner, RatioSweepConfig
+from acquire.networks import GalCNN
+from studies.ratio_sweep.cells import BASELINE, COLUMNS, CellRunner, RatioSweepConfig
 from acquire.seeding import derive_seed
 from gans.checkpoint import save_checkpoint
 from gans.registry import get_family
@@ -224,3 +225,18 @@ def test_a_cell_builds_its_training_set_and_trains_on_the_run_device(tiny_train,
     model, epochs, _ = runner.fit(cell, images)
     assert {p.device.type for p in model.parameters()} == {"meta"} and epochs == 2
     assert predict(model, runner.test.images_NCHW).device.type == "meta"
+
+
+def test_a_cell_trains_the_network_of_the_model_factory_it_is_given(tiny_train, tiny_test):
+    built = []
+
+    def small(seed, device):
+        built.append(seed)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10)).to(device)
+
+    cell = {"size": 100, "mode": "none", "gan": "none", "ratio": 0.0, "repeat": 0}
+    runner = CellRunner(config(train_images=100), tiny_train, tiny_test, "cpu", no_pools, model_factory=small)
+    row = runner(cell)
+    assert built == [derive_seed(0, 100, 0, "init")] and 0 <= row["accuracy"] <= 1
+    default = CellRunner(config(train_images=100), tiny_train, tiny_test, "cpu", no_pools)
+    assert isinstance(default.fit(cell, default.training_set(cell)[0])[0], GalCNN)

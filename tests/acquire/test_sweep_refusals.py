@@ -1,11 +1,12 @@
 """Both sweep runners refuse bad input with one line on stderr, exit code 2 and nothing on disk changed."""
 
 import json
+import shutil
 from dataclasses import asdict
 
 import pytest
 from acquire.errors import UserError
-from tests import test_ratio_sweep
+from tests.studies import test_ratio_sweep
 
 from runners import dada_lowdata, ratio_sweep
 
@@ -116,8 +117,10 @@ def test_resume_keeps_the_saved_precision_and_a_config_without_one_is_fp32(runne
     err = refuses(main, ["--resume", "--out", str(out), "--precision", "bf16"], tmp_path, capsys)
     assert "(precision: saved 'fp32', now 'bf16'): drop --precision" in err
     assert main(["--resume", "--out", str(out), "--data-dir", str(mnist_slice), "--no-progress"]) == 0
-    # resumed in fp32; the new --data-dir rewrote config.json, which now records the precision
-    assert json.loads((out / "config.json").read_text()) == {**older, "data_dir": str(mnist_slice), "precision": "fp32"}
+    # resumed in fp32; the new --data-dir rewrote config.json, which now records the precision and the data's digests
+    saved = json.loads((out / "config.json").read_text())
+    assert set(saved.pop("data_digests")) == {"train", "test"}
+    assert saved == {**older, "data_dir": str(mnist_slice), "precision": "fp32"}
 
 
 def unsupported_bf16(precision, device):
@@ -175,3 +178,17 @@ def test_resume_without_the_gan_weights_says_where_they_are_needed(tmp_path, gan
     out = saved_sweep(tmp_path / "out", {**config, "gan_dir": str(tmp_path / "elsewhere")}, "")
     err = refuses(ratio_sweep.main, ["--resume", "--out", str(out)], tmp_path, capsys)
     assert "was run with the weights of small_dcgan recorded in its config.json" in err and "--gan-dir" in err
+
+
+def test_resume_on_data_with_one_training_label_changed_is_refused(runner, tmp_path, mnist_slice, capsys):
+    main, _, config, csv_text = runner
+    out = saved_sweep(tmp_path / "sweep", config, csv_text)
+    assert main(["--resume", "--out", str(out), "--data-dir", str(mnist_slice), "--no-progress"]) == 0
+    capsys.readouterr()
+    changed = shutil.copytree(mnist_slice, tmp_path / "changed")
+    labels = next(changed.glob("train-labels*"))
+    data = bytearray(labels.read_bytes())
+    data[8] = (data[8] + 1) % 10  # the first training label (after the IDX header)
+    labels.write_bytes(bytes(data))
+    err = refuses(main, ["--resume", "--out", str(out), "--data-dir", str(changed)], tmp_path / "sweep", capsys)
+    assert "on other data: train differ" in err

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from acquire.stats import all_pairs, paired_difference, parse_arm, t_halfwidth
+from analysis.stats import all_pairs, paired_difference, parse_arm, t_halfwidth
 
 PGGAN_BALD, RAW_RANDOM, RAW_BALD = ("raw+pggan", "bald"), ("raw", "random"), ("raw", "bald")
 

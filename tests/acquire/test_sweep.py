@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from acquire.errors import UserError
-from acquire.plotting import plot_sweep, summarise_sweep
+from analysis.curves import plot_sweep, summarise_sweep
 from acquire.rundir import RunDirectoryError
 from acquire.sweep import Sweep, SweepSettings
 
@@ -216,3 +216,16 @@ def test_resume_refuses_a_damaged_config(tmp_path, changes, message):
     (out / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
     with pytest.raises(RunDirectoryError, match=re.escape(message)):
         SETTINGS.resolve(args(out, resume=True), build)
+
+
+def test_resume_on_other_data_is_refused_and_an_older_sweep_gets_its_data_recorded(tmp_path):
+    digests = {"train": "aa", "test": "bb"}
+    with Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=False, data_digests=digests) as sweep:
+        sweep.run(CELLS[:2], fake_measure([]), progress=False)
+    assert json.loads((tmp_path / "config.json").read_text()) == {"x": 1, "data_digests": digests}
+    with pytest.raises(RunDirectoryError, match="on other data: train differ"):
+        Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=True, data_digests={**digests, "train": "ab"})
+    Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=True, data_digests=digests).close()
+    (tmp_path / "config.json").write_text(json.dumps({"x": 1}))  # saved before digests were recorded
+    Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=True, data_digests=digests).close()
+    assert json.loads((tmp_path / "config.json").read_text())["data_digests"] == digests

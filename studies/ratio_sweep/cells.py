@@ -3,8 +3,8 @@
 Liu's naive GAN augmentation (section 3.4 of "Data augmentation with GAN") on MNIST. A cell (size, mode, gan,
 ratio, repeat) trains a fresh Gal et al. CNN on `size` class-balanced real training images of which a fraction r
 is replaced by generated images of the same classes, or to which r*size class-balanced generated images are
-added (acquire.mixing), and scores it on the test set. r = 0 is one all-real cell per (size, repeat), logged with
-gan and mode BASELINE.
+added (studies.ratio_sweep.mixing), and scores it on the test set. r = 0 is one all-real cell per (size, repeat),
+logged with gan and mode BASELINE.
 
 Paired design: a repeat's real images and the CNN's initial weights depend only on (seed, size, repeat), so every
 GAN, mode and ratio of a repeat starts from the same real images (replace keeps a subset of them, the smaller r
@@ -29,8 +29,9 @@ import torch
 from acquire.errors import UserError
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import synchronize
-from acquire.mixing import MODES, generated_per_class, mix
-from acquire.networks import GalCNN, new_model
+from studies.ratio_sweep.mixing import MODES, generated_per_class, mix
+from acquire.factories import ModelFactory, make_model
+from acquire.networks import new_model
 from acquire.precision import PRECISIONS, autocast
 from acquire.training import TrainConfig, evaluate, train_classifier
 from acquire.seeding import derive_seed, make_generator
@@ -119,10 +120,14 @@ class CellRunner:
 
     The training split, the generated pools (from `pools`) and the test set live on `device`; which images a cell
     takes is drawn on the CPU from labels kept there, so every device trains on the same images.
+    model_factory: (seed, device) -> nn.Module, float images [N,C,H,W] in [0, 1] -> logits [N,K], as the loop's
+    (default: Gal et al.'s CNN, acquire.model.new_model).
     """
 
-    def __init__(self, config: RatioSweepConfig, train: ImageSet, test: ImageSet, device, pools: PoolSource):
+    def __init__(self, config: RatioSweepConfig, train: ImageSet, test: ImageSet, device, pools: PoolSource,
+                 model_factory: ModelFactory = new_model):
         self.config, self.device, self.sample_pool = config, torch.device(device), pools
+        self.model_factory = model_factory
         self.train_labels_N = train.labels_N.cpu()
         self.train, self.test = train.to(self.device), test.to(self.device)
         self.pools: dict[tuple[str, int], ImageSet] = {}
@@ -148,15 +153,16 @@ class CellRunner:
         return mix(real, self.pool(cell["gan"], repeat), cell["mode"], cell["ratio"], class_order_K,
                    make_generator(seed, *(cell[k] for k in KEY_COLUMNS), "generated"))
 
-    def fit(self, cell: dict, images: ImageSet) -> tuple[GalCNN, int, float]:
-        """A fresh CNN trained on the cell's images (on the device, under autocast(config.precision)); with its epochs
-        and training seconds.
+    def fit(self, cell: dict, images: ImageSet) -> tuple[torch.nn.Module, int, float]:
+        """A fresh network from model_factory trained on the cell's images (on the device, under
+        autocast(config.precision)); with its epochs and training seconds.
 
         Shuffles and dropout masks come from a generator on CUDA when the run is there (drawn where they are
         used), else on the CPU."""
         config = self.config
         epochs = max(1, round(config.train_images / len(images)))
-        model = new_model(derive_seed(config.seed, cell["size"], cell["repeat"], "init"), self.device)
+        seed = derive_seed(config.seed, cell["size"], cell["repeat"], "init")
+        model = make_model(self.model_factory, seed, self.device)
         generator = make_generator(config.seed, *(cell[k] for k in KEY_COLUMNS), "train",
                                    device=self.device if self.device.type == "cuda" else "cpu")
         synchronize(self.device)

@@ -38,3 +38,22 @@ def test_runs_with_the_same_arms_stay_apart(tmp_path):
     table = pd.read_csv(out, dtype={"train_size_per_repeat": str}).set_index("run")
     assert table.loc["shared", "train_size_per_repeat"] == "30"
     assert table.loc["per_image", "train_size_per_repeat"] == "20"
+
+
+def test_acquired_counts_the_initial_images_the_run_recorded(tmp_path, capsys):
+    rows = [{"sources": "raw", "acquisition": "bald", "repeat": 0, "train_size": size, "accuracy": value}
+            for size, value in ((10, 0.5), (20, 0.95))]
+    csv, out = tmp_path / "rounds.csv", tmp_path / "table.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    assert gal_table.main([str(csv), "--errors", "10", "--out", str(out)]) == 0
+    assert "records no initial size" in capsys.readouterr().out
+    assert float(pd.read_csv(out)["mean_acquired"].iloc[0]) == 0  # Gal's 20 when nothing is recorded
+    (tmp_path / "config.json").write_text('{"initial": 0}')
+    assert gal_table.main([str(csv), "--errors", "10", "--out", str(out)]) == 0
+    assert float(pd.read_csv(out)["mean_acquired"].iloc[0]) == 20  # an empty start: every image was acquired
+    assert gal_table.main([str(csv), "--errors", "10", "--out", str(out), "--initial", "5"]) == 0
+    assert float(pd.read_csv(out)["mean_acquired"].iloc[0]) == 15
+    assert gal_table.main([str(csv), "--initial=-5"]) == 2
+    (tmp_path / "config.json").write_text('{"initial": "twenty"}')
+    assert gal_table.main([str(csv)]) == 2
+    assert "config.json's \"initial\" is 'twenty'" in capsys.readouterr().err

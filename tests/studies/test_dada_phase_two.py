@@ -8,7 +8,7 @@ from torch import nn
 
 from acquire.augment import AugmentConfig
 from gans.dada import DadaConfig, train_phase_one
-from gans.dada_phase_two import (PhaseTwoConfig, class_loss, folded_logits, generate_set, new_classifier,
+from studies.dada_lowdata.phase_two import (PhaseTwoConfig, class_loss, folded_logits, generate_set, new_classifier,
                                  phase_two_loss, predict, train_phase_two)
 
 e = math.e

@@ -5,7 +5,7 @@ repeat), the training options below, accuracy on the full real test set. One swe
 one row of OUT/results.csv; the figure OUT/accuracy.png is accuracy against n, one line per method (their Fig. 2).
 
 Methods (all train the same network, `gans.dada.DadaDiscriminator`, with the phase-II loss and decision rule of
-`gans.dada_phase_two`, for the same number of steps):
+`studies.dada_lowdata.phase_two`, for the same number of steps):
   C                      a fresh classifier on the real images alone (L_data only)
   C_augmented            the same, each real batch randomly rotated, shifted and zoomed (acquire.augment)
   DADA                   phase I (gans.dada) on the real images, then phase II: the phase-I classifier trained
@@ -53,7 +53,7 @@ from acquire.metrics import accuracy, balanced_accuracy
 from acquire.precision import PRECISIONS
 from acquire.seeding import make_generator
 from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one
-from gans.dada_phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two
+from studies.dada_lowdata.phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two
 
 
 @dataclass(frozen=True)
@@ -84,18 +84,7 @@ KEY_COLUMNS = ["method", "n", "repeat"]
 
 @dataclass
 class LowDataConfig:
-    """The whole sweep. Defaults (the paper preset) take ~21 min of one CPU core.
-
-    Measured as CPU time of one thread (OMP_NUM_THREADS=1; wall-clock time was up to twice that while other jobs
-    shared the 2 cores): a phase-I iteration (one C step on 32 real + 32 generated images, two G steps) takes
-    0.097 s whatever n, plus 1.6 s of set-up; a phase-II step 0.018 s on 32 real images (augmented or not) and
-    0.028 s on 32 real + 32 generated; scoring the 10,000 test images 1.1 s. So both budgets are counts, not
-    epochs (with 50-500 images an epoch is 2-16 iterations). Phase I: after 100 iterations on 100 images
-    the samples are blobs, after 300 recognisable digits. Phase II: the same steps for every method and n
-    (400 steps of 32 = 256 passes over 50 images, 26 over 500). Per (n, repeat) with the default 5 methods:
-    phase I 300 x 0.097 + 1.6 = 31 s, phase II 2 x 7 s + 3 x 11 s = 48 s, scoring 6 s; a timing run of one
-    n=10 pair took 106 s of CPU in all (3:14 wall under load), so 4 sizes x 3 repeats take ~21 min of CPU.
-    """
+    """The whole sweep: subset sizes, repeats, methods and the step budgets (counts, not epochs)."""
 
     sizes: list[int] = dataclasses.field(default_factory=lambda: [5, 10, 20, 50])
     repeats: int = 3

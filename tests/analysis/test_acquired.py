@@ -1,0 +1,42 @@
+"""analysis.acquired and `python -m runners.class_balance`: what each arm acquired, by class, from its state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from analysis.acquired import acquired_class_counts
+from runners import class_balance
+
+
+def _state(run_dir, labels, repeat=0):
+    (run_dir / "state").mkdir(parents=True, exist_ok=True)
+    state = {"arm": {"sources": "raw", "acquisition": "bald", "repeat": repeat}, "rounds": [{"label": labels}]}
+    (run_dir / "state" / f"raw_bald_{repeat}.json").write_text(json.dumps(state))
+
+
+def test_counts_per_class_at_each_size_reached(tmp_path):
+    _state(tmp_path, [0, 1, 1, 2])
+    table = acquired_class_counts(tmp_path, [2, 4, 9])
+    assert table[["train_size", "0", "1", "2"]].values.tolist() == [[2, 1, 1, 0], [4, 1, 2, 1]]
+
+
+@pytest.mark.parametrize("sizes", ["--sizes=-10", "--sizes=0,20", "--sizes=-10,30"])
+def test_sizes_below_one_are_refused(tmp_path, capsys, sizes):
+    _state(tmp_path, [0, 1])
+    assert class_balance.main([str(tmp_path), sizes]) == 2
+    assert "training-set sizes must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("label", ["3", 1.5, -1, None])
+def test_a_label_that_is_not_a_class_index_is_refused_naming_the_file(tmp_path, capsys, label):
+    _state(tmp_path, [0, label])
+    assert class_balance.main([str(tmp_path), "--sizes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "raw_bald_0.json: label" in err and "is not a class index" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_directory_without_state_names_what_to_give(tmp_path, capsys):
+    assert class_balance.main([str(tmp_path)]) == 2
+    assert "give the output directory of an active-learning run" in capsys.readouterr().err

@@ -16,7 +16,7 @@ import pandas as pd
 from acquire.data import resolve_data_dir
 from acquire.files import write_json
 from acquire.loop import TIMING_COLUMNS
-from runners.cli import comma_list
+from runners.cli import comma_list, numbers_may_be_negative
 
 DESCRIPTION = """\
 Runs the same small grid of runners.mnist_bald arms (the paper's per-round work: whole pool scored at T=20,
@@ -48,8 +48,8 @@ def rows(out: Path) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m runners.bench_ray", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = numbers_may_be_negative(argparse.ArgumentParser(prog="python -m runners.bench_ray", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter))
     p.add_argument("--acquisitions", type=comma_list, default=["random", "bald"],
                    help="acquisition functions of the grid (default: random,bald)")
     p.add_argument("--repeats", type=int, default=2, help="repeats: arms = acquisitions x repeats (default: 2)")

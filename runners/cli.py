@@ -8,6 +8,7 @@ before torch and its data load: a SIGTERM or Ctrl-C that early exits 130 at once
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import signal
 import sys
@@ -84,7 +85,14 @@ def _typed_list(kind: type, name: str) -> Callable[[str], list]:
 
 
 int_list = _typed_list(int, "integers")
-float_list = _typed_list(float, "numbers")
+
+
+def float_list(text: str) -> list[float]:
+    """'0.5,1e-3' -> [0.5, 0.001] (an argparse type); NaN, inf and an empty list are errors."""
+    values = _typed_list(float, "numbers")(text)
+    if not all(math.isfinite(value) for value in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {text!r}")
+    return values
 
 # An argument starting with '-' and a digit (or '-.' and a digit), or '-inf', is a value: '-1e-3', '-10,30', '-.5'.
 # argparse before Python 3.13 reads only '-10' and '-1.5' so, and takes the rest for unknown flags.

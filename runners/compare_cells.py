@@ -12,7 +12,7 @@ from acquire.errors import UserError
 from acquire.files import write_csv
 from analysis.curves import check_values
 from analysis.stats import PairedDifference, pair_by_repeat
-from runners.cli import comma_list, run_guarded
+from runners.cli import comma_list, numbers_may_be_negative, run_guarded
 from runners.compare import COLUMNS, format_comparisons
 
 DESCRIPTION = """\
@@ -75,8 +75,8 @@ def compare_to_baseline(df: pd.DataFrame, arm_columns: list[str], size_column: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m runners.compare_cells", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = numbers_may_be_negative(argparse.ArgumentParser(prog="python -m runners.compare_cells", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter))
     p.add_argument("csv", type=Path, help="results.csv of runners.ratio_sweep or runners.dada_lowdata")
     p.add_argument("--arm", type=comma_list, required=True, help="columns naming an arm, e.g. mode,gan,ratio")
     p.add_argument("--size", required=True, help="column of the size compared at (size, or n)")

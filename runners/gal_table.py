@@ -13,7 +13,7 @@ import pandas as pd
 from acquire.errors import UserError
 from acquire.files import write_csv
 from analysis.curves import read_configs, read_curves
-from runners.cli import float_list, run_guarded
+from runners.cli import float_list, numbers_may_be_negative, run_guarded
 
 DESCRIPTION = """\
 For every arm of runners.mnist_bald run(s) and every test error in --errors: the smallest training-set size
@@ -75,8 +75,8 @@ def table(df: pd.DataFrame, errors: list[float], metric: str, initials: dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m runners.gal_table", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = numbers_may_be_negative(argparse.ArgumentParser(prog="python -m runners.gal_table", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter))
     p.add_argument("csv", type=Path, nargs="+", help="rounds.csv of runners.mnist_bald run(s)")
     p.add_argument("--errors", type=float_list, default=list(GAL_ERRORS),
                    help="test errors in percent (default: 10,5, Gal et al.'s two columns)")
@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(path) for path in args.csv if not path.is_file()]
     if missing:
         raise UserError(f"no such CSV: {', '.join(missing)}")
+    outside = [error for error in args.errors if not 0 < error < 100]
+    if outside:
+        raise UserError(f"--errors are test errors in percent, each between 0 and 100; got {outside}")
     if args.initial is not None and args.initial < 0:
         raise UserError(f"--initial must be >= 0, got {args.initial}")
     df = read_curves(args.csv, args.metric)

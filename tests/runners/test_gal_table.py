@@ -57,3 +57,19 @@ def test_acquired_counts_the_initial_images_the_run_recorded(tmp_path, capsys):
     (tmp_path / "config.json").write_text('{"initial": "twenty"}')
     assert gal_table.main([str(csv)]) == 2
     assert "config.json's \"initial\" is 'twenty'" in capsys.readouterr().err
+
+
+def test_errors_that_are_not_percentages_are_refused_before_anything_is_written(tmp_path, capsys):
+    csv, out = tmp_path / "rounds.csv", tmp_path / "table.csv"
+    pd.DataFrame([{"sources": "raw", "acquisition": "bald", "repeat": 0, "train_size": 20, "accuracy": 0.9,
+                   "balanced_accuracy": 0.9}]).to_csv(csv, index=False)
+    for errors in ("-10,5", "0", "100", "250"):
+        assert gal_table.main([str(csv), "--errors", errors, "--out", str(out)]) == 2
+        assert "between 0 and 100" in capsys.readouterr().err
+    for errors in ("nan", "inf,5", "1e400"):
+        try:
+            gal_table.main([str(csv), "--errors", errors, "--out", str(out)])
+        except SystemExit as stop:
+            assert stop.code == 2
+        assert "finite numbers" in capsys.readouterr().err
+    assert not out.exists()

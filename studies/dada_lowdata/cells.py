@@ -51,6 +51,7 @@ from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import write_tensors
 from acquire.metrics import accuracy, balanced_accuracy
 from acquire.precision import PRECISIONS
+from acquire.validate import check_choice
 from acquire.seeding import make_generator
 from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one
 from studies.dada_lowdata.phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two
@@ -112,8 +113,7 @@ class LowDataConfig:
             bad = [value for value in values if not isinstance(value, int) or value <= 0]
             if bad:
                 raise UserError(f"{name} must be positive integers, got {bad[0]!r}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_choice("precision", self.precision, PRECISIONS)
         self.phase_two()  # validates the phase-II settings
 
     def cells(self) -> list[dict]:

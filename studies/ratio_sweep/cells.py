@@ -33,6 +33,7 @@ from studies.ratio_sweep.mixing import MODES, generated_per_class, mix
 from acquire.factories import ModelFactory, make_model
 from acquire.networks import new_model
 from acquire.precision import PRECISIONS, autocast
+from acquire.validate import check_choice, check_float, check_positive_int
 from acquire.training import TrainConfig, evaluate, train_classifier
 from acquire.seeding import derive_seed, make_generator
 
@@ -82,12 +83,9 @@ class RatioSweepConfig:
         if bad_modes:
             raise UserError(f"--modes must be among {', '.join(MODES)}, got {bad_modes}")
         for name in ("repeats", "train_images", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            check_positive_int(f"--{name.replace('_', '-')}", getattr(self, name))
+        check_float("--lr", self.lr, above=0)
+        check_choice("--precision", self.precision, PRECISIONS)
 
     def cells(self) -> list[dict]:
         """Every cell's key, repeat-major (a killed sweep has whole repeats); r = 0 once per (size, repeat)."""

@@ -13,12 +13,15 @@ from functools import partial
 from acquire.networks import new_gal_code_glorot_model, new_gal_code_model, new_glorot_model, new_model
 from acquire.training import train_classifier
 
-BUILTIN_MODELS: dict[str, Callable] = {
-    "acquire.model:new_model": new_model,
-    "acquire.model:new_gal_code_model": new_gal_code_model,
-    "acquire.model:new_glorot_model": new_glorot_model,
-    "acquire.model:new_gal_code_glorot_model": new_gal_code_glorot_model,
+MODELS: dict[str, tuple[str, Callable]] = {
+    # --model name: (the name config.json stores, factory (seed, device, num_classes, image_shape) -> nn.Module).
+    # A new built-in model is one entry here.
+    "gal": ("acquire.model:new_model", new_model),
+    "gal_code": ("acquire.model:new_gal_code_model", new_gal_code_model),
+    "gal_glorot": ("acquire.model:new_glorot_model", new_glorot_model),
+    "gal_code_glorot": ("acquire.model:new_gal_code_glorot_model", new_gal_code_glorot_model),
 }
+BUILTIN_MODELS: dict[str, Callable] = dict(MODELS.values())
 BUILTIN_TRAINERS: dict[str, Callable] = {"acquire.model:train_classifier": train_classifier}
 
 

@@ -7,34 +7,20 @@ A `ModelFactory` (seed, device) -> nn.Module makes a freshly initialised classif
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from acquire.errors import UserError
 from acquire.inference import to_float
+from acquire.seeding import seeded_global_rng
 
 ModelFactory = Callable[[int, torch.device], nn.Module]
 """(seed, device) -> a freshly initialised classifier on `device`: float images [N,C,H,W] in [0, 1] -> logits [N,K]."""
 
 PROBABILITY_TOLERANCE = 1e-4
 """Outputs whose rows are all >= 0 and sum to 1 within this are probabilities, not logits."""
-
-
-@contextmanager
-def seeded_global_rng(seed: int, device: torch.device | str) -> Iterator[None]:
-    """Inside the block torch's global RNG (the CPU's, and `device`'s if it is a GPU) is seeded by `seed`; after it,
-    restored. Makes models that draw from it (nn.Dropout, default initialisations) reproducible."""
-    device = torch.device(device)
-    gpus = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=gpus):
-        torch.default_generator.manual_seed(seed)
-        for gpu in gpus:
-            with torch.cuda.device(gpu):
-                torch.cuda.manual_seed(seed)
-        yield
 
 
 def make_model(factory: ModelFactory, seed: int, device: torch.device | str) -> nn.Module:

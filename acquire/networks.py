@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from acquire.errors import UserError
-from acquire.factories import seeded_global_rng
+from acquire.seeding import seeded_global_rng
 from acquire.precision import autocast_dtype
 
 

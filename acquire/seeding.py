@@ -26,9 +26,14 @@ def make_generator(*keys: object, device: torch.device | str = "cpu") -> torch.G
 
 
 @contextmanager
-def seeded_cpu_rng(seed: int) -> Iterator[None]:
-    """Inside the block torch's global CPU RNG is seeded by `seed` (for code that draws from it, such as layer
-    initialisation); it is restored on exit, and no CUDA RNG is touched."""
-    with torch.random.fork_rng(devices=[]):
+def seeded_global_rng(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Inside the block torch's global RNG (the CPU's, and `device`'s if it is a GPU) is seeded by `seed`; after it,
+    restored. Makes code that draws from it (nn.Dropout, default layer initialisations) reproducible."""
+    device = torch.device(device)
+    gpus = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
         torch.default_generator.manual_seed(seed)
+        for gpu in gpus:
+            with torch.cuda.device(gpu):
+                torch.cuda.manual_seed(seed)
         yield

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
 from acquire.errors import UserError
-from acquire.seeding import seeded_cpu_rng
+from acquire.seeding import seeded_global_rng
 from gans.base import ConditionalGenerator
 
 
@@ -38,7 +38,7 @@ def seeded_weights(rng: torch.Generator) -> Iterator[None]:
     """A block in which the global CPU RNG is seeded by one draw from `rng` (an int in [0, 2**62), drawn on
     its device), so that networks built in it draw their initial weights from `rng`'s stream; the CPU RNG
     is restored on exit and no CUDA RNG is touched (weights are drawn on the CPU)."""
-    with seeded_cpu_rng(int(torch.randint(2 ** 62, (1,), generator=rng, device=rng.device))):
+    with seeded_global_rng(int(torch.randint(2 ** 62, (1,), generator=rng, device=rng.device))):
         yield
 
 

@@ -18,11 +18,11 @@ from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import synchronize
 from acquire.functions import Acquisition
 from acquire.mc_dropout import mc_probs, mc_scores
-from acquire.factories import ModelFactory, make_model, seeded_global_rng
+from acquire.factories import ModelFactory, make_model
 from acquire.precision import autocast
 from acquire.training import TrainFn, evaluate, train_classifier
 from acquire.pool import REAL_SOURCE, CandidatePool
-from acquire.seeding import derive_seed, make_generator
+from acquire.seeding import derive_seed, make_generator, seeded_global_rng
 from acquire.loop.config import Arm, ExperimentConfig
 
 

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from acquire.errors import UserError
-from acquire.factories import make_model, seeded_global_rng
+from acquire.factories import make_model
+from acquire.seeding import seeded_global_rng
 from acquire.inference import predict, to_float
 from acquire.metrics import accuracy, balanced_accuracy
 from acquire.networks import dropout_mask, new_model

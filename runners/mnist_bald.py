@@ -1,4 +1,4 @@
-"""Active GAN data augmentation on MNIST (`python -m runners.mnist_bald --help`)."""
+"""Active GAN data augmentation on MNIST or any labelled image data (`python -m runners.mnist_bald --help`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 from acquire.api import Experiment
 from acquire.errors import UserError
-from acquire.data import load_split, resolve_data_dir
+from acquire.builtins import MODELS
+from acquire.data import ImageSet, dataset_name, load_split, resolve_data_dir
 from acquire.functions import get_acquisition
 from acquire.device import resolve_device
-from acquire.loop import ActiveLearningRun, ExperimentConfig, callable_name
+from acquire.loop import ActiveLearningRun, ExperimentConfig
 from acquire.mc_dropout import MASKINGS
-from acquire.networks import new_gal_code_glorot_model, new_gal_code_model, new_glorot_model, new_model
 from acquire.training import TrainConfig
 from analysis.curves import final_table, format_table, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
@@ -30,8 +30,8 @@ from runners.cli import (add_executor_flags, add_precision_flag, add_run_flags, 
 DESCRIPTION = """\
 Nielsen & Okoniewski's protocol (Algorithm 1): each round an MC-dropout CNN scores the candidate
 pool, the top --per-round candidates join the training set, a fresh CNN (Gal et al. 2017) is
-trained on it for --epochs epochs and its balanced accuracy on the full 10,000-image test set is
-logged. Every (source, acquisition, repeat) arm runs in lockstep (or, with --executor ray, one Ray
+trained on it for --epochs epochs and its balanced accuracy on the full test set is logged. Any
+--data-dir works (MNIST by default): the CNN is built for the data's [C,H,W] images and K classes. Every (source, acquisition, repeat) arm runs in lockstep (or, with --executor ray, one Ray
 task per arm, as many at once as cores allow). Writes OUT/config.json,
 OUT/rounds.csv (one row per arm and round, flushed as it goes), OUT/state/ (each arm's acquisitions,
 small enough to commit) and OUT/curves.png. A killed run, or a finished one given more rounds, continues
@@ -57,8 +57,6 @@ PRESETS = {
     "paper": {},
     "quick": {"rounds": 8, "epochs": 20, "repeats": 2, "pool_subset": 2000},
 }
-MODELS = {"gal": new_model, "gal_code": new_gal_code_model,  # --model name -> factory (seed, device, K, [C,H,W])
-          "gal_glorot": new_glorot_model, "gal_code_glorot": new_gal_code_glorot_model}
 RESUMABLE_PROVENANCE = ("gan_dir",)  # a resume may read the GAN checkpoints from elsewhere (their digests must match)
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "dense_l2_c")
 CONFIG_FLAGS = ("sources", "acquisitions", "rounds", "per_round", "initial", "repeats", "mc_samples", "pool_subset",
@@ -160,29 +158,32 @@ def config_from_args(args: argparse.Namespace, saved: ExperimentConfig | None = 
 
 
 def data_name(data_dir: Path | None) -> str:
-    """The name of the data directory (--data-dir as given, unchecked: loading it reports what is missing)."""
-    return Path(data_dir).expanduser().name if data_dir is not None else resolve_data_dir(None).name
+    """The data set's name for figures: the data directory's name, an .npz file's stem (--data-dir as given,
+    unchecked: loading it reports what is missing)."""
+    return dataset_name(Path(data_dir).expanduser() if data_dir is not None else resolve_data_dir(None))
 
 
 def model_path(name: str) -> str:
     """'module:function' of a --model name, as the loop records it in config.json (a saved config already holds
     the path)."""
-    return callable_name(MODELS[name]) if name in MODELS else name
+    return MODELS[name][0] if name in MODELS else name
 
 
-def mnist_model(config: ExperimentConfig):
-    """The factory (seed, device) -> CNN for MNIST's 10 classes and [1,28,28] that config.model names."""
-    factories = {callable_name(fn): fn for fn in MODELS.values()}
+def model_for(config: ExperimentConfig, train: ImageSet):
+    """The factory (seed, device) -> classifier that config.model names, built for the training data's K classes
+    (largest label + 1) and [C,H,W] images."""
+    factories = dict(MODELS.values())
     if config.model not in factories:
         raise UserError(f"this run's config names the model {config.model!r}, which runners.mnist_bald does not "
                          f"build ({', '.join(factories)}); continue it with the Python API "
                          "(acquire.api.Experiment with its model factory)")
-    return partial(factories[config.model], num_classes=10, image_shape=(1, 28, 28))  # other shapes or K refused
+    return partial(factories[config.model], num_classes=int(train.labels_N.max()) + 1,
+                   image_shape=tuple(train.images_NCHW.shape[1:]))
 
 
-def build_pools(config: ExperimentConfig, data_dir: Path | None, device) -> dict[str, CandidatePool]:
-    """One candidate pool per source set on `device`: 'raw', or 'raw+GAN' (real images joined by the GAN's samples)."""
-    raw = load_split("train", data_dir)
+def build_pools(config: ExperimentConfig, raw: ImageSet, device) -> dict[str, CandidatePool]:
+    """One candidate pool per source set on `device`: 'raw' (the training split `raw`), or 'raw+GAN' (the real
+    images joined by the GAN's samples)."""
     pools, provenance = {}, config.sources_provenance
     for source_set in config.sources:
         parts = {REAL_SOURCE: raw}
@@ -205,8 +206,9 @@ def run(args: argparse.Namespace) -> int:
         dataset=partial(data_name, args.data_dir)))
     device = resolve_device(args.device)
     ray_options = ray_options_from_args(args, device) if args.executor == "ray" else None
-    pools = build_pools(config, args.data_dir, device)
-    with Experiment(config, pools, load_split("test", args.data_dir), args.out, model=mnist_model(config),
+    train = load_split("train", args.data_dir)
+    pools = build_pools(config, train, device)
+    with Experiment(config, pools, load_split("test", args.data_dir), args.out, model=model_for(config, train),
                     device=device, resume=args.resume, resumable_provenance=RESUMABLE_PROVENANCE) as experiment:
         where = f"Ray tasks of {args.threads_per_task} thread(s)" if ray_options else str(device)
         print(f"{len(experiment.loop.arms)} arms x {config.rounds} rounds on {where}; writing {experiment.csv_path}",
@@ -238,8 +240,9 @@ def open_worker(out: Path, data_dir: Path, device: str, trusted: tuple[str, ...]
     named by config.json is imported)."""
     config = ExperimentConfig.load(out / CONFIG_FILE, trusted)
     device = resolve_device(device)
-    return ActiveLearningRun(config, build_pools(config, data_dir, device), load_split("test", data_dir), out,
-                             device, resume=True, model_factory=mnist_model(config), worker_arms=arms,
+    train = load_split("train", data_dir)
+    return ActiveLearningRun(config, build_pools(config, train, device), load_split("test", data_dir), out,
+                             device, resume=True, model_factory=model_for(config, train), worker_arms=arms,
                              resumable_provenance=RESUMABLE_PROVENANCE)
 
 

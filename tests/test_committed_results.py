@@ -124,7 +124,8 @@ def test_loop_config_loads_as_on_resume(config_path):
             assert as_saved[key] == value, key
     assert saved.seeding == saved_values.get("seeding", "per_source")
     # the names stored resolve to the functions the runner builds for them, and round-trip through callable_name
-    factory = runners.mnist_bald.mnist_model(saved)
+    factory = runners.mnist_bald.model_for(saved, ImageSet(torch.zeros(10, 1, 28, 28, dtype=torch.uint8),
+                                                           torch.arange(10)))
     assert factory.func is resolve_name(saved.model)
     assert callable_name(factory) == saved.model
     assert factory.keywords == {"num_classes": 10, "image_shape": (1, 28, 28)}

@@ -10,44 +10,66 @@ from acquire.errors import UserError
 from acquire.rundir import read_json
 
 
-def acquired_labels(run_dir: Path) -> dict[tuple[str, str, int], list[int]]:
-    """(sources, acquisition, repeat) -> the labels of the arm's acquisitions [n], in acquisition order
-    (the initial images first), as each arm's state records them (any source, any number of classes)."""
+def acquired_records(run_dir: Path) -> dict[tuple[str, str, int], tuple[list[int], list[str]]]:
+    """(sources, acquisition, repeat) -> (labels [n], sources [n]) of the arm's acquisitions in acquisition order
+    (the initial images first), as each arm's state records them (any source, any number of classes; a state
+    without sources, from an older run, reads as all real: "raw")."""
     arms = {}
     for path in sorted(Path(run_dir, "state").glob("*.json")):
         state = read_json(path)
         try:
             arm = state["arm"]
             labels = [y for r in state["rounds"] for y in r["label"]]
-        except (KeyError, TypeError) as error:
+            sources = [s for r in state["rounds"] for s in r.get("source", ["raw"] * len(r["label"]))]
+        except (KeyError, TypeError, AttributeError) as error:
             raise UserError(f"{path} is not an arm state of an active-learning run (missing {error})") from None
         bad = [y for y in labels if type(y) is not int or y < 0]
         if bad:
             raise UserError(f"{path}: label {bad[0]!r} is not a class index (an integer >= 0); the state is damaged: "
                             "restore it or rerun the arm")
-        arms[arm["sources"], arm["acquisition"], arm["repeat"]] = labels
+        if len(sources) != len(labels) or not all(isinstance(s, str) for s in sources):
+            raise UserError(f"{path}: the sources of its acquisitions do not match their labels; the state is damaged: "
+                            "restore it or rerun the arm")
+        arms[arm["sources"], arm["acquisition"], arm["repeat"]] = (labels, sources)
     if not arms:
         raise UserError(f"{run_dir} has no per-arm state (state/*.json) to read; give the output directory of an "
                         "active-learning run")
     return arms
 
 
-def acquired_class_counts(run_dir: Path, sizes: list[int]) -> pd.DataFrame:
+def acquired_labels(run_dir: Path) -> dict[tuple[str, str, int], list[int]]:
+    """(sources, acquisition, repeat) -> the labels of the arm's acquisitions [n] (see acquired_records)."""
+    return {arm: labels for arm, (labels, _) in acquired_records(run_dir).items()}
+
+
+def default_sizes(run_dir: Path, count: int = 4) -> list[int]:
+    """`count` evenly spaced training-set sizes up to the largest that every arm of the run reached (fewer when
+    the run is shorter than `count` images)."""
+    reached = min(len(labels) for labels in acquired_labels(run_dir).values())
+    return sorted({max(1, round(reached * (i + 1) / count)) for i in range(count)}) if reached else []
+
+
+def acquired_class_counts(run_dir: Path, sizes: list[int], by_source: bool = False) -> pd.DataFrame:
     """Per arm and training-set size in `sizes`: how many acquired images of each class (columns '0'..'K-1',
-    K = 1 + the largest label any arm acquired); sizes an arm has not reached are left out."""
+    K = 1 + the largest label any arm acquired); with by_source, one row per source the arm took images from
+    (column 'source'). Sizes an arm has not reached are left out."""
     if sizes and min(sizes) < 1:
         raise UserError(f"training-set sizes must be positive, got {sizes}; give e.g. 50,100,200")
-    arms = acquired_labels(run_dir)
-    num_classes = 1 + max((max(labels) for labels in arms.values() if labels), default=0)
+    arms = acquired_records(run_dir)
+    num_classes = 1 + max((max(labels) for labels, _ in arms.values() if labels), default=0)
     rows = []
-    for (sources, acquisition, repeat), labels in arms.items():
+    for (sources, acquisition, repeat), (labels, taken_from) in arms.items():
         for size in sizes:
-            if size <= len(labels):
+            if size > len(labels):
+                continue
+            groups = sorted(set(taken_from[:size])) if by_source else [None]
+            for group in groups:
                 counts = [0] * num_classes
-                for y in labels[:size]:
-                    counts[y] += 1
+                for y, source in zip(labels[:size], taken_from[:size]):
+                    if group is None or source == group:
+                        counts[y] += 1
                 rows.append({"sources": sources, "acquisition": acquisition, "repeat": repeat, "train_size": size,
-                             **{str(c): n for c, n in enumerate(counts)}})
+                             **({"source": group} if by_source else {}), **{str(c): n for c, n in enumerate(counts)}})
     return pd.DataFrame(rows)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from acquire.files import write_csv
 from analysis.curves import METRIC_LABELS, read_configs, read_curves
 from analysis.stats import PairedDifference, all_pairs, arm_name, paired_difference, parse_arm
-from runners.cli import int_list, run_guarded
+from runners.cli import int_list, numbers_may_be_negative, run_guarded
 
 DESCRIPTION = """\
 Compare arms (SOURCES/ACQUISITION) of the active loop's CSVs at one training-set size, paired by repeat:
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="column compared (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table (with per-repeat differences) "
                                                                "to this CSV")
-    return parser
+    return numbers_may_be_negative(parser)
 
 
 def format_comparisons(results: list[PairedDifference]) -> str:

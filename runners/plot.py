@@ -10,7 +10,7 @@ from acquire.errors import UserError
 from acquire.files import write_csv
 from analysis.curves import (BANDS, METRIC_LABELS, dataset_name, final_table, format_table, plot_curves, protocol_text,
                               read_configs, read_curves, table_at)
-from runners.cli import int_list
+from runners.cli import int_list, numbers_may_be_negative
 
 DESCRIPTION = """\
 Plot the active loop's learning curves, as in Figure 2 of Nielsen & Okoniewski: the metric
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--band", choices=sorted(BANDS), default="std",
                         help="shaded band: std, mean +/- 1 population std; ci95, the 95%% t-interval of the mean "
                              "(default: %(default)s)")
-    return parser
+    return numbers_may_be_negative(parser)
 
 
 def _dataset(configs: dict[str, dict]) -> str | None:

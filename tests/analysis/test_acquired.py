@@ -10,9 +10,10 @@ from analysis.acquired import acquired_class_counts
 from runners import class_balance
 
 
-def _state(run_dir, labels, repeat=0):
+def _state(run_dir, labels, repeat=0, sources=None):
     (run_dir / "state").mkdir(parents=True, exist_ok=True)
-    state = {"arm": {"sources": "raw", "acquisition": "bald", "repeat": repeat}, "rounds": [{"label": labels}]}
+    record = {"label": labels} if sources is None else {"label": labels, "source": sources}
+    state = {"arm": {"sources": "raw", "acquisition": "bald", "repeat": repeat}, "rounds": [record]}
     (run_dir / "state" / f"raw_bald_{repeat}.json").write_text(json.dumps(state))
 
 
@@ -40,3 +41,19 @@ def test_a_label_that_is_not_a_class_index_is_refused_naming_the_file(tmp_path, 
 def test_a_directory_without_state_names_what_to_give(tmp_path, capsys):
     assert class_balance.main([str(tmp_path)]) == 2
     assert "give the output directory of an active-learning run" in capsys.readouterr().err
+
+
+def test_counts_by_source_split_each_arm_s_acquisitions(tmp_path):
+    _state(tmp_path, [0, 1, 1, 2], sources=["raw", "pggan", "raw", "pggan"])
+    table = acquired_class_counts(tmp_path, [4], by_source=True)
+    assert table[["source", "0", "1", "2"]].values.tolist() == [["pggan", 0, 1, 1], ["raw", 1, 1, 0]]
+
+
+def test_default_sizes_come_from_the_run_so_a_short_run_gets_a_table(tmp_path, capsys):
+    """A 40-image run (shorter than any fixed default list) still prints its counts at 10, 20, 30 and 40."""
+    _state(tmp_path, [i % 4 for i in range(40)])
+    _state(tmp_path, [i % 4 for i in range(50)], repeat=1)
+    assert class_balance.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 + 4 * 2 and all(f" {size} " in out for size in (10, 20, 30, 40))

@@ -40,7 +40,11 @@ from dataclasses import dataclass
 import torch
 
 from acquire.batchbald import batchbald
+from acquire.diversity import gradient_embeddings, kcenter_greedy, kmeans_pp_select
 from acquire.errors import UserError
+from acquire.label_gate import gated_share_by_class, label_gate
+from acquire.quotas import per_class_selection, quota_select
+from acquire.round_context import RoundContext, probe_context
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,10 @@ class Acquisition:
     fn: Callable
     selects: bool = False
     needs_mc: bool = True
+    uses_context: bool = False
 
-    def choose(self, probs_NTK: torch.Tensor | None, pool_size: int, k: int,
-               rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def choose(self, probs_NTK: torch.Tensor | None, pool_size: int, k: int, rng: torch.Generator,
+               context: RoundContext | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Positions index_k [k] (int64, distinct, in 0..pool_size-1) of the candidates to acquire, and their
         scores score_k [k] (float64) for a score function (None for a selecting one), both on the CPU, from all
         the probabilities probs_NTK [N, T, K] (None when not needs_mc).
@@ -64,7 +69,11 @@ class Acquisition:
         self._check_k(pool_size, k)
         if not self.selects:
             return self.top_k(self.score(probs_NTK, pool_size), k, rng)
-        result = self._call(probs_NTK if self.needs_mc else None, k, rng, pool_size).cpu()
+        if self.uses_context and context is None:
+            raise UserError(f"acquisition function {self.name!r} reads the round's context (labels, features); "
+                            "call it through the loop, or pass a RoundContext")
+        extra = (context,) if self.uses_context else ()
+        result = self._call(probs_NTK if self.needs_mc else None, k, rng, pool_size, *extra).cpu()
         if result.is_floating_point() or result.is_complex() or result.dtype == torch.bool:
             raise UserError(f"acquisition function {self.name!r} returned positions of dtype {result.dtype}; "
                             "it must return integer positions [k]")
@@ -128,22 +137,29 @@ class Acquisition:
         None, NaN or the wrong shape) is refused before a run writes anything."""
         rng = torch.Generator().manual_seed(0)
         logits_NTK = torch.randn(2 * k, num_samples, num_classes, generator=rng)
-        self.choose(logits_NTK.softmax(-1) if self.needs_mc else None, 2 * k, k, rng)
+        self.choose(logits_NTK.softmax(-1) if self.needs_mc else None, 2 * k, k, rng,
+                    probe_context(2 * k, num_classes, rng) if self.uses_context else None)
 
 
 REGISTRY: dict[str, Acquisition] = {}
 
 
-def acquisition(name: str | None = None, *, selects: bool = False, needs_mc: bool = True):
+def acquisition(name: str | None = None, *, selects: bool = False, needs_mc: bool = True, context: bool = False):
     """Decorator that registers an acquisition function under `name` (default: the function's name).
 
     selects=False: ``fn(probs_NTK) -> scores_N``;
-    selects=True: ``fn(probs_NTK, k, rng, pool_size) -> index_k`` (k distinct positions).
+    selects=True: ``fn(probs_NTK, k, rng, pool_size) -> index_k`` (k distinct positions);
+    context=True (selecting functions): ``fn(probs_NTK, k, rng, pool_size, context)`` with the round's
+    acquire.round_context.RoundContext (candidate labels, which are generated, features, a judge).
     needs_mc=False: the function gets ``probs_NTK=None`` and the pool is not scored (saves the MC pass).
     """
+    if context and not selects:
+        raise UserError("an acquisition function that reads the round's context must be a selecting one "
+                        "(selects=True)")
+
     def register(fn: Callable) -> Callable:
         key = name or fn.__name__
-        REGISTRY[key] = Acquisition(key, fn, selects=selects, needs_mc=needs_mc)
+        REGISTRY[key] = Acquisition(key, fn, selects=selects, needs_mc=needs_mc, uses_context=context)
         return fn
     return register
 
@@ -155,6 +171,11 @@ def get_acquisition(spec: str) -> Acquisition:
         raise UserError(f"an acquisition function is named by a string, got {type(spec).__name__} {spec!r}")
     if spec in REGISTRY:
         return REGISTRY[spec]
+    wrapper, _, inner = spec.partition(":")
+    if wrapper in WRAPPERS:
+        if not inner:
+            raise UserError(f"{wrapper}: wraps an acquisition function; name it, e.g. {wrapper}:bald")
+        return WRAPPERS[wrapper](spec, get_acquisition(inner))
     if ":" not in spec:
         raise UserError(f"unknown acquisition function {spec!r}; registered: {', '.join(sorted(REGISTRY))}. "
                         "A custom one is given as module:function")
@@ -172,7 +193,7 @@ def get_acquisition(spec: str) -> Acquisition:
     registered = next((a for a in REGISTRY.values() if a.fn is fn), None)
     if registered is None:
         return Acquisition(spec, fn)
-    return Acquisition(spec, fn, registered.selects, registered.needs_mc)
+    return Acquisition(spec, fn, registered.selects, registered.needs_mc, registered.uses_context)
 
 
 def entropy(probs_NK: torch.Tensor) -> torch.Tensor:
@@ -243,3 +264,69 @@ def power_bald(probs_NTK: torch.Tensor, k: int, rng: torch.Generator, pool_size:
 
 
 acquisition("batchbald", selects=True)(batchbald)  # greedy BatchBALD, see acquire/batchbald.py
+
+
+# ----------------------------------------------------------------------------- wrappers and diversity
+# A wrapper's name prefixes the function it wraps: quota:bald, gate:quota:bald, quota:my_pkg.my_mod:fn.
+
+def quota(spec: str, inner: Acquisition) -> Acquisition:
+    """`inner`, class by class: each round's picks follow the context's target class distribution (the running
+    total, acquire.quotas.quota_counts), by each candidate's known label; a class short of candidates gives its
+    picks to the best of the rest. A score function's top candidates are taken per class; a selecting function
+    runs once per class."""
+    def select(probs_NTK, k, rng, pool_size, context):
+        classes_N = context.labels_N
+        if not inner.selects:
+            scores_N = inner.score(probs_NTK, pool_size)
+            return quota_select(scores_N, classes_N.to(scores_N.device), k, context.target_K, rng, context.acquired_K)
+
+        def pick(members_M: torch.Tensor, count: int) -> torch.Tensor:
+            probs_MTK = None if probs_NTK is None else probs_NTK[members_M.to(probs_NTK.device)]
+            return members_M[inner.choose(probs_MTK, len(members_M), count, rng, context.subset(members_M))[0]]
+        return per_class_selection(pick, k, pool_size, classes_N, context.target_K, context.acquired_K)
+    return Acquisition(spec, select, selects=True, needs_mc=inner.needs_mc, uses_context=True)
+
+
+def gate(spec: str, inner: Acquisition) -> Acquisition:
+    """`inner` over the candidates that pass the label-fidelity gate (acquire.label_gate): a generated candidate is
+    left out when both the classifier's MC-mean prediction and the judge give its label less than the context's
+    threshold. The share of each class's generated candidates left out goes into the round's record
+    (notes["gated_share"], None for a class with none); if fewer than k pass, the round takes from all."""
+    def select(probs_NTK, k, rng, pool_size, context):
+        labels_N, generated_N = context.labels_N, context.is_generated_N
+        keep_N = label_gate(labels_N, generated_N, probs_NTK.double().mean(1), context.judge_probs(),
+                            context.gate_threshold).cpu()
+        share_K = gated_share_by_class(keep_N, labels_N, generated_N, probs_NTK.shape[-1])
+        context.notes["gated_share"] = [None if share != share else round(share, 6) for share in share_K.tolist()]
+        kept_M = keep_N.nonzero().squeeze(1) if int(keep_N.sum()) >= k else torch.arange(pool_size)
+        probs_MTK = probs_NTK[kept_M.to(probs_NTK.device)]
+        return kept_M[inner.choose(probs_MTK, len(kept_M), k, rng, context.subset(kept_M))[0]]
+    return Acquisition(spec, select, selects=True, needs_mc=True, uses_context=True)
+
+
+WRAPPERS: dict[str, Callable[[str, Acquisition], Acquisition]] = {"quota": quota, "gate": gate}
+
+
+def wrapped_name(spec: str) -> str:
+    """The function a name wraps, wrappers removed: 'gate:quota:bald' -> 'bald', 'quota:pkg.mod:fn' -> 'pkg.mod:fn'."""
+    while (head := spec.partition(":"))[0] in WRAPPERS and head[2]:
+        spec = head[2]
+    return spec
+
+
+@acquisition("badge", selects=True, context=True)
+def badge(probs_NTK: torch.Tensor, k: int, rng: torch.Generator, pool_size: int,
+          context: RoundContext) -> torch.Tensor:
+    """BADGE (Ash et al. 2020): k-means++ seeding on the gradient embeddings of the last layer, at the MC-mean
+    prediction (acquire.diversity)."""
+    features_ND = context.features()
+    embeddings_NE = gradient_embeddings(features_ND, probs_NTK.mean(1).to(features_ND.device))
+    return kmeans_pp_select(embeddings_NE, k, rng)
+
+
+@acquisition("coreset", selects=True, context=True)
+def coreset(probs_NTK: torch.Tensor, k: int, rng: torch.Generator, pool_size: int,
+            context: RoundContext) -> torch.Tensor:
+    """Core-set k-center greedy (Sener & Savarese 2018) on the classifier's features: each pick the candidate
+    farthest from the training set and the picks before it (acquire.diversity)."""
+    return kcenter_greedy(context.features(), k, context.labelled_features())

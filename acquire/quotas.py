@@ -129,10 +129,23 @@ def quota_wrap_selecting(fn: SelectingFn, probs_NTK: torch.Tensor | None, k: int
     """A selecting function run class by class: positions index_k [k] (int64, class 0's picks first).
 
     fn(probs_NTK, k, rng, pool_size) -> positions is called on each class's candidates (their rows of probs_NTK
-    [N, T, K], or None for a function that needs none) with that class's count from
-    `quota_counts(k, target_K, acquired_K)`, and, when some class has fewer candidates than its count, once more on
-    all candidates not yet chosen for the picks left over. classes_N [N] gives each candidate's class
-    (`candidate_classes`), N = pool_size.
+    [N, T, K], or None for a function that needs none) with that class's count (see `per_class_selection`).
+    """
+    def pick(members_M: torch.Tensor, count: int) -> torch.Tensor:
+        probs_MTK = None if probs_NTK is None else probs_NTK[members_M.to(probs_NTK.device)]
+        return members_M[torch.as_tensor(fn(probs_MTK, count, rng, len(members_M))).long().cpu()]
+    return per_class_selection(pick, k, pool_size, classes_N, target_K, acquired_K)
+
+
+def per_class_selection(pick: Callable[[torch.Tensor, int], torch.Tensor], k: int, pool_size: int,
+                        classes_N: torch.Tensor, target_K: torch.Tensor,
+                        acquired_K: torch.Tensor | None = None) -> torch.Tensor:
+    """k pool positions [k] (int64, CPU, class 0's picks first) chosen class by class.
+
+    pick(members_M, count) -> `count` pool positions among members_M [M] (CPU int64) is called once per class with
+    that class's count from `quota_counts(k, target_K, acquired_K)` (capped at its candidates), and, when some class
+    has fewer candidates than its count, once more on all candidates not yet chosen for the picks left over.
+    classes_N [N] gives each candidate's class (`candidate_classes`), N = pool_size.
     """
     counts_K = quota_counts(k, target_K, acquired_K)
     _check_candidates(classes_N, pool_size, len(counts_K), k)
@@ -140,22 +153,14 @@ def quota_wrap_selecting(fn: SelectingFn, probs_NTK: torch.Tensor | None, k: int
     chosen = [torch.zeros(0, dtype=torch.long)]
     for c, count in enumerate(counts_K.tolist()):
         members_M = (classes_N == c).nonzero().squeeze(1)
-        chosen.append(_select_among(fn, probs_NTK, members_M, min(count, len(members_M)), rng))
+        if min(count, len(members_M)):
+            chosen.append(pick(members_M, min(count, len(members_M))).long().cpu())
     shortfall = k - sum(len(positions) for positions in chosen)
     if shortfall:
         free_N = torch.ones(pool_size, dtype=torch.bool)
         free_N[torch.cat(chosen)] = False
-        chosen.append(_select_among(fn, probs_NTK, free_N.nonzero().squeeze(1), shortfall, rng))
+        chosen.append(pick(free_N.nonzero().squeeze(1), shortfall).long().cpu())
     return torch.cat(chosen)
-
-
-def _select_among(fn: SelectingFn, probs_NTK: torch.Tensor | None, members_M: torch.Tensor, count: int,
-                  rng: torch.Generator) -> torch.Tensor:
-    """fn's `count` picks among the candidates at positions members_M [M], as pool positions [count] (CPU int64)."""
-    if count == 0:
-        return torch.zeros(0, dtype=torch.long)
-    probs_MTK = None if probs_NTK is None else probs_NTK[members_M.to(probs_NTK.device)]
-    return members_M[torch.as_tensor(fn(probs_MTK, count, rng, len(members_M))).long().cpu()]
 
 
 def _check_candidates(classes_N: torch.Tensor, N: int, K: int, k: int) -> None:

@@ -16,6 +16,7 @@ from acquire.functions import get_acquisition
 from acquire.device import resolve_device
 from acquire.loop import ActiveLearningRun, ExperimentConfig
 from acquire.mc_dropout import MASKINGS
+from acquire.round_context import QUOTA_TARGETS
 from acquire.training import TrainConfig
 from analysis.curves import final_table, format_table, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
@@ -60,7 +61,8 @@ PRESETS = {
 RESUMABLE_PROVENANCE = ("gan_dir",)  # a resume may read the GAN checkpoints from elsewhere (their digests must match)
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "dense_l2_c")
 CONFIG_FLAGS = ("sources", "acquisitions", "rounds", "per_round", "initial", "repeats", "mc_samples", "pool_subset",
-                "seed", "generated_per_class", "precision", "model", "mc_masks")
+                "seed", "generated_per_class", "precision", "model", "mc_masks", "quota_target", "gate_threshold",
+                "gate_judge_epochs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,8 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "generated beside 60,000 real, so random acquisition draws both equally)")
     p.add_argument("--acquisitions", type=comma_list,
                    help="comma-separated acquisition functions: random, bald, max_entropy, variation_ratios, "
-                        "variation_ratios_mode, mean_std, power_bald, batchbald, or package.module:function "
-                        "(default: random,bald)")
+                        "variation_ratios_mode, mean_std, power_bald, batchbald, badge, coreset, or "
+                        "package.module:function; quota:F takes F's picks class by class (quota:bald), gate:F "
+                        "first drops generated candidates whose label both the classifier and a judge contradict "
+                        "(gate:quota:bald) (default: random,bald)")
+    p.add_argument("--quota-target", choices=QUOTA_TARGETS,
+                   help="the class distribution quota:F follows: uniform, or training_set (the arm's training set's "
+                        "before each round) (default: uniform)")
+    p.add_argument("--gate-threshold", type=float,
+                   help="gate:F drops a generated candidate when the classifier's MC-mean probability of its label "
+                        "and the judge's are both below this (default: 0.5)")
+    p.add_argument("--gate-judge-epochs", type=int,
+                   help="epochs of gate:F's judge, the run's CNN trained once on the pool's real images "
+                        "(default: 10)")
     p.add_argument("--rounds", type=int, help="acquisition rounds (default: 50)")
     p.add_argument("--per-round", type=int, help="candidates acquired per round (default: 10)")
     p.add_argument("--initial", type=int,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cache
 
 import torch
 from torch import nn
@@ -17,11 +18,14 @@ from torch import nn
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import synchronize
 from acquire.functions import Acquisition
+from acquire.inference import last_linear_inputs, probabilities
+from acquire.judge import train_judge
 from acquire.mc_dropout import mc_probs, mc_scores
 from acquire.factories import ModelFactory, make_model
 from acquire.precision import autocast
 from acquire.training import TrainFn, evaluate, train_classifier
 from acquire.pool import REAL_SOURCE, CandidatePool
+from acquire.round_context import RoundContext, target_distribution
 from acquire.seeding import derive_seed, make_generator, seeded_global_rng
 from acquire.loop.config import Arm, ExperimentConfig
 
@@ -88,6 +92,7 @@ class ArmRounds:
                  train_fn: TrainFn | None, test_set: ImageSet, num_classes: int):
         self.config, self.device, self.model_factory = config, device, model_factory
         self.train_fn, self.test_set, self.num_classes = train_fn, test_set, num_classes
+        self.judges: dict[str, nn.Module] = {}  # source set -> the gate's judge, trained on first use
 
     def keys(self, arm: Arm) -> ArmKeys:
         return ArmKeys(self.config.seed, self.config.seeding, arm)
@@ -120,42 +125,77 @@ class ArmRounds:
     def advance(self, state: ArmState, round_index: int) -> None:
         """Round `round_index`: acquire with the classifier the arm holds, then train and evaluate a fresh one."""
         start = time.perf_counter()
-        self.record(state, *self.choose(state, round_index, self.config.precision))
+        notes: dict = {}
+        self.record(state, *self.choose(state, round_index, self.config.precision, notes), notes)
         synchronize(self.device)
         self.train_and_evaluate(state, round_index, score_seconds=time.perf_counter() - start)
 
-    def record(self, state: ArmState, index_k: torch.Tensor, score_k: torch.Tensor | None) -> None:
-        """Acquire global indices [k] and remember what they were (label, source, score, the images' digest)."""
+    def record(self, state: ArmState, index_k: torch.Tensor, score_k: torch.Tensor | None,
+               notes: dict | None = None) -> None:
+        """Acquire global indices [k] and remember what they were (label, source, score, the images' digest), with
+        what the acquisition reported (`notes`, e.g. the gate's share per class)."""
         pool = state.pool
         pool.acquire(index_k)
         on_device_k = index_k.to(pool.device)  # only the k entries cross to the CPU, not the pool's columns
         state.record.append({"index": index_k.tolist(), "label": pool.labels_N[on_device_k].tolist(),
                              "source": [pool.source_names[i] for i in pool.source_N[on_device_k].tolist()],
                              "score": None if score_k is None else score_k.tolist(),
-                             "images_sha256": pool.images_digest(index_k)})
+                             "images_sha256": pool.images_digest(index_k), **(notes or {})})
 
-    def choose(self, state: ArmState, round_index: int, precision: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def choose(self, state: ArmState, round_index: int, precision: str,
+               notes: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the arm acquires in round `round_index` with the classifier it holds, MC dropout in `precision`:
-        global indices [k] and their scores [k] (None for a selecting function)."""
+        global indices [k] and their scores [k] (None for a selecting function); what the function reports about
+        the round goes into `notes`."""
         config, keys = self.config, self.keys(state.arm).acquire(round_index)
         generator = make_generator(*keys, "acquire")
         candidates_M = state.pool.available_index().cpu()
         acquisition = state.acquisition
+        if acquisition.needs_mc and config.pool_subset and len(candidates_M) > config.pool_subset:
+            candidates_M = candidates_M[torch.randperm(len(candidates_M), generator=generator)[:config.pool_subset]]
+        context = self.context(state, candidates_M) if acquisition.uses_context else None
         if not acquisition.needs_mc:
-            chosen_k, score_k = acquisition.choose(None, len(candidates_M), config.per_round, generator)
+            chosen_k, score_k = acquisition.choose(None, len(candidates_M), config.per_round, generator, context)
         else:
-            if config.pool_subset and len(candidates_M) > config.pool_subset:
-                candidates_M = candidates_M[torch.randperm(len(candidates_M), generator=generator)[:config.pool_subset]]
             scoring = (state.model, state.pool.images_NCHW[candidates_M.to(self.device)], config.mc_samples)
             options = dict(rng=make_generator(*keys, "masks", device=self.device),
                            chunk_size=config.score_chunk or None, precision=precision, masking=config.mc_masks)
             if acquisition.selects:  # it needs every candidate's probabilities [M, T, K]
                 chosen_k, score_k = acquisition.choose(mc_probs(*scoring, **options), len(candidates_M),
-                                                       config.per_round, generator)
+                                                       config.per_round, generator, context)
             else:  # streamed: only the M scores are kept
                 scores_M = mc_scores(*scoring, acquisition.score, **options)
                 chosen_k, score_k = acquisition.top_k(scores_M, config.per_round, generator)
+        if context is not None and notes is not None:
+            notes.update(context.notes)
         return candidates_M[chosen_k], score_k
+
+    def context(self, state: ArmState, candidates_M: torch.Tensor) -> RoundContext:
+        """The round's context for the candidates at global indices candidates_M [M] (CPU): their labels, which
+        are generated, the quota target, the arm's classes so far; features and judge computed on first use."""
+        pool, on_device_M = state.pool, candidates_M.to(state.pool.device)
+        training = pool.training_set()
+        real = pool.source_names.index(REAL_SOURCE) if REAL_SOURCE in pool.source_names else -1
+        images_M = pool.images_NCHW[on_device_M]
+        return RoundContext(
+            pool.labels_N[on_device_M].cpu(), (pool.source_N[on_device_M] != real).cpu(),
+            target_distribution(self.config.quota_target, training.labels_N, self.num_classes),
+            torch.bincount(training.labels_N.cpu(), minlength=self.num_classes),
+            cache(lambda: last_linear_inputs(state.model, images_M)),
+            cache(lambda: last_linear_inputs(state.model, training.images_NCHW)),
+            cache(lambda: probabilities(self.judge(state), images_M)), self.config.gate_threshold)
+
+    def judge(self, state: ArmState) -> nn.Module:
+        """The gate's judge for the arm's source set: trained once per process on the pool's real candidates."""
+        sources = state.arm.sources
+        if sources not in self.judges:
+            pool = state.pool
+            real_N = (pool.source_N == pool.source_names.index(REAL_SOURCE)) if REAL_SOURCE in pool.source_names \
+                else torch.zeros(len(pool.labels_N), dtype=torch.bool, device=pool.device)
+            real = ImageSet(pool.images_NCHW[real_N], pool.labels_N[real_N])
+            self.judges[sources] = train_judge(real, self.model_factory, self.train_fn, self.config.train,
+                                               self.config.gate_judge_epochs, self.config.seed, self.device)
+        return self.judges[sources]
 
     def train_and_evaluate(self, state: ArmState, round_index: int, score_seconds: float) -> None:
         """Train the round's classifier on the arm's training set and append its row (test-set scores, timings)."""

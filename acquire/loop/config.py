@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from acquire.errors import UserError
+from acquire.functions import WRAPPERS, wrapped_name
 from acquire.mc_dropout import MASKINGS
 from acquire.precision import PRECISIONS
 from acquire.training import TrainConfig
 from acquire.rundir import RunDirectoryError, read_json
-from acquire.validate import check_choice, check_int, check_positive_int
+from acquire.round_context import QUOTA_TARGETS
+from acquire.validate import check_choice, check_float, check_int, check_positive_int
 
 CSV_COLUMNS = ["sources", "acquisition", "repeat", "seed", "round", "train_size", "n_real", "n_generated",
                "acquired_by_source", "balanced_accuracy", "accuracy", "train_seconds", "score_seconds",
@@ -58,6 +60,10 @@ class ExperimentConfig:
     pool_fingerprint, test_fingerprint: source set -> source -> {images, sha256}, and {images, sha256} of the test
     set, recorded by the run. model, trainer: 'module:name' of the model factory and training function, recorded
     by the run (a name, never imported).
+    quota_target: the class distribution quota:X follows (acquire.round_context.QUOTA_TARGETS).
+    gate_threshold: gate:X drops a generated candidate when the classifier and the judge both give its label less
+    (acquire.label_gate). gate_judge_epochs: the judge (the run's model, trained once per process on the pool's
+    real candidates) is trained this many epochs with the run's other training settings.
     """
 
     sources: list[str] = field(default_factory=lambda: ["raw"])
@@ -80,6 +86,9 @@ class ExperimentConfig:
     test_fingerprint: dict = field(default_factory=dict)
     model: str = DEFAULT_MODEL
     trainer: str = DEFAULT_TRAINER
+    quota_target: str = "uniform"
+    gate_threshold: float = 0.5
+    gate_judge_epochs: int = 10
 
     def __post_init__(self):
         if isinstance(self.train, dict):
@@ -95,21 +104,26 @@ class ExperimentConfig:
                             f"({self.per_round})")
         object.__setattr__(self, "sources", check_names("sources", self.sources))
         object.__setattr__(self, "acquisitions", check_names("acquisitions", self.acquisitions))
-        for name in self.acquisitions:
+        for name in map(wrapped_name, self.acquisitions):
+            if name.endswith(":") and name[:-1] in WRAPPERS:
+                raise UserError(f"{name} wraps an acquisition function; name it, e.g. {name}bald")
             if ":" in name and not CUSTOM_NAME.fullmatch(name):
                 raise UserError(f"acquisition {name!r} is not a registered name nor package.module:function "
                                 "(both parts non-empty); check the list of acquisitions")
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("mc_masks", self.mc_masks, MASKINGS)
         check_choice("seeding", self.seeding, SEEDING_SCHEMES)
+        check_choice("quota_target", self.quota_target, QUOTA_TARGETS)
+        check_float("gate_threshold", self.gate_threshold, above=0, maximum=1)
+        check_positive_int("gate_judge_epochs", self.gate_judge_epochs)
         for name in ("sources_provenance", "pool_fingerprint", "test_fingerprint"):
             if not isinstance(getattr(self, name), dict):
                 raise UserError(f"{name} must be a dict, got {getattr(self, name)!r}")
 
     @property
     def custom_acquisitions(self) -> list[str]:
-        """The acquisitions named as 'package.module:function' (imported when the run starts)."""
-        return [name for name in self.acquisitions if ":" in name]
+        """The acquisitions that name a 'package.module:function' (wrapped or not; imported when the run starts)."""
+        return [name for name in self.acquisitions if ":" in wrapped_name(name)]
 
     def recorded(self, **measured) -> "ExperimentConfig":
         """This config with what the run measured (fingerprints, model and trainer names): what config.json holds."""
@@ -139,7 +153,7 @@ class ExperimentConfig:
             raise RunDirectoryError(f"{path} has unknown setting(s) {unknown}: it was written by another version "
                                     "or edited; fix or restore it, or start a new run with another --out")
         names = values.get("acquisitions")
-        untrusted = [n for n in names if isinstance(n, str) and ":" in n and n not in trusted] \
+        untrusted = [n for n in names if isinstance(n, str) and ":" in wrapped_name(n) and n not in trusted] \
             if isinstance(names, list) else []
         if untrusted:
             raise RunDirectoryError(

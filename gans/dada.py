@@ -346,7 +346,7 @@ def train_phase_one(images: ImageSet, config: DadaConfig, device, rng: torch.Gen
     discriminator.train()
     run_steps(session, lambda: parts, rng, total_iterations(config, len(labels_N)), step, lambda: generator,
               "DADA phase I", progress)
-    return generator.eval(), discriminator.eval()
+    return session.hooks.sampling_generator(generator).eval(), discriminator.eval()
 
 
 def train(images: ImageSet, config: DadaConfig, device, rng: torch.Generator,

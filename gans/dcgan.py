@@ -181,6 +181,7 @@ def adversarial_step(generator: DCGANGenerator, discriminator: DCGANDiscriminato
     hooks.augment is applied to every batch D sees; hooks.after_generator_step runs after G's update."""
     fake_NCHW = generator(z_NZ, labels_N)
     real_logits = discriminator(hooks.augment(real_NCHW), labels_N)
+    hooks.observe_real_logits(real_logits.detach())
     fake_logits = discriminator(hooks.augment(fake_NCHW.detach()), labels_N)
     d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
               + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
@@ -236,7 +237,7 @@ def train(images: ImageSet, config: DCGANConfig, device, rng: torch.Generator, p
     discriminator.train()
     run_steps(session, lambda: parts, rng, total_steps(config, len(images)), step, lambda: generator, "dcgan",
               progress, log_every=50)
-    return generator.eval()
+    return session.hooks.sampling_generator(generator).eval()
 
 
 register_family("small_dcgan", SmallDCGANConfig, build, train,

@@ -392,6 +392,7 @@ class Trainer:
             fake, fake_labels = self.fakes(batch, level, alpha)
         augment = self.hooks.augment
         out_real, out_fake = self.critic(augment(real), level, alpha), self.critic(augment(fake), level, alpha)
+        self.hooks.observe_real_logits(out_real[:, 0].detach())
         t_B111 = torch.rand(batch, 1, 1, 1, generator=self.rng, device=self.rng.device).to(real.device)
         penalty = gradient_penalty(lambda x: self.critic(x, level, alpha)[:, 0], real, fake, t_B111, c.lambda_gp)
         loss = (out_fake[:, 0].mean() - out_real[:, 0].mean() + penalty

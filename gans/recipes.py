@@ -20,6 +20,7 @@ one-D-step-one-G-step loop such as gans.dcgan's:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,7 @@ from torch import nn
 from acquire.errors import UserError
 from gans.diffaugment import AdaptiveAugment, check_ada_settings, diff_augment, parse_policy
 from gans.ema import GeneratorEMA, check_ema_settings
+from gans.training import TrainingHooks
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,62 @@ class LowDataRecipe:
     def start(self, generator: nn.Module, channels: int) -> LowDataTraining:
         """The hooks for one training run of `generator` on images with `channels` channels."""
         return LowDataTraining(self, generator, channels)
+
+    def training_hooks(self, family: str, channels: int, batch_size: int, seed: int,
+                       device: torch.device | str = "cpu") -> TrainingHooks:
+        """The recipe as the TrainingHooks every family's step calls (gans.training), for a run of `family` on
+        images with `channels` channels in batches of `batch_size`; its augmentation draws from a generator on
+        `device` seeded with `seed`, saved and restored with the training state."""
+        bound = BoundRecipe(self.for_family(family), channels, batch_size, seed, device)
+        return TrainingHooks(augment=bound.augment, observe_real_logits=bound.observe_real_logits,
+                             after_generator_step=bound.after_generator_step, bind=bound.bind,
+                             sampling_generator=bound.sampling_generator, parts={"recipe": bound})
+
+
+    def for_family(self, family: str) -> LowDataRecipe:
+        """The recipe as `family` runs it: PGGAN keeps its own weight average (pggan.ema_decay), so the recipe's EMA
+        is off there; ADA is refused for DADA, whose discriminator has no real/fake logit for ADA to read."""
+        if family == "pggan" and self.ema_kimg:
+            return dataclasses.replace(self, ema_kimg=0.0)
+        if family == "dada" and self.ada:
+            raise UserError("dada with recipe.ada=true: DADA's discriminator is a 2K-way classifier with no real/fake "
+                            "logit for ADA to read; set recipe.ada=false")
+        return self
+
+
+class BoundRecipe:
+    """One run's recipe state behind the TrainingHooks callables: the augmentation's generator, and (once bound
+    to the family's generator) the LowDataTraining with its ADA probability and weight average."""
+
+    def __init__(self, recipe: LowDataRecipe, channels: int, batch_size: int, seed: int, device):
+        parse_policy(recipe.diffaugment, channels)
+        self.recipe, self.channels, self.batch_size = recipe, channels, batch_size
+        self.rng = torch.Generator(device=device).manual_seed(seed)
+        self.training: LowDataTraining | None = None
+        self.generator: nn.Module | None = None
+
+    def bind(self, generator: nn.Module) -> None:
+        self.generator = generator
+        self.training = LowDataTraining(self.recipe, generator, self.channels)
+
+    def augment(self, images_NCHW: torch.Tensor) -> torch.Tensor:
+        return self.training.augment_for_discriminator(images_NCHW, self.rng)
+
+    def observe_real_logits(self, real_logits_N: torch.Tensor) -> None:
+        self.training.observe_real_logits(real_logits_N)
+
+    def after_generator_step(self) -> None:
+        self.training.after_generator_step(self.generator, self.batch_size)
+
+    def sampling_generator(self, generator: nn.Module) -> nn.Module:
+        return self.training.sampling_generator(generator)
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.get_state(), **self.training.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.set_state(state["rng"])
+        self.training.load_state_dict(state)
 
 
 class LowDataTraining:

@@ -102,20 +102,40 @@ def no_op() -> None:
     """The default TrainingHooks.after_generator_step."""
 
 
+def ignore_logits(real_logits_N: torch.Tensor) -> None:
+    """The default TrainingHooks.observe_real_logits."""
+
+
+def ignore_generator(generator: torch.nn.Module) -> None:
+    """The default TrainingHooks.bind."""
+
+
+def same_generator(generator: torch.nn.Module) -> torch.nn.Module:
+    """The default TrainingHooks.sampling_generator: the trained generator itself."""
+    return generator
+
+
 @dataclass(frozen=True)
 class TrainingHooks:
     """Where a data-efficient recipe plugs into every family's step (defaults change nothing).
 
     augment              [N,C,H,W] -> [N,C,H,W], differentiable: applied to every batch the discriminator sees
                          (real and generated, in the discriminator and the generator steps)
+    observe_real_logits  D's logits [N] on the step's (augmented) real batch (an adaptive augmentation's signal)
     after_generator_step called after each generator update (e.g. an EMA of the generator's weights)
+    bind                 called by run_steps with the family's generator before any step or restore
+    sampling_generator   generator -> the network to measure, checkpoint and sample (e.g. its weight average)
     parts                the hooks' own stateful objects (an EMA network, an adaptive probability), saved and
-                         restored with the family's parts as "hook_<name>", so a resumed run continues them
+                         restored with the family's parts as "hook_<name>", so a resumed run continues them; bind
+                         may add to it
     """
 
     augment: Callable[[torch.Tensor], torch.Tensor] = no_augmentation
     after_generator_step: Callable[[], None] = no_op
     parts: dict[str, Stateful] = field(default_factory=dict)
+    observe_real_logits: Callable[[torch.Tensor], None] = ignore_logits
+    bind: Callable[[torch.nn.Module], None] = ignore_generator
+    sampling_generator: Callable[[torch.nn.Module], torch.nn.Module] = same_generator
 
 
 @dataclass(eq=False)
@@ -249,8 +269,11 @@ def run_steps(session: TrainingSession, parts: Callable[[], dict[str, Stateful]]
     step(index) runs one training step and returns (real images it showed, {name: detached loss}); parts() names
     the family's stateful objects; current_generator() is the generator the quality schedule measures.
     """
-    hook_parts = {f"hook_{name}": part for name, part in session.hooks.parts.items()}
-    with session.running(lambda: {**parts(), **hook_parts}, rng, total_steps, current_generator):
+    hooks = session.hooks
+    hooks.bind(current_generator())
+    hook_parts = {f"hook_{name}": part for name, part in hooks.parts.items()}
+    with session.running(lambda: {**parts(), **hook_parts}, rng, total_steps,
+                         lambda: hooks.sampling_generator(current_generator())):
         bar = tqdm(total=total_steps, initial=session.steps, desc=desc, unit="step", disable=not progress)
         for index in range(session.steps, total_steps):
             images, losses = step(index)

@@ -9,26 +9,27 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 from acquire.errors import UserError
-from acquire.data import ImageSet, class_balanced_indices, load_train_test
+from acquire.data import ImageSet, load_train_test
 from acquire.device import resolve_device
 from acquire.files import CsvError, append_csv_row, read_csv_rows, write_csv
 from acquire.precision import check_precision
 from acquire.rundir import RunDir
 from acquire.seeding import derive_seed
 from acquire.validate import check_float, check_int
-from gans.checkpoint import (CheckpointError, data_digest, file_sha256, load_checkpoint, load_training_state,
-                             read_sidecar, save_checkpoint, save_training_state, training_state_path)
+from gans.checkpoint import load_checkpoint, training_state_path
 from gans.grid import save_sample_grid
 from gans.quality import REAL_ROW, Judge, QualityConfig, plot_quality_by_budget
 from gans.base import ConditionalGenerator
+from gans.fit import fit_generator, is_up_to_date, resume_state, run_identity  # noqa: F401 (tests use them)
+from gans.recipes import LowDataRecipe
 from gans.registry import GanFamily, get_family
+from gans.subset import labelled_subset, subset_record, write_subset_record
 from gans.training import TrainingSession
 from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, checkpoint_path
 from runners.cli import add_precision_flag, add_run_flags, run_guarded
@@ -36,8 +37,6 @@ from runners.cli import add_precision_flag, add_run_flags, run_guarded
 MEASURES = ["label_agreement", "frechet_distance", "cas_accuracy", "cas_balanced_accuracy"]
 QUALITY_COLUMNS = ["gan", "generator_parameters", "train_images", "images_shown", "train_seconds", *MEASURES]
 BUDGET_COLUMNS = ["gan", "images_shown", "train_steps", "train_seconds", *MEASURES]
-SIDECAR_CORE = {"family", "config", "weights_sha256", "weights_dtype", "training_data_sha256", "training_images",
-                "package_version"}  # what save_checkpoint writes itself; the rest are train_gans' extras
 
 DESCRIPTION = """\
 Trains class-conditional GANs on the labelled training images of --data-dir (default: MNIST), each
@@ -114,7 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on a class-balanced subset of this many real images, a multiple of the number of "
                         "classes (the low-data regime; default: 0 = all)")
     p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
-                   metavar="FAMILY.FIELD=VALUE", help="override one config field, e.g. small_dcgan.epochs=2")
+                   metavar="FAMILY.FIELD=VALUE", help="override one config field, e.g. small_dcgan.epochs=2; "
+                                                     "recipe.FIELD=VALUE sets the low-data recipe's")
+    p.add_argument("--recipe", choices=("none", "lowdata"), default="none",
+                   help="lowdata: train with the data-efficient additions of gans.recipes: DiffAugment "
+                        "(translation, cutout) on everything the discriminator sees, an EMA of the generator "
+                        "(sampled and saved), ADA with --set recipe.ada=true; recorded in the sidecar "
+                        "(default: none)")
     p.add_argument("--force", action="store_true",
                    help="retrain from scratch, discarding any checkpoint and training state of the GANs asked for")
     p.add_argument("--checkpoint-minutes", type=float, default=10.0,
@@ -159,6 +164,8 @@ def typed_overrides(overrides: list[tuple[str, str, str]]) -> list[tuple[str, st
     is a one-line UserError."""
     typed = []
     for target, field, value in overrides:
+        if target == RECIPE_TARGET:
+            continue
         try:
             target_family = get_family(target)
         except ValueError as error:
@@ -190,72 +197,32 @@ def family_config(name: str, overrides: list[tuple[str, str, str]], preset: str 
         raise UserError(f"{name} config: {error}") from None
 
 
-def training_subset(train: ImageSet, size: int, seed: int) -> ImageSet:
-    """All of `train`, or a class-balanced random subset of `size` images."""
-    if size == 0:
-        return train
-    return train.subset(class_balanced_indices(train.labels_N, size, torch.Generator().manual_seed(
-        derive_seed(seed, "gan-train")), data_fields(train)["num_classes"]))
+RECIPE_TARGET = "recipe"  # --set recipe.FIELD=VALUE: a field of gans.recipes.LowDataRecipe
 
 
-def json_config(config) -> dict:
-    """The config as its JSON dict (tuples as lists), as sidecars and training states record it."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def is_up_to_date(path: Path, config, data: ImageSet, seed: int, precision: str = "fp32") -> bool:
-    """A finished checkpoint at `path` trained with exactly this config (budget included), seed, precision (a
-    sidecar without one: fp32) and data, whose bytes match the sha256 its sidecar records (a mismatch is reported
-    on stderr, and the checkpoint is not trusted)."""
-    if not path.exists():
-        return False
-    try:
-        meta = read_sidecar(path)
-        saved = get_family(meta["family"]).config_from_dict(meta["config"])  # fields added since take defaults
-    except (CheckpointError, KeyError, TypeError, ValueError):
-        return False
-    if file_sha256(path) != meta["weights_sha256"]:
-        print(f"{path} does not match the sha256 in its sidecar (corrupt or edited): not trusted, trained again",
-              file=sys.stderr)
-        return False
-    return (json_config(saved) == json_config(config) and meta.get("seed") == seed
-            and meta.get("precision", "fp32") == precision and meta.get("training_data_sha256") == data_digest(data))
-
-
-def run_identity(name: str, config, seed: int, data: ImageSet, precision: str) -> dict:
-    """What a training state records about its run: gan, config (budget included), seed, training data digest,
-    precision."""
-    return {"gan": name, "config": json_config(config), "seed": seed, "training_data_sha256": data_digest(data),
-            "precision": precision}
-
-
-def resume_state(state_path: Path, identity: dict, family: GanFamily) -> dict | None:
-    """The saved training state to continue (None if there is none); a one-line ValueError if it belongs to
-    another run (config apart from the budget, seed, data, precision: fp32 for a state without one) or to a larger
-    budget than asked for."""
-    if not state_path.exists():
+def recipe_from_args(recipe: str, overrides: list[tuple[str, str, str]]) -> LowDataRecipe | None:
+    """The low-data recipe asked for (None for --recipe none), with its --set recipe.FIELD=VALUE fields."""
+    fields = [(field, value) for target, field, value in overrides if target == RECIPE_TARGET]
+    if recipe == "none":
+        if fields:
+            raise UserError("--set recipe.* sets the low-data recipe, which is off: add --recipe lowdata")
         return None
-    state = load_training_state(state_path)
-    fix = f"or add --force to discard it and train {identity['gan']} from scratch (or use another --out)"
-    asked, saved = identity["config"], state.get("config", {})
-    budget = family.budget_field
-    differing = [f"{field} (saved {saved.get(field)}, asked {asked[field]})" for field in asked
-                 if field != budget and saved.get(field, asked[field]) != asked[field]]
-    if state.get("gan") != identity["gan"]:
-        differing.insert(0, f"GAN {state.get('gan')!r}")
-    if state.get("seed") != identity["seed"]:
-        differing.append(f"seed (saved {state.get('seed')}, asked {identity['seed']})")
-    if state.get("training_data_sha256") != identity["training_data_sha256"]:
-        differing.append("training data (another --train-size, --seed or data set)")
-    if state.get("precision", "fp32") != identity["precision"]:
-        differing.append(f"precision (saved {state.get('precision', 'fp32')}, asked {identity['precision']})")
-    if differing:
-        raise UserError(f"{state_path} is the training state of another run, differing in {'; '.join(differing)}: "
-                         f"rerun with the settings it was trained with, {fix}")
-    if saved.get(budget, asked[budget]) > asked[budget]:
-        raise UserError(f"{state_path} was trained towards {budget}={saved[budget]}, which the smaller "
-                         f"{budget}={asked[budget]} cannot continue: ask for {budget} >= {saved[budget]}, {fix}")
-    return state
+    parser = GanFamily(RECIPE_TARGET, LowDataRecipe, None, None)
+    return LowDataRecipe(**{field: parser.parse_field(field, value) for field, value in fields})
+
+
+def training_subset(train: ImageSet, size: int, seed: int) -> tuple[ImageSet, dict | None]:
+    """All of `train` (record None), or a class-balanced, seeded subset of `size` images and its record
+    (gans.subset: which images, so a study can show the rest stayed unseen)."""
+    if size == 0:
+        return train, None
+    classes = data_fields(train)["num_classes"]
+    if size % classes:
+        raise UserError(f"--train-size {size} is not a multiple of the {classes} classes; give a multiple, e.g. "
+                        f"{max(1, size // classes) * classes}")
+    subset_seed = derive_seed(seed, "gan-train")
+    subset, indices_N = labelled_subset(train, size // classes, subset_seed)
+    return subset, subset_record(train, size // classes, subset_seed, indices_N)
 
 
 class BudgetLog:
@@ -299,52 +266,22 @@ class BudgetLog:
             self.png.unlink(missing_ok=True)
 
 
-def convert_to_half(path: Path, name: str, config, data: ImageSet) -> None:
-    """Rewrite the float32 checkpoint at `path` as float16, keeping its sidecar's records."""
-    generator, meta = load_checkpoint(path, name)
-    save_checkpoint(path, name, generator, config, data, {k: v for k, v in meta.items() if k not in SIDECAR_CORE},
-                    half=True)
-
-
-def train_one(name: str, config, data: ImageSet, args, device, judge: Judge, log: BudgetLog) -> None:
+def train_one(name: str, config, data: ImageSet, args, device, judge: Judge, log: BudgetLog,
+              recipe: LowDataRecipe | None = None, subset: dict | None = None) -> None:
     """Train (or continue, or skip) one GAN; writes OUT/<name>.pt/.json/.train.pt/_grid.png and budget rows."""
-    family, path = get_family(name), checkpoint_path(args.out, name)
-    state_path = training_state_path(path)
-    if not args.force and is_up_to_date(path, config, data, args.seed, args.precision):
-        if args.half and read_sidecar(path).get("weights_dtype", "float32") != "float16":
-            convert_to_half(path, name, config, data)
-            print(f"{name}: up to date; rewrote {path} as float16", file=sys.stderr)
-        else:
-            print(f"{name}: up to date ({path}); --force retrains", file=sys.stderr)
+    path = checkpoint_path(args.out, name)
+    result = fit_generator(
+        name, config, data, path, args.seed, precision=args.precision, device=device, recipe=recipe, half=args.half,
+        force=args.force, save_every_seconds=args.checkpoint_minutes * 60, every_images=args.quality_every,
+        on_budget=(lambda generator, at: log.record(name, generator, at, judge)) if args.quality_every else None,
+        on_fresh_start=lambda: log.drop(name), extra={"subset": subset})
+    if result.session is None:
         return
-    identity = run_identity(name, config, args.seed, data, args.precision)
-    if args.force:
-        state_path.unlink(missing_ok=True)
-    state = resume_state(state_path, identity, family)
-    if state is None:
-        log.drop(name)
-        why = f" (no {state_path.name} to continue {path.name} from)" if path.exists() and not args.force else ""
-        print(f"{name}: training from scratch{why} on {len(data)} real images on {device} in {args.precision} with "
-              f"{config}", file=sys.stderr)
-    else:
-        print(f"{name}: continuing {state_path} from step {state['steps']:,} ({state['images_shown']:,} images "
-              f"shown, {state['train_seconds'] / 60:.1f} min trained) to {family.budget_field}="
-              f"{getattr(config, family.budget_field)}", file=sys.stderr)
-    session = TrainingSession(
-        resume_from=state, save=lambda snapshot: save_training_state(state_path, {**identity, **snapshot}),
-        save_every_seconds=args.checkpoint_minutes * 60, every_images=args.quality_every,
-        on_budget=(lambda generator, at: log.record(name, generator, at, judge)) if args.quality_every else None)
-    generator = family.train(data, config, device, torch.Generator().manual_seed(derive_seed(args.seed, name)),
-                             session=session, precision=args.precision)
-    save_checkpoint(path, name, generator, config, data, half=args.half, extra={
-        "seed": args.seed, "precision": args.precision, "images_shown": session.images_shown,
-        "train_steps": session.steps, "train_seconds": round(session.train_seconds, 1), "sessions": session.sessions,
-        "device": str(device), "generator_parameters": sum(p.numel() for p in generator.parameters())})
-    save_sample_grid(generator, args.out / f"{name}_grid.png", f"{name}: one row per class")
-    print(f"{name}: {session.train_seconds / 60:.1f} min over {session.sessions} session(s); wrote {path}, "
-          f"{state_path.name} and {name}_grid.png", file=sys.stderr)
+    save_sample_grid(result.generator, args.out / f"{name}_grid.png", f"{name}: one row per class")
+    print(f"{name}: {result.session.train_seconds / 60:.1f} min over {result.session.sessions} session(s); wrote "
+          f"{path}, {training_state_path(path).name} and {name}_grid.png", file=sys.stderr)
     if args.quality_every:
-        log.record(name, generator, session, judge)
+        log.record(name, result.generator, result.session, judge)
 
 
 def quality_report(names: list[str], judge: Judge, out: Path) -> Path:
@@ -400,13 +337,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_quality and shape["image_height"] != shape["image_width"]:
         raise UserError(f"the quality report's judge (Gal's CNN) needs square images, and these are "
                         f"{shape['image_height']}x{shape['image_width']}: add --no-quality")
-    data = training_subset(train, args.train_size, args.seed)
+    recipe = recipe_from_args(args.recipe, args.overrides)
+    data, subset = training_subset(train, args.train_size, args.seed)
     with RunDir(args.out):  # one trainer per directory
         judge = Judge(train, test, QualityConfig(samples_per_class=args.quality_samples, seed=args.seed), device)
         log = BudgetLog(args.out)
         if not args.quality_only:
+            if subset is not None:
+                write_subset_record(args.out / "subset.json", subset)
             for name, config in configs.items():
-                train_one(name, config, data, args, device, judge, log)
+                train_one(name, config, data, args, device, judge, log, recipe, subset)
         if not args.no_quality:
             print(f"wrote {quality_report(args.gans, judge, args.out)}")
     return 0

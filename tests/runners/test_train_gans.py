@@ -361,3 +361,26 @@ def test_a_finished_checkpoint_with_a_flipped_byte_is_reported_not_up_to_date(tm
     error = capsys.readouterr().err
     assert "does not match the sha256 in its sidecar" in error and "up to date" not in error
     assert path.read_bytes() == good  # rebuilt from the finished training state
+
+
+def test_a_labelled_subset_and_the_recipe_are_recorded_and_the_subset_can_be_proven_unseen(tmp_path, tiny_mnist,
+                                                                                          tiny_train):
+    from gans.subset import read_subset_record, unseen_indices
+    assert run_main(tmp_path, "--train-size", "100", "--recipe", "lowdata", "--set", "recipe.ema_kimg=0.2") == 0
+    meta = sidecar(tmp_path)
+    assert meta["training_images"] == 100 and meta["recipe"]["ema_kimg"] == 0.2
+    record = read_subset_record(tmp_path / "subset.json")
+    assert meta["subset"] == record and record["per_class"] == 10
+    assert len(unseen_indices(tiny_train, record)) == len(tiny_train) - 100
+    assert run_main(tmp_path, "--train-size", "100", "--recipe", "lowdata", "--set", "recipe.ema_kimg=0.2") == 0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--set", "recipe.ema_kimg=1"], "add --recipe lowdata"),
+    (["--recipe", "lowdata", "--set", "recipe.speed=1"], "recipe has no field 'speed'"),
+    (["--train-size", "105"], "not a multiple of the 10 classes"),
+])
+def test_bad_recipe_or_subset_flags_are_one_line_errors_writing_nothing(tmp_path, tiny_mnist, capsys, flags, message):
+    assert run_main(tmp_path / "out", *flags) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "small_dcgan.pt").exists()

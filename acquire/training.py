@@ -60,12 +60,13 @@ def takes_rng(model: nn.Module) -> bool:
 
 
 def train_classifier(model: nn.Module, images_NCHW: torch.Tensor, labels_N: torch.Tensor,
-                     config: TrainConfig, rng: torch.Generator) -> nn.Module:
+                     config: TrainConfig, rng: torch.Generator,
+                     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> nn.Module:
     """Train `model` in place with Adam on uint8 images [N,C,H,W] / labels [N] already on its device.
 
     Shuffling draws from `rng`, and so does the dropout of a model whose forward takes `rng` (GalCNN), so a
     (seed, data) pair gives the same weights; other models' dropout draws from torch's global RNG (which the loop
-    seeds per arm and round).
+    seeds per arm and round). augment(batch_BCHW float in [0, 1], rng) -> batch, if given, transforms every batch.
     """
     n = len(labels_N)
     if n == 0:
@@ -80,7 +81,8 @@ def train_classifier(model: nn.Module, images_NCHW: torch.Tensor, labels_N: torc
         order = torch.randperm(n, generator=rng, device=rng.device).to(x.device)
         for start in range(0, n, config.batch_size):
             batch = order[start:start + config.batch_size]
-            loss = F.cross_entropy(forward(x[batch]), labels_N[batch])
+            x_batch = x[batch] if augment is None else augment(x[batch], rng)
+            loss = F.cross_entropy(forward(x_batch), labels_N[batch])
             if dense_l2:
                 loss = loss + dense_l2 * model.fc1.weight.square().sum()
             optimiser.zero_grad(set_to_none=True)

@@ -191,3 +191,18 @@ def all_pairs(df: pd.DataFrame, train_size: int, metric: str = "balanced_accurac
         fix = f"e.g. --at {max(common)}, the largest size every arm reached" if common else "no size is common to all"
         raise UserError(f"{len(arms)} arm(s) reached train_size {train_size}, need two; {fix}")
     return [paired_difference(df, a, b, train_size, metric, confidence) for a, b in combinations(arms, 2)], missing
+
+
+def holm_adjust(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values of a family of tests (same order as given): the k-th smallest p becomes
+    max over j <= k of min(1, (m − j + 1) p_(j)); reject where the adjusted p < alpha controls the family-wise
+    error rate at alpha."""
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or np.isnan(p).any() or ((p < 0) | (p > 1)).any():
+        raise UserError(f"Holm's adjustment needs p-values in [0, 1], got {p.tolist()}")
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    stepped = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    adjusted = np.empty(m)
+    adjusted[order] = stepped
+    return adjusted

@@ -1,0 +1,159 @@
+"""Running the study: one repeat (subset, generator, pool, the two runs) and a cell of repeats, resumable.
+
+A cell directory OUT holds study.json (the LowDataAcquireConfig and the data's digests; a resume refuses any
+other) and per repeat r{r}/: subset.json (which images are L), gan/<family>.pt + .json (float16, with its
+.train.pt while it trains), generator.json (its quality and memorisation), plain/ and augmented/ (run
+directories of acquire.api.Experiment: config.json, rounds.csv, state/). Every step is skipped when its output
+is complete and continued when it is partial, so rerunning the same command after any interruption goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from acquire.api import Experiment
+from acquire.builtins import MODELS
+from acquire.data import ImageSet, class_balanced_indices
+from acquire.errors import UserError
+from acquire.files import write_json
+from acquire.loop import ExperimentConfig
+from acquire.pool import REAL_SOURCE, CandidatePool, image_set_digest
+from acquire.rundir import CONFIG_FILE
+from acquire.seeding import derive_seed
+from acquire.training import TrainConfig
+from gans.base import balanced_samples
+from gans.checkpoint import load_checkpoint, read_sidecar
+from gans.fit import fit_generator
+from gans.memorisation import memorisation
+from gans.quality import Judge, QualityConfig
+from gans.recipes import LowDataRecipe
+from gans.registry import get_family
+from gans.subset import labelled_subset, subset_record, write_subset_record
+from studies.lowdata_acquire.augmented_training import train_augmented
+from studies.lowdata_acquire.protocol import AUGMENTED, PLAIN, LowDataAcquireConfig
+
+STUDY_FILE = "study.json"
+HELDOUT_PER_CLASS = 100  # unseen real training images per class (at most): the memorisation baseline
+
+
+def num_classes(images: ImageSet) -> int:
+    return int(images.labels_N.max()) + 1
+
+
+def gan_config(config: LowDataAcquireConfig, labelled: ImageSet):
+    """The family's default config built for L's shape and K, its budget set to config.gan_images images shown."""
+    family = get_family(config.family)
+    channels, height, width = labelled.images_NCHW.shape[1:]
+    shape = {"image_channels": channels, "image_height": height, "image_width": width,
+             "num_classes": num_classes(labelled)}
+    budget = ({"final_images": config.gan_images} if family.budget_field == "final_images"
+              else {"epochs": config.gan_images / len(labelled)})
+    return family.config_class(**shape, **budget)
+
+
+def open_cell(config: LowDataAcquireConfig, train: ImageSet, test: ImageSet, out: Path, dataset: str) -> None:
+    """Write OUT/study.json, or check that the one there is this study on this data (a one-line UserError); the
+    number of repeats may grow."""
+    record = {"study": {k: v for k, v in config.to_dict().items() if k != "repeats"}, "dataset": dataset, "train_sha256": image_set_digest(train),
+              "test_sha256": image_set_digest(test)}
+    path = out / STUDY_FILE
+    if path.exists():
+        saved, asked = json.loads(path.read_text()), json.loads(json.dumps(record))
+        if saved != asked:
+            differing = [k for k in asked["study"] if saved.get("study", {}).get(k) != asked["study"][k]]
+            differing += [k for k in ("dataset", "train_sha256", "test_sha256") if saved.get(k) != asked[k]]
+            raise UserError(f"{path} is another study (differs in {', '.join(differing)}); resume it with its own "
+                            "settings and data, or give another --out")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+
+
+def fit_repeat_generator(config: LowDataAcquireConfig, labelled: ImageSet, record: dict, out: Path, repeat: int,
+                         device, progress: bool) -> Path:
+    """Train (or continue, or find) repeat r's generator on L alone; its float16 checkpoint's path."""
+    path = out / "gan" / f"{config.family}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fit_generator(config.family, gan_config(config, labelled), labelled, path, derive_seed(config.seed, "gan", repeat),
+                  device=device, recipe=LowDataRecipe() if config.recipe else None, half=True,
+                  save_every_seconds=300, extra={"subset": record}, progress=progress)
+    return path
+
+
+def measure_generator(generator, family: str, labelled: ImageSet, train: ImageSet, unseen_N: torch.Tensor,
+                      judge: Judge, repeat: int, seed: int) -> dict:
+    """Quality (label agreement, Fréchet distance, CAS) and memorisation (nearest-neighbour distances of samples to L
+    against those of unseen real training images) of one repeat's generator."""
+    samples = judge.samples(generator, family)
+    per_class = min(HELDOUT_PER_CLASS, int(torch.bincount(train.labels_N[unseen_N].cpu()).min()))
+    heldout_index = unseen_N[class_balanced_indices(train.labels_N[unseen_N], per_class * num_classes(train),
+                                                    torch.Generator().manual_seed(derive_seed(seed, "heldout", repeat)),
+                                                    num_classes(train))]
+    copies = memorisation(samples.to("cpu"), labelled.to("cpu"), train.subset(heldout_index).to("cpu"))
+    return {**judge.measures(generator, family), **copies.row()}
+
+
+def experiment_config(config: LowDataAcquireConfig, run: str, labelled: ImageSet, source_set: str, dataset: str,
+                      provenance: dict) -> ExperimentConfig:
+    """The run `run` (PLAIN or AUGMENTED) of a repeat: |L| initial images, then config.rounds rounds of k."""
+    acquisitions = config.acquisitions if run == PLAIN else config.augmented_acquisitions
+    return ExperimentConfig(
+        sources=[source_set], acquisitions=list(acquisitions), rounds=config.rounds,
+        per_round=config.k(num_classes(labelled)), repeats=1, initial=len(labelled), mc_samples=config.mc_samples,
+        pool_subset=config.pool_subset, seed=config.seed, train=TrainConfig(epochs=config.epochs),
+        precision=config.precision, sources_provenance=provenance, dataset=dataset, gate_judge_epochs=config.epochs)
+
+
+def run_repeat(config: LowDataAcquireConfig, train: ImageSet, test: ImageSet, out: Path, repeat: int, dataset: str,
+               judge: Judge, device, progress: bool = True) -> None:
+    """Repeat `repeat` of a cell into OUT/r{repeat}/ (see the module docstring); skips what is done."""
+    out = out / f"r{repeat}"
+    out.mkdir(parents=True, exist_ok=True)
+    subset_seed = derive_seed(config.seed, "labelled", repeat)
+    labelled, index_N = labelled_subset(train, config.per_class, subset_seed)
+    record = subset_record(train, config.per_class, subset_seed, index_N)
+    write_subset_record(out / "subset.json", record)
+    labelled = labelled.to(device)
+    path = fit_repeat_generator(config, labelled, record, out, repeat, device, progress)
+    generator, sidecar = load_checkpoint(path, config.family, device)  # always the saved float16 weights
+    if not (out / "generator.json").exists():
+        unseen_N = torch.ones(len(train), dtype=torch.bool)
+        unseen_N[index_N] = False
+        print(f"r{repeat}: measuring the generator's quality and memorisation ...", file=sys.stderr)
+        write_json(out / "generator.json", {"repeat": repeat, "images_shown": sidecar.get("images_shown"),
+                                            "train_seconds": sidecar.get("train_seconds"),
+                                            **measure_generator(generator, config.family, labelled, train,
+                                                                unseen_N.nonzero().squeeze(1), judge, repeat,
+                                                                config.seed)})
+    generated = balanced_samples(generator, config.generated_per_class, derive_seed(config.seed, "pool", repeat), device)
+    source_set = f"{REAL_SOURCE}+{config.family}"
+    pools = {source_set: CandidatePool({REAL_SOURCE: labelled, config.family: generated}, device)}
+    provenance = {"generator_sha256": sidecar["weights_sha256"], "labelled_subset": record, "repeat": repeat}
+    model = partial(MODELS["gal"][1], num_classes=num_classes(train), image_shape=tuple(train.images_NCHW.shape[1:]))
+    for run, trainer in ((PLAIN, None), (AUGMENTED, train_augmented)):
+        run_dir = out / run
+        exp_config = experiment_config(config, run, labelled, source_set, dataset, provenance)
+        with Experiment(exp_config, {k: p.fresh() for k, p in pools.items()}, test.to(device), run_dir, model=model,
+                        trainer=trainer, device=device, resume=(run_dir / CONFIG_FILE).exists()) as experiment:
+            experiment.run(progress=progress)
+
+
+def run_cell(config: LowDataAcquireConfig, train: ImageSet, test: ImageSet, out: Path, dataset: str, device,
+             repeats: range | None = None, progress: bool = True) -> None:
+    """Every repeat of a cell (or those in `repeats`), in order, into OUT."""
+    out = Path(out)
+    open_cell(config, train, test, out, dataset)
+    judge = Judge(train, test, _quality_config(config), device)
+    for repeat in repeats if repeats is not None else range(config.repeats):
+        print(f"{out}: repeat {repeat + 1}/{config.repeats}", file=sys.stderr)
+        run_repeat(config, train, test, out, repeat, dataset, judge, device, progress)
+
+
+def _quality_config(config: LowDataAcquireConfig) -> QualityConfig:
+    """The generators' quality measures: config.quality_samples per class (a CAS classifier on them), its seed."""
+    return QualityConfig(samples_per_class=config.quality_samples, seed=config.seed)

@@ -107,3 +107,30 @@ def required_repeats(std: float, difference: float = 1.0, alpha: float = 0.05, p
         if achieved >= power:
             return n
     return 1000
+
+
+Q4_COMPARISONS = [("Q4", name, "random") for name in ("bald", "quota:bald", "gate:quota:bald")]
+
+
+def near_copy_table(shares: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Q4: per cell (name -> acquired.near_copy_shares), each acquisition's near-copy share minus random's (points,
+    paired by repeat), Holm-adjusted over all cells' Q4 comparisons together."""
+    rows = []
+    for cell, frame in shares.items():
+        endpoints = frame.rename(columns={"near_copy_share": "share"})[["arm", "repeat", "share"]]
+        for question, a, b in Q4_COMPARISONS:
+            rows.append({"cell": cell, "endpoint": "near_copy_share", "question": question, "a": a, "b": b,
+                         **compare(endpoints, a, b, "share")})
+    table = pd.DataFrame(rows, columns=["cell", "endpoint", "question", "a", "b", "n", "mean", "std", "low", "high",
+                                        "p"])
+    table["p_holm"] = np.nan
+    mask = table["p"].notna()
+    if mask.any():
+        table.loc[mask, "p_holm"] = holm_adjust(table.loc[mask, "p"].to_numpy())
+    return table
+
+
+def against_baseline(endpoints: pd.DataFrame, baseline: str, endpoint: str = "last") -> pd.DataFrame:
+    """Every other arm minus `baseline` (points, paired by repeat): arm, n, mean, low, high (for the figure)."""
+    return pd.DataFrame([{"arm": arm, **compare(endpoints, arm, baseline, endpoint)}
+                         for arm in endpoints["arm"].unique() if arm != baseline])

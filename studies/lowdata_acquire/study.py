@@ -74,6 +74,27 @@ def open_cell(config: LowDataAcquireConfig, train: ImageSet, test: ImageSet, out
     write_json(path, record)
 
 
+def labelled_set(config: LowDataAcquireConfig, train: ImageSet, repeat: int) -> tuple[ImageSet, torch.Tensor, dict]:
+    """Repeat r's L: (images, their positions [n·K] in the training split, the subset record)."""
+    subset_seed = derive_seed(config.seed, "labelled", repeat)
+    labelled, index_N = labelled_subset(train, config.per_class, subset_seed)
+    return labelled, index_N, subset_record(train, config.per_class, subset_seed, index_N)
+
+
+def generated_candidates(config: LowDataAcquireConfig, generator, repeat: int, device) -> ImageSet:
+    """Repeat r's generated candidates: config.generated_per_class samples of each class, in class order."""
+    return balanced_samples(generator, config.generated_per_class, derive_seed(config.seed, "pool", repeat), device)
+
+
+def repeat_pool(config: LowDataAcquireConfig, train: ImageSet, out: Path, repeat: int, device="cpu") -> CandidatePool:
+    """The candidate pool repeat r's runs acquired from (L, then the generated candidates), rebuilt from the
+    training split and OUT/r{r}/gan/: the pool positions of state/<arm>.json index it."""
+    labelled = labelled_set(config, train, repeat)[0].to(device)
+    generator = load_checkpoint(out / f"r{repeat}" / "gan" / f"{config.family}.pt", config.family, device)[0]
+    return CandidatePool({REAL_SOURCE: labelled, config.family: generated_candidates(config, generator, repeat, device)},
+                         device)
+
+
 def fit_repeat_generator(config: LowDataAcquireConfig, labelled: ImageSet, record: dict, out: Path, repeat: int,
                          device, progress: bool) -> Path:
     """Train (or continue, or find) repeat r's generator on L alone; its float16 checkpoint's path."""
@@ -114,9 +135,7 @@ def run_repeat(config: LowDataAcquireConfig, train: ImageSet, test: ImageSet, ou
     """Repeat `repeat` of a cell into OUT/r{repeat}/ (see the module docstring); skips what is done."""
     out = out / f"r{repeat}"
     out.mkdir(parents=True, exist_ok=True)
-    subset_seed = derive_seed(config.seed, "labelled", repeat)
-    labelled, index_N = labelled_subset(train, config.per_class, subset_seed)
-    record = subset_record(train, config.per_class, subset_seed, index_N)
+    labelled, index_N, record = labelled_set(config, train, repeat)
     write_subset_record(out / "subset.json", record)
     labelled = labelled.to(device)
     path = fit_repeat_generator(config, labelled, record, out, repeat, device, progress)
@@ -130,7 +149,7 @@ def run_repeat(config: LowDataAcquireConfig, train: ImageSet, test: ImageSet, ou
                                             **measure_generator(generator, config.family, labelled, train,
                                                                 unseen_N.nonzero().squeeze(1), judge, repeat,
                                                                 config.seed)})
-    generated = balanced_samples(generator, config.generated_per_class, derive_seed(config.seed, "pool", repeat), device)
+    generated = generated_candidates(config, generator, repeat, device)
     source_set = f"{REAL_SOURCE}+{config.family}"
     pools = {source_set: CandidatePool({REAL_SOURCE: labelled, config.family: generated}, device)}
     provenance = {"generator_sha256": sidecar["weights_sha256"], "labelled_subset": record, "repeat": repeat}

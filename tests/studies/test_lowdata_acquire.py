@@ -94,3 +94,34 @@ def test_paired_comparison_matches_scipy_and_holm_matches_its_definition():
 
 def test_required_repeats_grows_with_the_paired_std():
     assert required_repeats(1.0) == 10 and required_repeats(0.5) < 10 < required_repeats(2.0)
+
+
+def test_what_each_arm_acquired_is_read_from_the_very_images_and_a_tampered_state_is_refused(cell, tiny_train,
+                                                                                            tmp_path):
+    import shutil
+    from studies.lowdata_acquire.acquired import near_copy_shares
+    shares = near_copy_shares(cell, tiny_train)
+    assert sorted(shares["arm"]) == sorted(a for a in arms(TINY) if a not in ("none", "classical"))
+    assert (shares["acquired"] == TINY.rounds * TINY.k(10)).all()
+    assert shares["near_copy_share"].between(0, 1).all()
+    assert shares.set_index("arm")["gated_share"].notna().to_dict() == {
+        "random": False, "bald": False, "quota:bald": False, "gate:quota:bald": True,
+        "classical+random": False, "classical+gate:quota:bald": True}
+    copy = tmp_path / "cell"
+    shutil.copytree(cell, copy)
+    [path] = (copy / "r0" / "plain" / "state").glob("*__bald__0.json")
+    saved = json.loads(path.read_text())
+    saved["rounds"][1]["index"][0] = saved["rounds"][1]["index"][0] + 1 if saved["rounds"][1]["index"][0] < 100 else 50
+    path.write_text(json.dumps(saved))
+    with pytest.raises(UserError, match="differ from the rebuilt pool"):
+        near_copy_shares(copy, tiny_train)
+
+
+def test_the_report_writes_its_tables_and_a_figure_per_data_set(cell, tmp_path, monkeypatch, tiny_train):
+    from runners import lowdata_report
+    monkeypatch.setattr(lowdata_report, "load_split", lambda split, root: tiny_train)
+    assert lowdata_report.main([str(cell), "--out", str(tmp_path / "report")]) == 0
+    names = {p.name for p in (tmp_path / "report").iterdir()}
+    assert {"comparisons.csv", "near_copy.csv", "acquired.csv", "generators.csv", "endpoints.csv",
+            "differences_mnist.png"} <= names
+    assert lowdata_report.main([str(tmp_path), "--out", str(tmp_path / "r2")]) == 2  # not a cell

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from acquire.errors import UserError
-from acquire.data import ImageSet, load_train_test
+from acquire.data import ImageSet, class_balanced_indices, load_train_test
 from acquire.device import resolve_device
 from acquire.files import CsvError, append_csv_row, read_csv_rows, write_csv
 from acquire.precision import check_precision
@@ -29,13 +29,17 @@ from gans.base import ConditionalGenerator
 from gans.fit import fit_generator, is_up_to_date, resume_state, run_identity  # noqa: F401 (tests use them)
 from gans.recipes import LowDataRecipe
 from gans.registry import GanFamily, get_family
-from gans.subset import labelled_subset, subset_record, write_subset_record
+from gans.memorisation import memorisation, plot_memorisation
+from gans.subset import labelled_subset, subset_record, unseen_indices, write_subset_record
 from gans.training import TrainingSession
 from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, checkpoint_path
 from runners.cli import add_precision_flag, add_run_flags, run_guarded
 
 MEASURES = ["label_agreement", "frechet_distance", "cas_accuracy", "cas_balanced_accuracy"]
-QUALITY_COLUMNS = ["gan", "generator_parameters", "train_images", "images_shown", "train_seconds", *MEASURES]
+MEMORISATION = ["near_copy_share", "near_copy_share_heldout", "nn_median_ratio"]  # gans.memorisation, per GAN
+QUALITY_COLUMNS = ["gan", "generator_parameters", "train_images", "images_shown", "train_seconds", *MEASURES,
+                   *MEMORISATION]
+MEMORISATION_IMAGES = 2000  # samples and held-out test images compared with the training images (class-balanced)
 BUDGET_COLUMNS = ["gan", "images_shown", "train_steps", "train_seconds", *MEASURES]
 
 DESCRIPTION = """\
@@ -48,7 +52,9 @@ matches the sha256 its sidecar records, is skipped. For each GAN it writes OUT/<
 samples per class, one row per class), then OUT/quality.csv: label agreement under a CNN trained on
 all real training images, Frechet distance in that CNN's 128-d feature space to the real test set,
 and the classification accuracy score (a CNN trained on generated images, tested on real), with the
-images shown in training of each checkpoint.
+images shown in training of each checkpoint; and memorisation (gans.memorisation): the share of samples
+nearer to one of the GAN's own training images (the --train-size subset, else the whole split) than 95% of
+held-out real test images are, against 5% for fresh real data, with OUT/<gan>_memorisation.png.
 """
 
 EPILOG = """\
@@ -284,6 +290,27 @@ def train_one(name: str, config, data: ImageSet, args, device, judge: Judge, log
         log.record(name, result.generator, result.session, judge)
 
 
+def memorisation_of(generator, name: str, meta: dict, judge: Judge):
+    """gans.memorisation of a GAN's samples against the images it was trained on (its sidecar's subset record, else
+    the whole training split), with held-out real test images as the baseline; at most MEMORISATION_IMAGES of each,
+    class-balanced."""
+    train = judge.train
+    if meta.get("subset"):
+        record = meta["subset"]
+        unseen_indices(train, record)  # the split is the one the subset was drawn from, and draws it again
+        train = labelled_subset(train, record["per_class"], record["seed"])[0]
+    classes = judge.num_classes
+    per_class = max(1, MEMORISATION_IMAGES // classes)
+    samples = judge.samples(generator, name)
+    pick = class_balanced_indices(samples.labels_N.cpu(), min(len(samples), per_class * classes),
+                                  torch.Generator().manual_seed(0), classes)
+    test = judge.test
+    smallest = int(torch.bincount(test.labels_N.cpu(), minlength=classes).min())
+    heldout = class_balanced_indices(test.labels_N.cpu(), min(per_class, smallest) * classes,
+                                     torch.Generator().manual_seed(1), classes)
+    return memorisation(samples.subset(pick).to("cpu"), train.to("cpu"), test.subset(heldout).to("cpu"))
+
+
 def quality_report(names: list[str], judge: Judge, out: Path) -> Path:
     """OUT/quality.csv: the real-image baseline, then one row per trained GAN (with the images it was shown).
 
@@ -291,7 +318,7 @@ def quality_report(names: list[str], judge: Judge, out: Path) -> Path:
     OUT, are kept (the measures are seeded, so they agree on the same machine and thread count).
     """
     rows = [{"gan": REAL_ROW, "generator_parameters": 0, "train_images": len(judge.train),
-             "images_shown": 0, "train_seconds": 0.0, **judge.real_measures()}]
+             "images_shown": 0, "train_seconds": 0.0, **judge.real_measures(), **dict.fromkeys(MEMORISATION, "")}]
     try:
         earlier = read_csv_rows(out / "quality.csv", QUALITY_COLUMNS)
     except CsvError:  # a report of an older version: measured again from scratch
@@ -300,9 +327,13 @@ def quality_report(names: list[str], judge: Judge, out: Path) -> Path:
              if row["gan"] not in (REAL_ROW, *names) and checkpoint_path(out, row["gan"]).exists()]
     for name in names:
         generator, meta = load_checkpoint(checkpoint_path(out, name), name, judge.device)
+        copies = memorisation_of(generator, name, meta, judge)
+        plot_memorisation(copies, out / f"{name}_memorisation.png", f"{name}: nearest training image, generated vs "
+                                                                      "held-out real")
         rows.append({"gan": name, "generator_parameters": meta.get("generator_parameters"),
                      "train_images": meta.get("training_images"), "images_shown": meta.get("images_shown"),
-                     "train_seconds": meta.get("train_seconds"), **judge.measures(generator, name)})
+                     "train_seconds": meta.get("train_seconds"), **judge.measures(generator, name),
+                     **{k: v for k, v in copies.row().items() if k in MEMORISATION}})
         print(f"quality: {name}: " + ", ".join(f"{k}={rows[-1][k]:.4g}" for k in MEASURES), file=sys.stderr)
     return write_csv(out / "quality.csv", QUALITY_COLUMNS, rows)
 

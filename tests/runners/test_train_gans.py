@@ -271,7 +271,11 @@ def budgets(out) -> list[int]:
 class FakeJudge:
     """Quality measures without training any CNN: 1.0 for the real images, 0.5 for every GAN."""
 
-    train, device = ImageSet(torch.zeros(3, 1, 28, 28, dtype=torch.uint8), torch.arange(3)), "cpu"
+    train, device, num_classes = ImageSet(torch.zeros(3, 1, 28, 28, dtype=torch.uint8), torch.arange(3)), "cpu", 3
+    test = ImageSet(torch.full((3, 1, 28, 28), 9, dtype=torch.uint8), torch.arange(3))
+
+    def samples(self, generator, name):
+        return ImageSet(torch.full((6, 1, 28, 28), 3, dtype=torch.uint8), torch.arange(3).repeat(2))
 
     def real_measures(self):
         return dict.fromkeys(train_gans.MEASURES, 1.0)
@@ -287,6 +291,9 @@ def test_quality_csv_records_each_checkpoints_budget(tmp_path, tiny_mnist, monke
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == train_gans.QUALITY_COLUMNS and rows[1]["images_shown"] == "200"
+    # memorisation: samples at distance 3/255·28 from the (black) training images, held-out ones at 9/255·28
+    assert float(rows[1]["near_copy_share"]) == 1.0 and rows[0]["near_copy_share"] == ""
+    assert (tmp_path / "small_dcgan_memorisation.png").exists()
 
 
 def test_the_quality_report_keeps_the_rows_of_gans_measured_in_earlier_runs(tmp_path, tiny_mnist):

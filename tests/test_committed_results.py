@@ -64,9 +64,16 @@ def config_kind(values: dict) -> str:
     return "loop"
 
 
+def is_study_run(config_path: Path) -> bool:
+    """A run of a runners.lowdata_acquire cell (CELL/r{r}/{plain,augmented}/config.json), continued by that runner."""
+    return (config_path.parents[2] / "study.json").exists()
+
+
 CONFIGS = sorted(RESULTS.glob("**/config.json"))
-CONFIG_KINDS = {rel(p): config_kind(json.loads(p.read_text())) for p in CONFIGS}
+CONFIG_KINDS = {rel(p): "lowdata_acquire" if is_study_run(p) else config_kind(json.loads(p.read_text()))
+                for p in CONFIGS}
 LOOP_RUNS = [p.parent for p in CONFIGS if CONFIG_KINDS[rel(p)] == "loop"]
+STUDY_RUNS = [p.parent for p in CONFIGS if CONFIG_KINDS[rel(p)] == "lowdata_acquire"]
 STATE_RUNS = [d for d in LOOP_RUNS if (d / "state").is_dir()]
 
 
@@ -149,7 +156,8 @@ def test_loop_config_loads_as_on_resume(config_path):
     assert now.sources_provenance == saved.sources_provenance
 
 
-@pytest.mark.parametrize("config_path", [p for p in CONFIGS if CONFIG_KINDS[rel(p)] != "loop"], ids=rel)
+@pytest.mark.parametrize("config_path", [p for p in CONFIGS if CONFIG_KINDS[rel(p)] in ("ratio_sweep", "dada_lowdata")],
+                         ids=rel)
 def test_sweep_config_loads_as_on_resume(config_path):
     """A resume of a sweep must read its config.json through the runner's SweepSettings into the same config class
     and accept it unchanged (check_resume raises on any difference)."""
@@ -176,7 +184,7 @@ def test_sweep_config_loads_as_on_resume(config_path):
 
 # ---- 2. state/*.json: every arm's state parses and agrees with its config and rounds.csv --------------------------
 
-@pytest.mark.parametrize("run_dir", STATE_RUNS, ids=rel)
+@pytest.mark.parametrize("run_dir", STATE_RUNS + STUDY_RUNS, ids=rel)
 def test_states_parse_and_match_config(run_dir):
     """A resume must adopt every committed arm state: parse_state accepts it, it belongs to an arm of the config,
     its rounds hold per_round acquisitions each (initial in round 0), and rounds.csv holds exactly its rows."""
@@ -464,3 +472,29 @@ def test_generated_pool_matches_config(tmp_path, monkeypatch):
     config = json.loads((RESULTS / "grid_small_dcgan" / "config.json").read_text())
     assert {"images": len(images), "sha256": image_set_digest(images)} == \
         config["pool_fingerprint"]["raw+small_dcgan"]["small_dcgan"]
+
+
+# ---- the low-data acquisition study's cells: settings load, and each repeat's pool is rebuilt to its fingerprint --
+
+STUDY_CELLS = sorted(p.parent for p in RESULTS.glob("**/study.json"))
+
+
+@pytest.mark.parametrize("run_dir", STUDY_RUNS, ids=rel)
+def test_study_runs_resume_on_the_pool_they_recorded(run_dir, mnist_dir, fashion_dir):
+    """A rerun of runners.lowdata_acquire rebuilds L from the split and the pool from the committed float16 generator:
+    both must hash to what the run recorded, and the run's settings must be the ones the study builds."""
+    from studies.lowdata_acquire.protocol import LowDataAcquireConfig
+    from studies.lowdata_acquire.study import experiment_config, labelled_set, repeat_pool
+    cell = run_dir.parents[1]
+    saved = json.loads((cell / "study.json").read_text())
+    study = LowDataAcquireConfig(**{**saved["study"], "repeats": 1})
+    train = load_split("train", {"mnist": mnist_dir, "fashion-mnist": fashion_dir}[saved["dataset"]])
+    repeat = int(run_dir.parent.name[1:])
+    config = ExperimentConfig.load(run_dir / "config.json", trusted=())
+    pool = repeat_pool(study, train, cell, repeat)
+    assert pool.fingerprint == config.pool_fingerprint[config.sources[0]]
+    rebuilt = experiment_config(study, run_dir.name, labelled_set(study, train, repeat)[0], config.sources[0],
+                                config.dataset, config.sources_provenance)
+    recorded = {k: v for k, v in config.to_dict().items() if k not in ("pool_fingerprint", "test_fingerprint",
+                                                                       "model", "trainer")}
+    assert {k: v for k, v in rebuilt.to_dict().items() if k in recorded} == recorded

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from acquire.errors import UserError
 from analysis.acquired import acquired_class_counts, default_sizes, plot_class_counts
+from analysis.acquired_images import plot_acquired_images
 from acquire.files import write_csv
 from runners.cli import int_list, numbers_may_be_negative, run_guarded
 
@@ -22,6 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--by-source", action="store_true",
                    help="one row per source (real or each generator) an arm took images from")
     p.add_argument("--out", type=Path, help="also write the table as CSV here")
+    p.add_argument("--images", type=Path,
+                   help="also draw the images each arm acquired, round by round, with label, score and source (PNG); "
+                        "the run's pool is rebuilt from --data-dir (and its GAN checkpoints, or for a "
+                        "runners.lowdata_acquire run its repeat's generator) and checked against its fingerprint")
+    p.add_argument("--data-dir", type=Path, help="the run's data set, for --images (default: as runners.mnist_bald)")
+    p.add_argument("--repeat", type=int, default=0, help="the repeat --images shows (default: 0)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds --images shows, from round 1 (default: 5)")
     p.add_argument("--plot", type=Path,
                    help="also draw every arm's acquisitions by class against the training-set size (PNG)")
     args = numbers_may_be_negative(p).parse_args(argv)
@@ -36,7 +45,45 @@ def report(args: argparse.Namespace) -> int:
         write_csv(args.out, list(table.columns), table.to_dict("records"))
     if args.plot:
         print(f"wrote {plot_class_counts(args.run_dir, args.plot)}")
+    if args.images:
+        pool = run_pool(args.run_dir, args.data_dir, args.repeat)
+        path = plot_acquired_images(pool, args.run_dir, args.images, args.repeat, args.rounds, title=str(args.run_dir))
+        print(f"wrote {path}")
     return 0
+
+
+def run_pool(run_dir: Path, data_dir: Path | None, repeat: int):
+    """The candidate pool the run's states index, rebuilt and checked against the fingerprint its config records."""
+    import json
+
+    from acquire.data import load_split
+    from acquire.loop import ExperimentConfig
+    from acquire.rundir import CONFIG_FILE
+    config = ExperimentConfig.load(run_dir / CONFIG_FILE, trusted=config_acquisitions(run_dir))
+    [source_set] = config.sources if len(config.sources) == 1 else [None]
+    train = load_split("train", data_dir)
+    cell = run_dir.resolve().parents[1]
+    if (cell / "study.json").exists():  # a runners.lowdata_acquire run: CELL/r{repeat}/{plain,augmented}
+        from studies.lowdata_acquire.protocol import LowDataAcquireConfig
+        from studies.lowdata_acquire.study import repeat_pool
+        study = LowDataAcquireConfig(**{**json.loads((cell / "study.json").read_text())["study"], "repeats": 1})
+        pool = repeat_pool(study, train, cell, int(run_dir.resolve().parent.name[1:]))
+    else:
+        from runners.mnist_bald import build_pools
+        if source_set is None:
+            raise UserError(f"{run_dir} has several source sets ({', '.join(config.sources)}); --images draws a run "
+                            "of one source set")
+        pool = build_pools(config, train, "cpu")[source_set]
+    if pool.fingerprint != config.pool_fingerprint.get(source_set):
+        raise UserError(f"the pool rebuilt from {data_dir or 'the default data'} is not the one {run_dir} recorded; "
+                        "give the run's --data-dir")
+    return pool
+
+
+def config_acquisitions(run_dir: Path) -> tuple[str, ...]:
+    """The run's own acquisition names: --images imports nothing, so naming them trusts no code."""
+    from acquire.rundir import CONFIG_FILE, read_json
+    return tuple(read_json(run_dir / CONFIG_FILE).get("acquisitions", ()))
 
 
 if __name__ == "__main__":

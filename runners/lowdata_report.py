@@ -11,19 +11,22 @@ import pandas as pd
 
 from acquire.data import load_split
 from acquire.errors import UserError
+from analysis.acquired_images import plot_acquired_images
 from runners.cli import run_guarded
 from studies.lowdata_acquire.acquired import near_copy_shares
 from studies.lowdata_acquire.comparisons import comparison_table, near_copy_table, repeat_endpoints
 from studies.lowdata_acquire.figures import plot_differences
-from studies.lowdata_acquire.study import STUDY_FILE
+from studies.lowdata_acquire.protocol import AUGMENTED, PLAIN, LowDataAcquireConfig
+from studies.lowdata_acquire.study import STUDY_FILE, repeat_pool
 
 DESCRIPTION = """\
 Reads cells written by `python -m runners.lowdata_acquire` and writes, to --out: comparisons.csv (every
 pre-registered comparison: A - B in points paired by repeat, 95% t-interval, paired t-test p and Holm-adjusted
 p over each endpoint's list), near_copy.csv (Q4: each acquisition's share of near-copies of L minus random's),
 acquired.csv (per arm and repeat: near-copy share, median distance to L, the gate's share), generators.csv (each
-repeat's generator: quality and memorisation), endpoints.csv (per arm and repeat) and one figure per data set,
-differences_<dataset>.png (a panel per n: every arm minus 'none' with its interval). Only repeats whose two
+repeat's generator: quality and memorisation), endpoints.csv (per arm and repeat), one figure per data set,
+differences_<dataset>.png (a panel per n: every arm minus 'none' with its interval), and per cell
+acquired_<cell>_<run>.png (the images repeat 0's arms acquired, round by round). Only repeats whose two
 runs have reached the last round are read.
 """
 
@@ -47,6 +50,18 @@ def cell_name(cell: Path) -> tuple[str, str, int]:
     return f"{saved['dataset']}_n{saved['study']['per_class']}", saved["dataset"], saved["study"]["per_class"]
 
 
+def draw_first_repeat(cell: Path, name: str, train, out: Path) -> None:
+    """acquired_<cell>_<run>.png: the images the arms of repeat 0 acquired in every round, for both runs."""
+    if not (cell / "r0" / "gan").is_dir():
+        return
+    study = LowDataAcquireConfig(**{**json.loads((cell / STUDY_FILE).read_text())["study"], "repeats": 1})
+    pool = repeat_pool(study, train, cell, 0)
+    for run in (PLAIN, AUGMENTED):
+        if (cell / "r0" / run / "state").is_dir():
+            plot_acquired_images(pool, cell / "r0" / run, out / f"acquired_{name}_{run}.png", repeat=0,
+                                 rounds=study.rounds, per_round=10, title=f"{name}, {run} run")
+
+
 def run(args: argparse.Namespace) -> int:
     names = {cell: cell_name(cell) for cell in args.cells}
     if len({name for name, _, _ in names.values()}) != len(names):
@@ -64,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         shares[name] = near_copy_shares(cell, trains[dataset])
         for path in sorted(cell.glob("r*/generator.json")):
             generators.append({"cell": name, **json.loads(path.read_text())})
+        draw_first_repeat(cell, name, trains[dataset], args.out)
     near_copy_table(shares).to_csv(args.out / "near_copy.csv", index=False)
     pd.concat([frame.assign(cell=name) for name, frame in shares.items()]).to_csv(args.out / "acquired.csv",
                                                                                 index=False)

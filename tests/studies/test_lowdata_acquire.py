@@ -125,3 +125,13 @@ def test_the_report_writes_its_tables_and_a_figure_per_data_set(cell, tmp_path, 
     assert {"comparisons.csv", "near_copy.csv", "acquired.csv", "generators.csv", "endpoints.csv",
             "differences_mnist.png"} <= names
     assert lowdata_report.main([str(tmp_path), "--out", str(tmp_path / "r2")]) == 2  # not a cell
+
+
+def test_class_balance_draws_the_images_each_arm_acquired(cell, tmp_path, monkeypatch, tiny_train):
+    from runners import class_balance
+    import acquire.data
+    monkeypatch.setattr(acquire.data, "load_split", lambda split, data_dir=None: tiny_train)
+    assert class_balance.main([str(cell / "r0" / "plain"), "--images", str(tmp_path / "acquired.png"),
+                               "--rounds", "2"]) == 0
+    assert (tmp_path / "acquired.png").stat().st_size > 10_000
+    assert class_balance.main([str(cell / "r0" / "plain"), "--images", str(tmp_path / "x.png"), "--repeat", "3"]) == 2

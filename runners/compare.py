@@ -6,8 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
+from acquire.errors import UserError
 from acquire.files import write_csv
-from analysis.curves import METRIC_LABELS, read_configs, read_curves
+from analysis.curves import METRIC_LABELS, check_values, read_configs, read_curves
 from analysis.stats import PairedDifference, all_pairs, arm_name, paired_difference, parse_arm
 from runners.cli import int_list, numbers_may_be_negative, run_guarded
 
@@ -51,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "name, e.g. bf16:raw/bald fp32:raw/bald")
     which.add_argument("--all-pairs", action="store_true",
                        help="every arm against every other; A is the arm with the higher mean at that size")
+    which.add_argument("--generated-gain", action="store_true",
+                       help="for every arm of a run made with --real-only: its balanced accuracy minus that of the "
+                            "same round's classifier trained on its real images alone (same initialisation and "
+                            "draws), paired by repeat: did the generated images help?")
     parser.add_argument("--metric", choices=sorted(METRIC_LABELS), default="balanced_accuracy",
                         help="column compared (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table (with per-repeat differences) "
@@ -85,6 +92,21 @@ def notes(results: list[PairedDifference]) -> list[str]:
     return out
 
 
+REAL_ONLY = " (real only)"
+
+
+def with_real_only_arms(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple]]:
+    """The rows, plus each arm's counterfactual as an arm of its own (acquisition + REAL_ONLY, its metric the
+    balanced_accuracy_real_only column), and the (arm, counterfactual) pairs; refused for runs made without it."""
+    if "balanced_accuracy_real_only" not in df or df["balanced_accuracy_real_only"].isna().all():
+        raise UserError("--generated-gain needs a run made with --real-only (rows with balanced_accuracy_real_only)")
+    check_values(df, Path("rounds.csv"), ["balanced_accuracy_real_only"])
+    counterfactual = df.assign(acquisition=df["acquisition"] + REAL_ONLY,
+                               balanced_accuracy=df["balanced_accuracy_real_only"])
+    arms = sorted({(s, a) for s, a in zip(df["sources"], df["acquisition"])})
+    return pd.concat([df, counterfactual], ignore_index=True), [(arm, (arm[0], arm[1] + REAL_ONLY)) for arm in arms]
+
+
 def run(args: argparse.Namespace) -> int:
     df = read_curves(args.csv, metric=args.metric)
     configs = read_configs(args.csv)
@@ -92,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
     if any(":" in spec for pair in args.pair or [] for spec in pair):  # arms named with their run
         df["sources"] = df["run"] + ":" + df["sources"]
     pairs = [(parse_arm(a), parse_arm(b)) for a, b in args.pair or []]
+    if args.generated_gain:
+        if args.metric != "balanced_accuracy":
+            raise UserError("--generated-gain compares balanced accuracy; drop --metric")
+        df, pairs = with_real_only_arms(df)
     results, skipped = [], []
     for size in args.at:
         if args.all_pairs:

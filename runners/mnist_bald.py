@@ -62,7 +62,7 @@ RESUMABLE_PROVENANCE = ("gan_dir",)  # a resume may read the GAN checkpoints fro
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "dense_l2_c")
 CONFIG_FLAGS = ("sources", "acquisitions", "rounds", "per_round", "initial", "repeats", "mc_samples", "pool_subset",
                 "seed", "generated_per_class", "precision", "model", "mc_masks", "quota_target", "gate_threshold",
-                "gate_judge_epochs")
+                "gate_judge_epochs", "real_only")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate-judge-epochs", type=int,
                    help="epochs of gate:F's judge, the run's CNN trained once on the pool's real images "
                         "(default: 10)")
+    p.add_argument("--real-only", action="store_const", const=True,
+                   help="also train, each round, the counterfactual classifier on the arm's real images alone (same "
+                        "initialisation and draws): rows gain balanced_accuracy_real_only and generated_gain, the "
+                        "accuracy the generated images added; runners.compare --generated-gain gives its interval "
+                        "(about doubles the training time of arms with generated sources)")
     p.add_argument("--rounds", type=int, help="acquisition rounds (default: 50)")
     p.add_argument("--per-round", type=int, help="candidates acquired per round (default: 10)")
     p.add_argument("--initial", type=int,

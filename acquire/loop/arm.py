@@ -102,14 +102,32 @@ class ArmRounds:
 
     def train(self, state: ArmState, round_index: int) -> None:
         """A fresh classifier, initialised and trained from draws keyed by the arm's shared keys and the round."""
-        keys = self.keys(state.arm)
-        training = state.pool.training_set()
-        state.model = make_model(self.model_factory, keys.init_seed(round_index), self.device)
+        state.model = self.fit(state.arm, round_index, state.pool.training_set())
+
+    def fit(self, arm: Arm, round_index: int, training: ImageSet) -> nn.Module:
+        """A fresh classifier for `arm`'s round, its initialisation and training draws keyed by the arm's shared keys
+        and the round, trained on `training` (left untrained when it is empty)."""
+        keys = self.keys(arm)
+        model = make_model(self.model_factory, keys.init_seed(round_index), self.device)
+        if len(training) == 0:
+            return model
         with seeded_global_rng(derive_seed(*keys.train(round_index), "global"), self.device), \
                 autocast(self.config.precision, self.device):
-            (self.train_fn or train_classifier)(state.model, training.images_NCHW, training.labels_N,
-                                                self.config.train, make_generator(*keys.train(round_index),
-                                                                                  device=self.device))
+            (self.train_fn or train_classifier)(model, training.images_NCHW, training.labels_N, self.config.train,
+                                                make_generator(*keys.train(round_index), device=self.device))
+        return model
+
+    def real_only_scores(self, state: ArmState, round_index: int) -> dict:
+        """The counterfactual of config.real_only: the round's classifier trained on the arm's real images alone (the
+        same initialisation and draws), its test scores and what the generated images added."""
+        pool = state.pool
+        index_n = pool.acquired_index.to(pool.device)
+        real = pool.source_names.index(REAL_SOURCE) if REAL_SOURCE in pool.source_names else -1
+        real_n = index_n[pool.source_N[index_n] == real]
+        model = self.fit(state.arm, round_index, ImageSet(pool.images_NCHW[real_n], pool.labels_N[real_n]))
+        scores = evaluate(model, self.test_set.images_NCHW, self.test_set.labels_N)
+        return {"balanced_accuracy_real_only": scores["balanced_accuracy"], "accuracy_real_only": scores["accuracy"],
+                "generated_gain": state.rows[-1]["balanced_accuracy"] - scores["balanced_accuracy"]}
 
     def start(self, state: ArmState) -> bool:
         """A new arm: its untrained classifier, and with config.initial, the class-balanced initial images trained
@@ -214,3 +232,5 @@ class ArmRounds:
             "train_seconds": round(eval_start - train_start, 4), "score_seconds": round(score_seconds, 4),
             "eval_seconds": round(time.perf_counter() - eval_start, 4),
         })
+        if self.config.real_only:
+            state.rows[-1].update(self.real_only_scores(state, round_index))

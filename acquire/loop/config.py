@@ -20,6 +20,8 @@ CSV_COLUMNS = ["sources", "acquisition", "repeat", "seed", "round", "train_size"
                "acquired_by_source", "balanced_accuracy", "accuracy", "train_seconds", "score_seconds",
                "eval_seconds"]
 TIMING_COLUMNS = ["train_seconds", "score_seconds", "eval_seconds"]
+# With real_only: the same round's classifier trained on the arm's real images alone, and what the generated added
+REAL_ONLY_COLUMNS = ["balanced_accuracy_real_only", "accuracy_real_only", "generated_gain"]
 RESUMABLE_CHANGES = {"rounds", "dataset"}  # config fields a resumed run may change (besides declared provenance)
 DEFAULT_MODEL = "acquire.model:new_model"            # Gal et al.'s CNN for the data's K and [C,H,W]
 DEFAULT_TRAINER = "acquire.model:train_classifier"   # its Adam recipe (TrainConfig)
@@ -64,6 +66,10 @@ class ExperimentConfig:
     gate_threshold: gate:X drops a generated candidate when the classifier and the judge both give its label less
     (acquire.label_gate). gate_judge_epochs: the judge (the run's model, trained once per process on the pool's
     real candidates) is trained this many epochs with the run's other training settings.
+    real_only: each round also trains the counterfactual classifier: the same initialisation and training draws on
+    the arm's real images alone (an untrained one when it holds none), so each row carries its accuracy and
+    generated_gain = balanced_accuracy − balanced_accuracy_real_only (REAL_ONLY_COLUMNS): did the generated images
+    help?
     """
 
     sources: list[str] = field(default_factory=lambda: ["raw"])
@@ -89,6 +95,7 @@ class ExperimentConfig:
     quota_target: str = "uniform"
     gate_threshold: float = 0.5
     gate_judge_epochs: int = 10
+    real_only: bool = False
 
     def __post_init__(self):
         if isinstance(self.train, dict):
@@ -116,9 +123,16 @@ class ExperimentConfig:
         check_choice("quota_target", self.quota_target, QUOTA_TARGETS)
         check_float("gate_threshold", self.gate_threshold, above=0, maximum=1)
         check_positive_int("gate_judge_epochs", self.gate_judge_epochs)
+        if not isinstance(self.real_only, bool):
+            raise UserError(f"real_only must be true or false, got {self.real_only!r}")
         for name in ("sources_provenance", "pool_fingerprint", "test_fingerprint"):
             if not isinstance(getattr(self, name), dict):
                 raise UserError(f"{name} must be a dict, got {getattr(self, name)!r}")
+
+    @property
+    def csv_columns(self) -> list[str]:
+        """The columns of rounds.csv and of every row: CSV_COLUMNS, then REAL_ONLY_COLUMNS with real_only."""
+        return CSV_COLUMNS + (REAL_ONLY_COLUMNS if self.real_only else [])
 
     @property
     def custom_acquisitions(self) -> list[str]:

@@ -116,7 +116,7 @@ class ActiveLearningRun:
         self.is_worker = worker_arms is not None
         self.active = self._select_arms(worker_arms)
         self.out_dir = Path(out_dir)
-        self.store = RunStore(self.out_dir, self.is_worker)
+        self.store = RunStore(self.out_dir, self.is_worker, self.config.csv_columns)
         try:
             if self.is_worker:
                 self.store.lock_arms([s.arm for s in self.active])

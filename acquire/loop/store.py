@@ -49,8 +49,8 @@ class RunStore:
     """The files of the run in `out_dir`. An owner locks the directory when opened; a worker (is_worker) locks the
     arms it advances (lock_arms). close() releases every lock."""
 
-    def __init__(self, out_dir: Path, is_worker: bool):
-        self.out_dir, self.is_worker = Path(out_dir), is_worker
+    def __init__(self, out_dir: Path, is_worker: bool, columns: list[str] = CSV_COLUMNS):
+        self.out_dir, self.is_worker, self.columns = Path(out_dir), is_worker, columns
         self.csv_path = self.out_dir / "rounds.csv"
         self._locks = [] if is_worker else [RunDir(self.out_dir)]
 
@@ -85,7 +85,7 @@ class RunStore:
     def write_start(self, config: ExperimentConfig, arms: list[ArmState]) -> None:
         """config.json (every setting) and rounds.csv rebuilt from the states."""
         write_json(self.out_dir / CONFIG_FILE, config.to_dict())
-        write_csv(self.csv_path, CSV_COLUMNS, rows_in_order(arms))
+        write_csv(self.csv_path, self.columns, rows_in_order(arms))
         mark_as_cache(self.out_dir / "state" / "models", "runs re-derive these classifiers when absent")
 
     def save(self, state: ArmState, arms: list[ArmState]) -> None:
@@ -99,9 +99,9 @@ class RunStore:
             return
         rows = rows_in_order(arms)
         if rows[-1] is state.rows[-1]:
-            append_csv_row(self.csv_path, CSV_COLUMNS, state.rows[-1])
+            append_csv_row(self.csv_path, self.columns, state.rows[-1])
         else:
-            write_csv(self.csv_path, CSV_COLUMNS, rows)
+            write_csv(self.csv_path, self.columns, rows)
 
     def rebuild_csv(self, arms: list[ArmState]) -> int:
         """(The owner, while workers advance arms.) Re-read every arm's rows from its state file and rewrite
@@ -110,7 +110,7 @@ class RunStore:
             path = self.state_path(state.arm)
             if path.exists():
                 state.rows = read_json(path)["rows"]
-        write_csv(self.csv_path, CSV_COLUMNS, rows_in_order(arms))
+        write_csv(self.csv_path, self.columns, rows_in_order(arms))
         return sum(state.rounds_done for state in arms)
 
     def load_model(self, state: ArmState, model: nn.Module) -> bool:
@@ -171,7 +171,7 @@ class RunStore:
     def _read_csv_rows(self) -> dict[str, list[dict]]:
         """rounds.csv's complete rows by arm name ('sources/acquisition/repeat')."""
         try:
-            rows = read_csv_rows(self.csv_path, CSV_COLUMNS)
+            rows = read_csv_rows(self.csv_path, self.columns)
         except ValueError as error:
             raise RunDirectoryError(str(error)) from None
         by_arm: dict[str, list[dict]] = {}
@@ -194,7 +194,7 @@ class RunStore:
             return
         saved = read_json(path)
         try:
-            rows, record = parse_state(saved, state.arm, len(state.pool))
+            rows, record = parse_state(saved, state.arm, len(state.pool), self.columns)
             for entry in record:
                 state.pool.acquire(torch.tensor(entry["index"], dtype=torch.long))
         except (KeyError, TypeError, ValueError) as error:
@@ -210,7 +210,7 @@ class RunStore:
                 raise RunDirectoryError(f"{path} records candidates whose images differ from the pool's at those "
                                         "indices (the state was edited, or the pool differs); restore it (e.g. git "
                                         "checkout), or use another --out")
-        if len(csv_rows) > len(rows) or any(not same_row(a, b) for a, b in zip(csv_rows, rows)):
+        if len(csv_rows) > len(rows) or any(not same_row(a, b, self.columns) for a, b in zip(csv_rows, rows)):
             raise RunDirectoryError(f"{self.csv_path} and {path} disagree about arm {state.arm} (the CSV has rows the "
                                     "state lacks, or other values); restore both from the same commit, or use another "
                                     "--out")
@@ -228,8 +228,10 @@ def fingerprint_of(images: ImageSet) -> dict:
     return {"images": len(images), "sha256": image_set_digest(images)}
 
 
-def parse_state(saved: dict, arm: Arm, pool_size: int) -> tuple[list[dict], list[dict]]:
-    """(rows, record) of a state file's dict, after checking its format, arm and consistency (UserError)."""
+def parse_state(saved: dict, arm: Arm, pool_size: int,
+                columns: list[str] = CSV_COLUMNS) -> tuple[list[dict], list[dict]]:
+    """(rows, record) of a state file's dict, after checking its format, arm and consistency (UserError); its rows
+    must have exactly `columns` (the run's ExperimentConfig.csv_columns)."""
     if saved.get("format") != STATE_FORMAT:
         raise UserError(f"state format {saved.get('format')!r}, expected {STATE_FORMAT}")
     if saved["arm"] != dataclasses.asdict(arm):
@@ -240,7 +242,7 @@ def parse_state(saved: dict, arm: Arm, pool_size: int) -> tuple[list[dict], list
     first_round = rows[0]["round"] if rows else 1
     if [row["round"] for row in rows] != list(range(first_round, first_round + len(rows))) or first_round not in (0, 1):
         raise UserError("its rows are not consecutive rounds")
-    if len(record) != len(rows) or any(set(row) != set(CSV_COLUMNS) for row in rows):
+    if len(record) != len(rows) or any(set(row) != set(columns) for row in rows):
         raise UserError("its rows and acquisition rounds do not match")
     for entry in record:
         index = entry["index"]
@@ -251,9 +253,9 @@ def parse_state(saved: dict, arm: Arm, pool_size: int) -> tuple[list[dict], list
     return rows, record
 
 
-def same_row(csv_row: dict[str, str], row: dict) -> bool:
+def same_row(csv_row: dict[str, str], row: dict, columns: list[str] = CSV_COLUMNS) -> bool:
     """Whether a row read back from rounds.csv (strings) is the state's row (the timings may differ in rounding)."""
-    for column in set(CSV_COLUMNS) - set(TIMING_COLUMNS):
+    for column in set(columns) - set(TIMING_COLUMNS):
         value = row[column]
         same = float(csv_row[column]) == value if isinstance(value, float) else csv_row[column] == str(value)
         if not same:

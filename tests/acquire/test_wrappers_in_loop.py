@@ -90,3 +90,41 @@ def test_bad_wrapper_settings_are_refused_before_any_work(tiny_train, tiny_test,
         config = ExperimentConfig(**values)
         ActiveLearningRun(config, {"raw+gen": two_source_pool(tiny_train)}, tiny_test, tmp_path / "run")
     assert not (tmp_path / "run" / "rounds.csv").exists()
+
+
+def test_the_real_only_counterfactual_shares_draws_and_resumes(tiny_train, tiny_test, tmp_path, capsys):
+    import dataclasses
+    from runners import compare
+    values = dict(acquisitions=["random", "bald"], rounds=2, per_round=10, repeats=2, mc_samples=4,
+                  train=TrainConfig(epochs=2, batch_size=16), real_only=True)
+    # raw only: the counterfactual trains on the very same images with the same draws, so it adds exactly nothing
+    raw = ExperimentConfig(**values)
+    with ActiveLearningRun(raw, {"raw": CandidatePool({"raw": tiny_train})}, tiny_test, tmp_path / "raw") as loop:
+        loop.run(progress=False)
+    df = pd.read_csv(tmp_path / "raw" / "rounds.csv")
+    assert (df["generated_gain"] == 0).all() and (df["balanced_accuracy_real_only"] == df["balanced_accuracy"]).all()
+    # with generated candidates it differs, and a stopped run resumes to the same rows, new columns included
+    mixed = ExperimentConfig(sources=["raw+gen"], **values)
+    with ActiveLearningRun(mixed, {"raw+gen": two_source_pool(tiny_train)}, tiny_test, tmp_path / "a") as loop:
+        loop.run(progress=False)
+    short = dataclasses.replace(mixed, rounds=1)
+    with ActiveLearningRun(short, {"raw+gen": two_source_pool(tiny_train)}, tiny_test, tmp_path / "b") as loop:
+        loop.run(progress=False)
+    with ActiveLearningRun(mixed, {"raw+gen": two_source_pool(tiny_train)}, tiny_test, tmp_path / "b",
+                           resume=True) as loop:
+        loop.run(progress=False)
+    a, b = (pd.read_csv(tmp_path / d / "rounds.csv") for d in ("a", "b"))
+    columns = ["acquisition", "repeat", "round", "balanced_accuracy", "balanced_accuracy_real_only", "generated_gain"]
+    pd.testing.assert_frame_equal(a[columns], b[columns])
+    assert (a["generated_gain"] != 0).any()
+    assert a["generated_gain"].tolist() == pytest.approx((a["balanced_accuracy"] - a["balanced_accuracy_real_only"])
+                                                         .tolist())
+    # runners.compare reports each arm's gain with its interval; a run without the counterfactual is refused
+    assert compare.main([str(tmp_path / "a" / "rounds.csv"), "--at", "20", "--generated-gain"]) == 0
+    out = capsys.readouterr().out
+    assert "raw+gen/random (real only)" in out and "raw+gen/bald (real only)" in out
+    plain = ExperimentConfig(sources=["raw+gen"], **{**values, "real_only": False, "rounds": 1})
+    with ActiveLearningRun(plain, {"raw+gen": two_source_pool(tiny_train)}, tiny_test, tmp_path / "c") as loop:
+        loop.run(progress=False)
+    assert compare.main([str(tmp_path / "c" / "rounds.csv"), "--at", "10", "--generated-gain"]) == 2
+    assert "needs a run made with --real-only" in capsys.readouterr().err

@@ -18,8 +18,9 @@ from acquire.data import load_train_test
 from acquire.device import resolve_device, synchronize
 from acquire.errors import UserError
 from acquire.files import write_json
+from acquire.diversity import gradient_embeddings, kcenter_greedy, kmeans_pp_select
 from acquire.functions import bald
-from acquire.inference import to_float
+from acquire.inference import last_linear_inputs, to_float
 from acquire.mc_dropout import draw_head_masks, mc_dropout_probs, mc_probs, mc_scores, naive_mc_dropout_probs
 from acquire.networks import GalCNN, new_model
 from acquire.precision import autocast, supports_bf16
@@ -153,6 +154,28 @@ def bench_batchbald(probs_NTK: torch.Tensor, k: int, device: torch.device) -> di
         batchbald(probs_NTK, k, torch.Generator(device).manual_seed(0))
     return {"candidates": probs_NTK.shape[0], "mc_samples": probs_NTK.shape[1], "k": k,
             "seconds_per_round": timed(select, device, repeats=1)}
+
+
+def bench_diversity(model: GalCNN, images_NCHW: torch.Tensor, probs_NTK: torch.Tensor,
+                    labelled_NCHW: torch.Tensor, k: int, device: torch.device) -> dict:
+    """Seconds per round of BADGE and core-set selection of k among the candidates images_NCHW [N,C,H,W] (features of
+    the last linear layer's input, from a deterministic pass, included; core-set measured from labelled_NCHW), and
+    of BALD's top-k on the same probabilities probs_NTK [N, T, K], after a warm-up call each."""
+    rng = torch.Generator(device).manual_seed(0)
+
+    def badge_round():
+        features_ND = last_linear_inputs(model, images_NCHW)
+        kmeans_pp_select(gradient_embeddings(features_ND, probs_NTK.mean(1)), k, rng)
+
+    def coreset_round():
+        kcenter_greedy(last_linear_inputs(model, images_NCHW), k, last_linear_inputs(model, labelled_NCHW))
+
+    def bald_round():
+        torch.topk(bald(probs_NTK), k)
+
+    seconds = {"badge": timed(badge_round, device, 1), "coreset": timed(coreset_round, device, 1),
+               "bald_topk": timed(bald_round, device, 1)}
+    return {"candidates": len(images_NCHW), "labelled": len(labelled_NCHW), "k": k, "seconds_per_round": seconds}
 
 
 def cpu_model() -> str:
@@ -318,6 +341,13 @@ def run(args: argparse.Namespace) -> int:
                                  draw_head_masks(model, args.mc_samples, torch.Generator(device).manual_seed(0)))
     report["batchbald"] = bench_batchbald(probs_NTK, k, device)
     print(f"  batchbald {report['batchbald']['seconds_per_round']:.1f} s per round")
+    print(f"BADGE and core-set: k={k} of {args.candidates} candidates, 500 labelled ...", file=sys.stderr)
+    diversity = report["diversity"] = bench_diversity(model, train.images_NCHW[:args.candidates], probs_NTK,
+                                                      train.images_NCHW[-500:], k, device)
+    fused = mc["seconds"]["fused"]
+    for name, seconds in diversity["seconds_per_round"].items():
+        print(f"  {name:9s} {seconds:8.3f} s per round   {seconds / fused:5.2f}x the MC-dropout pass over the same "
+              f"candidates ({fused:.2f} s)")
     if not args.skip_round:
         print("one paper round at 500 training images (whole 60,000 pool scored) ...", file=sys.stderr)
         round_report = bench_round(train.subset(torch.arange(500, device=device)), test, train.images_NCHW,

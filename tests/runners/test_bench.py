@@ -27,10 +27,12 @@ def test_a_small_bench_reports_scoring_training_and_the_gemm_peak(tmp_path, mnis
     precisions = set(report["gemm_gflops"])
     assert "fp32" in precisions and set(report["training"]["images_per_second"]) == precisions
     assert {"fused", "naive"} <= set(report["mc_dropout"]["samples_per_second"])
+    assert set(report["diversity"]["seconds_per_round"]) == {"badge", "coreset", "bald_topk"}
     assert ("fused_bf16" in report["mc_dropout"]["samples_per_second"]) == ("bf16" in precisions)
     for fractions in (report["mc_dropout"]["fraction_of_gemm_peak"], report["training"]["fraction_of_gemm_peak"]):
         assert all(0 < value < 100 for value in fractions.values())  # a ratio to the floor, not a raw rate
-    assert "of the fp32 GEMM peak" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "of the fp32 GEMM peak" in printed and "x the MC-dropout pass over the same candidates" in printed
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -81,22 +81,23 @@ def cumulative_class_counts(run_dir: Path) -> pd.DataFrame:
     return acquired_class_counts(run_dir, sizes)
 
 
-def plot_class_counts(run_dir: Path, out_path: Path, title: str = "") -> Path:
+def class_counts_figure(run_dir: Path, title: str = ""):
     """One panel per (sources, acquisition): acquired images of each class against the training-set size, the
     mean over repeats as a line per class, up to the size every repeat reached (a class that is never acquired
-    stays on the axis: starvation)."""
+    stays on the axis: starvation). Every panel has the same y-scale, so arms compare by eye; the title names the
+    run and, from its config.json, the data set and the protocol. Returns the matplotlib Figure."""
     from matplotlib.figure import Figure
 
-    from acquire.files import write_atomic
+    from analysis.curves import dataset_name, protocol_text, read_configs
 
     table = cumulative_class_counts(run_dir)
     classes = [c for c in table.columns if c.isdigit()]
     arms = list(dict.fromkeys(zip(table["sources"], table["acquisition"])))
     columns = min(len(arms), 4)
     rows = -(-len(arms) // columns)
-    figure = Figure(figsize=(4 * columns, 3.2 * rows + 0.6))
-    for i, (sources, acquisition) in enumerate(arms):
-        axes = figure.add_subplot(rows, columns, i + 1)
+    figure = Figure(figsize=(4 * columns, 3.2 * rows + 0.9))
+    grid = figure.subplots(rows, columns, sharey=True, squeeze=False).ravel()
+    for axes, (sources, acquisition) in zip(grid, arms):
         part = table[(table["sources"] == sources) & (table["acquisition"] == acquisition)]
         repeats = part["repeat"].nunique()
         reached_by_all = part.groupby("train_size")["repeat"].nunique() == repeats  # the mean of a fixed set
@@ -106,8 +107,24 @@ def plot_class_counts(run_dir: Path, out_path: Path, title: str = "") -> Path:
         axes.set_title(f"{sources} / {acquisition} (mean of {repeats} repeat{'s' * (repeats != 1)})", fontsize=9)
         axes.set_xlabel("training-set size")
         axes.set_ylabel("acquired images of the class")
+        axes.yaxis.set_tick_params(labelleft=True)
         axes.grid(alpha=0.3)
-    figure.axes[0].legend(title="class", fontsize=7, ncol=2)
-    figure.suptitle(title or f"What each arm acquired, by class ({Path(run_dir).name})")
+    for axes in grid[len(arms):]:
+        axes.set_visible(False)
+    grid[0].legend(title="class", fontsize=7, ncol=2)
+    config = read_configs(Path(run_dir) / "rounds.csv").get(Path(run_dir).resolve().name, {})
+    protocol = protocol_text(config)
+    dataset = dataset_name(config)
+    heading = title or f"What each arm acquired, by class ({Path(run_dir).name})"
+    heading = f"{dataset}: {heading}" if dataset else heading
+    figure.suptitle(heading + (f"\n{protocol}" if protocol else ""))
     figure.tight_layout()
+    return figure
+
+
+def plot_class_counts(run_dir: Path, out_path: Path, title: str = "") -> Path:
+    """Draw `class_counts_figure` and write it atomically to `out_path`."""
+    from acquire.files import write_atomic
+
+    figure = class_counts_figure(run_dir, title)
     return write_atomic(Path(out_path), lambda tmp: figure.savefig(tmp, dpi=110))

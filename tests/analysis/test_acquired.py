@@ -57,3 +57,19 @@ def test_default_sizes_come_from_the_run_so_a_short_run_gets_a_table(tmp_path, c
     out = capsys.readouterr().out
     lines = out.strip().splitlines()
     assert len(lines) == 1 + 4 * 2 and all(f" {size} " in out for size in (10, 20, 30, 40))
+
+
+def test_the_class_figure_shares_one_y_scale_and_names_the_protocol(tmp_path):
+    from analysis.acquired import class_counts_figure
+    _state(tmp_path, [0] * 30 + [1] * 2)
+    state = {"arm": {"sources": "raw", "acquisition": "random", "repeat": 0}, "rounds": [{"label": [0, 1] * 4}]}
+    (tmp_path / "state" / "raw_random_0.json").write_text(json.dumps(state))
+    (tmp_path / "config.json").write_text(json.dumps({"dataset": "mnist", "initial": 0, "pool_subset": 10000,
+                                                      "mc_samples": 20, "rounds": 20, "per_round": 10,
+                                                      "repeats": 4, "train": {"epochs": 100}}))
+    figure = class_counts_figure(tmp_path)
+    shown = [ax for ax in figure.axes if ax.get_visible()]
+    assert len(shown) == 2 and len({ax.get_ylim() for ax in shown}) == 1
+    assert shown[1].get_ylim()[1] >= 30  # the panel whose counts stay at 4 gets the other's scale
+    title = figure._suptitle.get_text()
+    assert title.startswith("mnist: ") and "pool subset 10,000, T = 20, 100 epochs, 20 rounds of 10, 4 repeats" in title

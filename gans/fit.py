@@ -32,6 +32,19 @@ SIDECAR_CORE = {"family", "config", "weights_sha256", "weights_dtype", "training
                 "package_version"}  # what save_checkpoint writes itself; the rest are extras
 
 
+def config_for_data(name: str, images: ImageSet, images_shown: int):
+    """Family `name`'s default config built for the images' [C,H,W] and K (largest label + 1), its budget set to
+    about `images_shown` images: epochs = images_shown / N for the epoch-budgeted families, PGGAN's final_images =
+    images_shown after its growth schedule (so PGGAN sees more; each sidecar records the images shown)."""
+    family = get_family(name)
+    channels, height, width = images.images_NCHW.shape[1:]
+    shape = {"image_channels": int(channels), "image_height": int(height), "image_width": int(width),
+             "num_classes": int(images.labels_N.max()) + 1}
+    budget = ({"final_images": images_shown} if family.budget_field == "final_images"
+              else {"epochs": images_shown / len(images)})
+    return family.config_class(**shape, **budget)
+
+
 def json_config(config) -> dict:
     """The config as its JSON dict (tuples as lists), as sidecars and training states record it."""
     return json.loads(json.dumps(dataclasses.asdict(config)))

@@ -34,6 +34,7 @@ from acquire.networks import GalCNN, new_model
 from acquire.training import TrainConfig, evaluate, train_classifier
 from acquire.seeding import derive_seed
 from gans.base import ConditionalGenerator, balanced_samples
+from gans.memorisation import memorisation
 
 
 REAL_ROW = "real (training images)"  # the quality reports' baseline row: a class-balanced real sample
@@ -171,3 +172,21 @@ def plot_quality_by_budget(csv_path: Path, png_path: Path) -> Path:
         axes.legend()
     figure.tight_layout()
     return write_atomic(Path(png_path), lambda tmp: figure.savefig(tmp, dpi=100))
+
+
+HELDOUT_PER_CLASS = 100  # unseen real training images per class (at most): the memorisation baseline
+
+
+def measure_on_subset(generator: ConditionalGenerator, name: str, labelled: ImageSet, train: ImageSet,
+                      unseen_N: torch.Tensor, judge: Judge, seed: int) -> dict:
+    """Quality (Judge.measures) and memorisation (gans.memorisation: samples' nearest-neighbour distances to the
+    labelled subset `labelled` it was trained on, against those of real training images it never saw, positions
+    unseen_N [M] in `train`, up to HELDOUT_PER_CLASS a class drawn with `seed`) of a generator trained on a subset."""
+    samples = judge.samples(generator, name)
+    labels_M = train.labels_N[unseen_N].cpu()
+    classes = int(train.labels_N.max()) + 1
+    per_class = min(HELDOUT_PER_CLASS, int(torch.bincount(labels_M, minlength=classes).min()))
+    heldout = unseen_N[class_balanced_indices(labels_M, per_class * classes, torch.Generator().manual_seed(seed),
+                                              classes)]
+    copies = memorisation(samples.to("cpu"), labelled.to("cpu"), train.subset(heldout).to("cpu"))
+    return {**judge.measures(generator, name), **copies.row()}

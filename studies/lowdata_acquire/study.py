@@ -18,7 +18,7 @@ import torch
 
 from acquire.api import Experiment
 from acquire.builtins import MODELS
-from acquire.data import ImageSet, class_balanced_indices
+from acquire.data import ImageSet
 from acquire.errors import UserError
 from acquire.files import write_json
 from acquire.loop import ExperimentConfig
@@ -28,32 +28,18 @@ from acquire.seeding import derive_seed
 from acquire.training import TrainConfig
 from gans.base import balanced_samples
 from gans.checkpoint import load_checkpoint, read_sidecar
-from gans.fit import fit_generator
-from gans.memorisation import memorisation
-from gans.quality import Judge, QualityConfig
+from gans.fit import config_for_data, fit_generator
+from gans.quality import Judge, QualityConfig, measure_on_subset
 from gans.recipes import LowDataRecipe
-from gans.registry import get_family
 from gans.subset import labelled_subset, subset_record, write_subset_record
 from studies.lowdata_acquire.augmented_training import train_augmented
 from studies.lowdata_acquire.protocol import AUGMENTED, PLAIN, LowDataAcquireConfig
 
 STUDY_FILE = "study.json"
-HELDOUT_PER_CLASS = 100  # unseen real training images per class (at most): the memorisation baseline
 
 
 def num_classes(images: ImageSet) -> int:
     return int(images.labels_N.max()) + 1
-
-
-def gan_config(config: LowDataAcquireConfig, labelled: ImageSet):
-    """The family's default config built for L's shape and K, its budget set to config.gan_images images shown."""
-    family = get_family(config.family)
-    channels, height, width = labelled.images_NCHW.shape[1:]
-    shape = {"image_channels": channels, "image_height": height, "image_width": width,
-             "num_classes": num_classes(labelled)}
-    budget = ({"final_images": config.gan_images} if family.budget_field == "final_images"
-              else {"epochs": config.gan_images / len(labelled)})
-    return family.config_class(**shape, **budget)
 
 
 def open_cell(config: LowDataAcquireConfig, train: ImageSet, test: ImageSet, out: Path, dataset: str) -> None:
@@ -100,23 +86,10 @@ def fit_repeat_generator(config: LowDataAcquireConfig, labelled: ImageSet, recor
     """Train (or continue, or find) repeat r's generator on L alone; its float16 checkpoint's path."""
     path = out / "gan" / f"{config.family}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fit_generator(config.family, gan_config(config, labelled), labelled, path, derive_seed(config.seed, "gan", repeat),
+    fit_generator(config.family, config_for_data(config.family, labelled, config.gan_images), labelled, path, derive_seed(config.seed, "gan", repeat),
                   device=device, recipe=LowDataRecipe() if config.recipe else None, half=True,
                   save_every_seconds=300, extra={"subset": record}, progress=progress)
     return path
-
-
-def measure_generator(generator, family: str, labelled: ImageSet, train: ImageSet, unseen_N: torch.Tensor,
-                      judge: Judge, repeat: int, seed: int) -> dict:
-    """Quality (label agreement, Fréchet distance, CAS) and memorisation (nearest-neighbour distances of samples to L
-    against those of unseen real training images) of one repeat's generator."""
-    samples = judge.samples(generator, family)
-    per_class = min(HELDOUT_PER_CLASS, int(torch.bincount(train.labels_N[unseen_N].cpu()).min()))
-    heldout_index = unseen_N[class_balanced_indices(train.labels_N[unseen_N], per_class * num_classes(train),
-                                                    torch.Generator().manual_seed(derive_seed(seed, "heldout", repeat)),
-                                                    num_classes(train))]
-    copies = memorisation(samples.to("cpu"), labelled.to("cpu"), train.subset(heldout_index).to("cpu"))
-    return {**judge.measures(generator, family), **copies.row()}
 
 
 def experiment_config(config: LowDataAcquireConfig, run: str, labelled: ImageSet, source_set: str, dataset: str,
@@ -146,9 +119,9 @@ def run_repeat(config: LowDataAcquireConfig, train: ImageSet, test: ImageSet, ou
         print(f"r{repeat}: measuring the generator's quality and memorisation ...", file=sys.stderr)
         write_json(out / "generator.json", {"repeat": repeat, "images_shown": sidecar.get("images_shown"),
                                             "train_seconds": sidecar.get("train_seconds"),
-                                            **measure_generator(generator, config.family, labelled, train,
-                                                                unseen_N.nonzero().squeeze(1), judge, repeat,
-                                                                config.seed)})
+                                            **measure_on_subset(generator, config.family, labelled, train,
+                                                                unseen_N.nonzero().squeeze(1), judge,
+                                                                derive_seed(config.seed, "heldout", repeat))})
     generated = generated_candidates(config, generator, repeat, device)
     source_set = f"{REAL_SOURCE}+{config.family}"
     pools = {source_set: CandidatePool({REAL_SOURCE: labelled, config.family: generated}, device)}

@@ -207,7 +207,8 @@ def build_pools(config: ExperimentConfig, raw: ImageSet, device) -> dict[str, Ca
         parts = {REAL_SOURCE: raw}
         for gan in source_set.split("+")[1:]:
             parts[gan] = generated_source(gan, Path(provenance["gan_dir"]), provenance["generated_per_class"],
-                                          config.seed, device)
+                                          config.seed, device, image_shape=tuple(raw.images_NCHW.shape[1:]),
+                                          num_classes=int(raw.labels_N.max()) + 1)
         pools[source_set] = CandidatePool(parts, device)
     return pools
 

@@ -183,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
               file=sys.stderr)
         measure = CellRunner(config, train, test, device, lambda gan, per_class, seed: generated_source(
-            gan, Path(config.gan_dir), per_class, seed, device))
+            gan, Path(config.gan_dir), per_class, seed, device, image_shape=tuple(train.images_NCHW.shape[1:]),
+            num_classes=int(train.labels_N.max()) + 1))
         csv_path = sweep.run(cells, measure, progress=not args.no_progress,
                              describe=lambda c: f"n={c['size']} {c['gan']} {c['mode']} r={c['ratio']:g} #{c['repeat']}")
     figures = report(csv_path, args.out, config.modes, dataset)

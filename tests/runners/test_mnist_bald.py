@@ -195,3 +195,13 @@ def test_a_folder_of_colour_images_of_four_classes_runs_with_a_cnn_built_for_the
     assert config["dataset"] == "clothes"
     rows = pd.read_csv(out / "rounds.csv")
     assert len(rows) == 2 and rows["balanced_accuracy"].between(0, 1).all()
+    # a generator trained on the folder's labelled subset joins its pool (built for the data's shape and classes)
+    from runners import train_gans
+    gans = tmp_path / "gans"
+    assert train_gans.main(["--gans", "small_dcgan", "--train-size", "40", "--recipe", "lowdata", "--set",
+                            "small_dcgan.epochs=2", "--no-quality", "--data-dir", str(tmp_path / "clothes"),
+                            "--out", str(gans)]) == 0
+    assert mnist_bald.main([*SMALL, "--sources", "raw,small_dcgan", "--gan-dir", str(gans), "--generated-per-class",
+                            "5", "--data-dir", str(tmp_path / "clothes"), "--out", str(tmp_path / "with_gan")]) == 0
+    fingerprint = json.loads((tmp_path / "with_gan" / "config.json").read_text())["pool_fingerprint"]
+    assert fingerprint["raw+small_dcgan"]["small_dcgan"]["images"] == 20  # 5 per class, 4 classes

@@ -357,7 +357,7 @@ def build_figure(
         _fit_zoom(axes[1], summary[summary["train_size"] >= sizes[-last_rounds]], band)
         axes[0].set_title("all rounds")
         axes[1].set_title(f"last {last_rounds} rounds")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize="small",
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize="small",
                title=legend_title, title_fontsize="small")  # outside the axes: never over a curve
     lines = [": ".join(p for p in (dataset, title) if p)] + (protocol or "").splitlines()
     heading = [wrapped for line in lines if line for wrapped in textwrap.wrap(line, int(11 * fig.get_figwidth()))]

@@ -283,7 +283,8 @@ def train_one(name: str, config, data: ImageSet, args, device, judge: Judge, log
         on_fresh_start=lambda: log.drop(name), extra={"subset": subset})
     if result.session is None:
         return
-    save_sample_grid(result.generator, args.out / f"{name}_grid.png", f"{name}: one row per class")
+    save_sample_grid(result.generator, args.out / f"{name}_grid.png", f"{name}: one row per class",
+                     class_names=list(data.classes))
     print(f"{name}: {result.session.train_seconds / 60:.1f} min over {result.session.sessions} session(s); wrote "
           f"{path}, {training_state_path(path).name} and {name}_grid.png", file=sys.stderr)
     if args.quality_every:

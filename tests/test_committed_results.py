@@ -479,10 +479,11 @@ def test_generated_pool_matches_config(tmp_path, monkeypatch):
 STUDY_CELLS = sorted(p.parent for p in RESULTS.glob("**/study.json"))
 
 
-@pytest.mark.parametrize("run_dir", STUDY_RUNS, ids=rel)
+@pytest.mark.parametrize("run_dir", [d for d in STUDY_RUNS if d.parent.name == "r0"], ids=rel)
 def test_study_runs_resume_on_the_pool_they_recorded(run_dir, mnist_dir, fashion_dir):
     """A rerun of runners.lowdata_acquire rebuilds L from the split and the pool from the committed float16 generator:
-    both must hash to what the run recorded, and the run's settings must be the ones the study builds."""
+    both must hash to what the run recorded, and the run's settings must be the ones the study builds (repeat 0 of
+    each cell: each rebuild samples the whole pool; the other repeats' states are parsed above)."""
     from studies.lowdata_acquire.protocol import LowDataAcquireConfig
     from studies.lowdata_acquire.study import experiment_config, labelled_set, repeat_pool
     cell = run_dir.parents[1]

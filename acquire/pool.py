@@ -100,6 +100,13 @@ class CandidatePool:
         """Global indices of all acquired candidates [n], in acquisition order."""
         return torch.cat(self.rounds) if self.rounds else torch.empty(0, dtype=torch.long)
 
+    @property
+    def is_real_N(self) -> torch.Tensor:
+        """bool [N] on the pool's device: which candidates are real (source REAL_SOURCE); all False without one."""
+        if REAL_SOURCE not in self.source_names:
+            return torch.zeros(len(self), dtype=torch.bool, device=self.device)
+        return self.source_N == self.source_names.index(REAL_SOURCE)
+
     def candidates(self) -> ImageSet:
         """Every candidate, acquired or not, as an ImageSet (no copies)."""
         return ImageSet(self.images_NCHW, self.labels_N)

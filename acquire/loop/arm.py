@@ -122,8 +122,7 @@ class ArmRounds:
         same initialisation and draws), its test scores and what the generated images added."""
         pool = state.pool
         index_n = pool.acquired_index.to(pool.device)
-        real = pool.source_names.index(REAL_SOURCE) if REAL_SOURCE in pool.source_names else -1
-        real_n = index_n[pool.source_N[index_n] == real]
+        real_n = index_n[pool.is_real_N[index_n]]
         model = self.fit(state.arm, round_index, ImageSet(pool.images_NCHW[real_n], pool.labels_N[real_n]))
         scores = evaluate(model, self.test_set.images_NCHW, self.test_set.labels_N)
         return {"balanced_accuracy_real_only": scores["balanced_accuracy"], "accuracy_real_only": scores["accuracy"],
@@ -193,10 +192,9 @@ class ArmRounds:
         are generated, the quota target, the arm's classes so far; features and judge computed on first use."""
         pool, on_device_M = state.pool, candidates_M.to(state.pool.device)
         training = pool.training_set()
-        real = pool.source_names.index(REAL_SOURCE) if REAL_SOURCE in pool.source_names else -1
         images_M = pool.images_NCHW[on_device_M]
         return RoundContext(
-            pool.labels_N[on_device_M].cpu(), (pool.source_N[on_device_M] != real).cpu(),
+            pool.labels_N[on_device_M].cpu(), (~pool.is_real_N[on_device_M]).cpu(),
             target_distribution(self.config.quota_target, training.labels_N, self.num_classes),
             torch.bincount(training.labels_N.cpu(), minlength=self.num_classes),
             cache(lambda: last_linear_inputs(state.model, images_M)),
@@ -208,8 +206,7 @@ class ArmRounds:
         sources = state.arm.sources
         if sources not in self.judges:
             pool = state.pool
-            real_N = (pool.source_N == pool.source_names.index(REAL_SOURCE)) if REAL_SOURCE in pool.source_names \
-                else torch.zeros(len(pool.labels_N), dtype=torch.bool, device=pool.device)
+            real_N = pool.is_real_N
             real = ImageSet(pool.images_NCHW[real_N], pool.labels_N[real_N])
             self.judges[sources] = train_judge(real, self.model_factory, self.train_fn, self.config.train,
                                                self.config.gate_judge_epochs, self.config.seed, self.device)

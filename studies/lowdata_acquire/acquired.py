@@ -55,7 +55,7 @@ def near_copy_shares(cell: Path, train: ImageSet) -> pd.DataFrame:
                         raise UserError(f"{repeat_dir / run}: the images of {acquisition}'s acquisitions differ from "
                                         "the rebuilt pool's; use the training split and generator the run used")
                     index += [i for i, source in zip(entry["index"], entry["source"]) if source != REAL_SOURCE]
-                real_M = (pool.source_N == pool.source_names.index(REAL_SOURCE)).nonzero().squeeze(1)
+                real_M = pool.is_real_N.nonzero().squeeze(1)
                 distance_N, _ = nearest_distances(pool.images_NCHW[torch.tensor(index)], pool.images_NCHW[real_M])
                 gated = [share for entry in rounds[1:] for share in entry.get("gated_share", []) if share is not None]
                 rows.append({"arm": prefix + acquisition, "repeat": repeat, "acquired": len(index),

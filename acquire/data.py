@@ -572,3 +572,10 @@ def class_balanced_indices(labels_N: torch.Tensor, n: int | Sequence[int], gener
                             "exist")
         chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
     return torch.cat(chosen)
+
+
+def class_balanced_at_most(labels_N: torch.Tensor, per_class: int, generator: torch.Generator | int,
+                           num_classes: int) -> torch.Tensor:
+    """class_balanced_indices of min(per_class, the smallest class's count) images of each of the K classes."""
+    smallest = int(torch.bincount(labels_N.cpu(), minlength=num_classes).min())
+    return class_balanced_indices(labels_N, min(per_class, smallest) * num_classes, generator, num_classes)

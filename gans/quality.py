@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from acquire.data import ImageSet, class_balanced_indices
+from acquire.data import ImageSet, class_balanced_at_most, class_balanced_indices
 from acquire.files import write_atomic
 from acquire.metrics import accuracy
 from acquire.inference import map_in_chunks, predict, to_float
@@ -183,10 +183,7 @@ def measure_on_subset(generator: ConditionalGenerator, name: str, labelled: Imag
     labelled subset `labelled` it was trained on, against those of real training images it never saw, positions
     unseen_N [M] in `train`, up to HELDOUT_PER_CLASS a class drawn with `seed`) of a generator trained on a subset."""
     samples = judge.samples(generator, name)
-    labels_M = train.labels_N[unseen_N].cpu()
-    classes = int(train.labels_N.max()) + 1
-    per_class = min(HELDOUT_PER_CLASS, int(torch.bincount(labels_M, minlength=classes).min()))
-    heldout = unseen_N[class_balanced_indices(labels_M, per_class * classes, torch.Generator().manual_seed(seed),
-                                              classes)]
+    heldout = unseen_N[class_balanced_at_most(train.labels_N[unseen_N], HELDOUT_PER_CLASS,
+                                              torch.Generator().manual_seed(seed), int(train.labels_N.max()) + 1)]
     copies = memorisation(samples.to("cpu"), labelled.to("cpu"), train.subset(heldout).to("cpu"))
     return {**judge.measures(generator, name), **copies.row()}

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from acquire.errors import UserError
-from acquire.data import ImageSet, class_balanced_indices, load_train_test
+from acquire.data import ImageSet, class_balanced_at_most, load_train_test
 from acquire.device import resolve_device
 from acquire.files import CsvError, append_csv_row, read_csv_rows, write_csv
 from acquire.precision import check_precision
@@ -296,20 +296,16 @@ def memorisation_of(generator, name: str, meta: dict, judge: Judge):
     the whole training split), with held-out real test images as the baseline; at most MEMORISATION_IMAGES of each,
     class-balanced."""
     train = judge.train
-    if meta.get("subset"):
-        record = meta["subset"]
-        unseen_indices(train, record)  # the split is the one the subset was drawn from, and draws it again
-        train = labelled_subset(train, record["per_class"], record["seed"])[0]
+    if meta.get("subset"):  # the split is the one the subset was drawn from, and draws it again: keep the rest out
+        seen_N = torch.ones(len(train), dtype=torch.bool)
+        seen_N[unseen_indices(train, meta["subset"])] = False
+        train = train.subset(seen_N.to(train.labels_N.device))
     classes = judge.num_classes
     per_class = max(1, MEMORISATION_IMAGES // classes)
     samples = judge.samples(generator, name)
-    pick = class_balanced_indices(samples.labels_N.cpu(), min(len(samples), per_class * classes),
-                                  torch.Generator().manual_seed(0), classes)
-    test = judge.test
-    smallest = int(torch.bincount(test.labels_N.cpu(), minlength=classes).min())
-    heldout = class_balanced_indices(test.labels_N.cpu(), min(per_class, smallest) * classes,
-                                     torch.Generator().manual_seed(1), classes)
-    return memorisation(samples.subset(pick).to("cpu"), train.to("cpu"), test.subset(heldout).to("cpu"))
+    pick = class_balanced_at_most(samples.labels_N, per_class, torch.Generator().manual_seed(0), classes)
+    heldout = class_balanced_at_most(judge.test.labels_N, per_class, torch.Generator().manual_seed(1), classes)
+    return memorisation(samples.subset(pick).to("cpu"), train.to("cpu"), judge.test.subset(heldout).to("cpu"))
 
 
 def quality_report(names: list[str], judge: Judge, out: Path) -> Path:

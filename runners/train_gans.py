@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from gans.checkpoint import load_checkpoint, training_state_path
 from gans.grid import save_sample_grid
 from gans.quality import REAL_ROW, Judge, QualityConfig, plot_quality_by_budget
 from gans.base import ConditionalGenerator
-from gans.fit import fit_generator, is_up_to_date, resume_state, run_identity  # noqa: F401 (tests use them)
+from gans.fit import fit_generator
 from gans.recipes import LowDataRecipe
 from gans.registry import GanFamily, get_family
 from gans.memorisation import memorisation, plot_memorisation

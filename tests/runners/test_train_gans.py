@@ -17,6 +17,7 @@ from acquire.data import ImageSet
 from acquire.networks import new_model
 from gans import dcgan, quality
 from gans.checkpoint import file_sha256, load_checkpoint, load_training_state, save_checkpoint, save_training_state
+from gans.fit import is_up_to_date, resume_state
 from gans.registry import GanFamily, get_family
 from runners import train_gans
 
@@ -41,14 +42,14 @@ def test_a_checkpoint_with_the_same_config_seed_and_data_is_up_to_date(tmp_path,
     config = family.config_class()
     data = ImageSet(torch.zeros(10, 1, 28, 28, dtype=torch.uint8), torch.arange(10))
     path = save_checkpoint(tmp_path / f"{name}.pt", name, family.build(config), config, data, extra={"seed": 0})
-    assert train_gans.is_up_to_date(path, config, data, seed=0)
-    assert not train_gans.is_up_to_date(path, config, data, seed=1)
-    assert not train_gans.is_up_to_date(path, config, data, seed=0, precision="bf16")  # no precision: fp32
+    assert is_up_to_date(path, config, data, seed=0)
+    assert not is_up_to_date(path, config, data, seed=1)
+    assert not is_up_to_date(path, config, data, seed=0, precision="bf16")  # no precision: fp32
     other = ImageSet(torch.ones(10, 1, 28, 28, dtype=torch.uint8), torch.arange(10))
-    assert not train_gans.is_up_to_date(path, config, other, seed=0)
+    assert not is_up_to_date(path, config, other, seed=0)
     field = next(f.name for f in dataclasses.fields(config) if f.name in ("epochs", "images_per_stage"))
     changed = dataclasses.replace(config, **{field: getattr(config, field) * 2})
-    assert not train_gans.is_up_to_date(path, changed, data, seed=0)
+    assert not is_up_to_date(path, changed, data, seed=0)
 
 
 # ------------------------------------------------------------------ --set parsing
@@ -216,7 +217,7 @@ def test_a_state_and_a_sidecar_saved_without_precision_are_fp32(tmp_path, tiny_m
     save_training_state(state_path, state)
     identity = {**{key: state[key] for key in ("gan", "config", "seed", "training_data_sha256")}, "precision": "bf16"}
     with pytest.raises(ValueError, match=re.escape("differing in precision (saved fp32, asked bf16)")):
-        train_gans.resume_state(state_path, identity, get_family("small_dcgan"))
+        resume_state(state_path, identity, get_family("small_dcgan"))
     assert run_main(tmp_path) == 0 and "continuing" in capsys.readouterr().err
     meta = sidecar(tmp_path)
     del meta["precision"]

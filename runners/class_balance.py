@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from acquire.data import load_split
 from acquire.errors import UserError
+from acquire.loop import ExperimentConfig
+from acquire.rundir import CONFIG_FILE, read_json
 from analysis.acquired import acquired_class_counts, default_sizes, plot_class_counts
 from analysis.acquired_images import plot_acquired_images
 from acquire.files import write_csv
@@ -54,25 +57,18 @@ def report(args: argparse.Namespace) -> int:
 
 def run_pool(run_dir: Path, data_dir: Path | None, repeat: int):
     """The candidate pool the run's states index, rebuilt and checked against the fingerprint its config records."""
-    import json
-
-    from acquire.data import load_split
-    from acquire.loop import ExperimentConfig
-    from acquire.rundir import CONFIG_FILE
+    from runners.mnist_bald import build_pools  # only --images needs the pool builders (0.6 s of imports)
+    from studies.lowdata_acquire.study import STUDY_FILE, read_study, repeat_pool
     config = ExperimentConfig.load(run_dir / CONFIG_FILE, trusted=config_acquisitions(run_dir))
-    [source_set] = config.sources if len(config.sources) == 1 else [None]
+    if len(config.sources) != 1:
+        raise UserError(f"{run_dir} has several source sets ({', '.join(config.sources)}); --images draws a run "
+                        "of one source set")
+    [source_set] = config.sources
     train = load_split("train", data_dir)
     cell = run_dir.resolve().parents[1]
-    if (cell / "study.json").exists():  # a runners.lowdata_acquire run: CELL/r{repeat}/{plain,augmented}
-        from studies.lowdata_acquire.protocol import LowDataAcquireConfig
-        from studies.lowdata_acquire.study import repeat_pool
-        study = LowDataAcquireConfig(**{**json.loads((cell / "study.json").read_text())["study"], "repeats": 1})
-        pool = repeat_pool(study, train, cell, int(run_dir.resolve().parent.name[1:]))
+    if (cell / STUDY_FILE).exists():  # a runners.lowdata_acquire run: CELL/r{repeat}/{plain,augmented}
+        pool = repeat_pool(read_study(cell)[0], train, cell, int(run_dir.resolve().parent.name[1:]))
     else:
-        from runners.mnist_bald import build_pools
-        if source_set is None:
-            raise UserError(f"{run_dir} has several source sets ({', '.join(config.sources)}); --images draws a run "
-                            "of one source set")
         pool = build_pools(config, train, "cpu")[source_set]
     if pool.fingerprint != config.pool_fingerprint.get(source_set):
         raise UserError(f"the pool rebuilt from {data_dir or 'the default data'} is not the one {run_dir} recorded; "
@@ -82,7 +78,6 @@ def run_pool(run_dir: Path, data_dir: Path | None, repeat: int):
 
 def config_acquisitions(run_dir: Path) -> tuple[str, ...]:
     """The run's own acquisition names: --images imports nothing, so naming them trusts no code."""
-    from acquire.rundir import CONFIG_FILE, read_json
     return tuple(read_json(run_dir / CONFIG_FILE).get("acquisitions", ()))
 
 

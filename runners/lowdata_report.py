@@ -16,8 +16,8 @@ from runners.cli import run_guarded
 from studies.lowdata_acquire.acquired import near_copy_shares
 from studies.lowdata_acquire.comparisons import comparison_table, near_copy_table, repeat_endpoints
 from studies.lowdata_acquire.figures import plot_differences
-from studies.lowdata_acquire.protocol import AUGMENTED, PLAIN, LowDataAcquireConfig
-from studies.lowdata_acquire.study import STUDY_FILE, repeat_pool
+from studies.lowdata_acquire.protocol import AUGMENTED, PLAIN
+from studies.lowdata_acquire.study import read_study, repeat_pool
 
 DESCRIPTION = """\
 Reads cells written by `python -m runners.lowdata_acquire` and writes, to --out: comparisons.csv (every
@@ -43,18 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cell_name(cell: Path) -> tuple[str, str, int]:
     """(name, dataset, n) of a cell from its study.json."""
-    path = cell / STUDY_FILE
-    if not path.exists():
-        raise UserError(f"{cell} holds no {STUDY_FILE}: give directories written by runners.lowdata_acquire")
-    saved = json.loads(path.read_text())
-    return f"{saved['dataset']}_n{saved['study']['per_class']}", saved["dataset"], saved["study"]["per_class"]
+    config, saved = read_study(cell)
+    return f"{saved['dataset']}_n{config.per_class}", saved["dataset"], config.per_class
 
 
 def draw_first_repeat(cell: Path, name: str, train, out: Path) -> None:
     """acquired_<cell>_<run>.png: the images the arms of repeat 0 acquired in every round, for both runs."""
     if not (cell / "r0" / "gan").is_dir():
         return
-    study = LowDataAcquireConfig(**{**json.loads((cell / STUDY_FILE).read_text())["study"], "repeats": 1})
+    study, _ = read_study(cell)
     pool = repeat_pool(study, train, cell, 0)
     for run in (PLAIN, AUGMENTED):
         if (cell / "r0" / run / "state").is_dir():

@@ -484,11 +484,9 @@ def test_study_runs_resume_on_the_pool_they_recorded(run_dir, mnist_dir, fashion
     """A rerun of runners.lowdata_acquire rebuilds L from the split and the pool from the committed float16 generator:
     both must hash to what the run recorded, and the run's settings must be the ones the study builds (repeat 0 of
     each cell: each rebuild samples the whole pool; the other repeats' states are parsed above)."""
-    from studies.lowdata_acquire.protocol import LowDataAcquireConfig
-    from studies.lowdata_acquire.study import experiment_config, labelled_set, repeat_pool
+    from studies.lowdata_acquire.study import experiment_config, labelled_set, read_study, repeat_pool
     cell = run_dir.parents[1]
-    saved = json.loads((cell / "study.json").read_text())
-    study = LowDataAcquireConfig(**{**saved["study"], "repeats": 1})
+    study, saved = read_study(cell)
     train = load_split("train", {"mnist": mnist_dir, "fashion-mnist": fashion_dir}[saved["dataset"]])
     repeat = int(run_dir.parent.name[1:])
     config = ExperimentConfig.load(run_dir / "config.json", trusted=())

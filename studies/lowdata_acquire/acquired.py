@@ -17,8 +17,8 @@ from acquire.data import ImageSet
 from acquire.errors import UserError
 from acquire.pool import REAL_SOURCE
 from gans.memorisation import nearest_distances
-from studies.lowdata_acquire.protocol import AUGMENTED, CLASSICAL, PLAIN, LowDataAcquireConfig
-from studies.lowdata_acquire.study import STUDY_FILE, repeat_pool
+from studies.lowdata_acquire.protocol import AUGMENTED, CLASSICAL, PLAIN
+from studies.lowdata_acquire.study import read_study, repeat_pool
 
 
 def state_records(run_dir: Path) -> dict[str, list[dict]]:
@@ -34,8 +34,7 @@ def near_copy_shares(cell: Path, train: ImageSet) -> pd.DataFrame:
     """One row per (arm, repeat) with generated acquisitions: arm, repeat, acquired (generated images), near_copy_share
     (the share closer to an image of L than the repeat's near-copy threshold, generator.json), median_distance
     (to the nearest image of L, pixels in [0, 1]) and, for gated arms, gated_share (mean over rounds and classes)."""
-    study = json.loads((cell / STUDY_FILE).read_text())["study"]
-    config = LowDataAcquireConfig(**{**study, "repeats": 1})
+    config, _ = read_study(cell)
     rows = []
     for repeat_dir in sorted(cell.glob("r*/")):
         if not (repeat_dir / "generator.json").exists():

@@ -9,7 +9,6 @@ generator and the classifiers' draws).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from scipy import stats
 from acquire.errors import UserError
 from analysis.stats import holm_adjust, t_halfwidth
 from studies.lowdata_acquire.protocol import AUGMENTED, CLASSICAL, NO_AUGMENTATION, PLAIN
-from studies.lowdata_acquire.study import STUDY_FILE
+from studies.lowdata_acquire.study import read_study
 
 ENDPOINTS = ("last", "mean")
 # (question, A, B): the pre-registered list, the same for every cell
@@ -39,8 +38,7 @@ COMPARISONS = [
 def repeat_endpoints(cell: Path) -> pd.DataFrame:
     """One row per (arm, repeat) of a cell with its endpoints: columns arm, repeat, last, mean (fractions), for every
     repeat whose two runs have reached the study's last round."""
-    study = json.loads((cell / STUDY_FILE).read_text())["study"]
-    rounds = study["rounds"]
+    rounds = read_study(cell)[0].rounds
     rows = []
     for repeat_dir in sorted(cell.glob("r*/")):
         frames = {run: repeat_dir / run / "rounds.csv" for run in (PLAIN, AUGMENTED)}

@@ -27,7 +27,7 @@ from acquire.rundir import CONFIG_FILE
 from acquire.seeding import derive_seed
 from acquire.training import TrainConfig
 from gans.base import balanced_samples
-from gans.checkpoint import load_checkpoint, read_sidecar
+from gans.checkpoint import load_checkpoint
 from gans.fit import config_for_data, fit_generator
 from gans.quality import Judge, QualityConfig, measure_on_subset
 from gans.recipes import LowDataRecipe
@@ -40,6 +40,16 @@ STUDY_FILE = "study.json"
 
 def num_classes(images: ImageSet) -> int:
     return int(images.labels_N.max()) + 1
+
+
+def read_study(cell: Path) -> tuple[LowDataAcquireConfig, dict]:
+    """The settings a cell ran with and its study.json record (dataset, data digests); a one-line UserError when
+    `cell` holds none. The record leaves out the number of repeats (a cell may grow): the config keeps its default."""
+    path = Path(cell) / STUDY_FILE
+    if not path.exists():
+        raise UserError(f"{cell} holds no {STUDY_FILE}: give directories written by runners.lowdata_acquire")
+    saved = json.loads(path.read_text())
+    return LowDataAcquireConfig(**saved["study"]), saved
 
 
 def open_cell(config: LowDataAcquireConfig, train: ImageSet, test: ImageSet, out: Path, dataset: str) -> None:

@@ -129,8 +129,7 @@ def test_the_report_writes_its_tables_and_a_figure_per_data_set(cell, tmp_path, 
 
 def test_class_balance_draws_the_images_each_arm_acquired(cell, tmp_path, monkeypatch, tiny_train):
     from runners import class_balance
-    import acquire.data
-    monkeypatch.setattr(acquire.data, "load_split", lambda split, data_dir=None: tiny_train)
+    monkeypatch.setattr(class_balance, "load_split", lambda split, data_dir=None: tiny_train)
     assert class_balance.main([str(cell / "r0" / "plain"), "--images", str(tmp_path / "acquired.png"),
                                "--rounds", "2"]) == 0
     assert (tmp_path / "acquired.png").stat().st_size > 10_000

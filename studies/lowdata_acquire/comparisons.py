@@ -86,12 +86,7 @@ def comparison_table(cells: dict[str, Path]) -> pd.DataFrame:
                 rows.append({"cell": cell, "endpoint": endpoint, "question": question, "a": a, "b": b,
                              **compare(endpoints, a, b, endpoint)})
     table = pd.DataFrame(rows)
-    table["p_holm"] = np.nan
-    for endpoint in ENDPOINTS:
-        mask = (table["endpoint"] == endpoint) & table["p"].notna()
-        if mask.any():
-            table.loc[mask, "p_holm"] = holm_adjust(table.loc[mask, "p"].to_numpy())
-    return table
+    return with_holm(table)
 
 
 def required_repeats(std: float, difference: float = 1.0, alpha: float = 0.05, power: float = 0.8) -> int:
@@ -121,10 +116,17 @@ def near_copy_table(shares: dict[str, pd.DataFrame]) -> pd.DataFrame:
                          **compare(endpoints, a, b, "share")})
     table = pd.DataFrame(rows, columns=["cell", "endpoint", "question", "a", "b", "n", "mean", "std", "low", "high",
                                         "p"])
+    return with_holm(table)
+
+
+def with_holm(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with p_holm: Holm-adjusted p over each endpoint's comparisons that have a p-value (one family per
+    endpoint, every cell together); NaN where p is."""
     table["p_holm"] = np.nan
-    mask = table["p"].notna()
-    if mask.any():
-        table.loc[mask, "p_holm"] = holm_adjust(table.loc[mask, "p"].to_numpy())
+    for endpoint in table["endpoint"].unique():
+        mask = (table["endpoint"] == endpoint) & table["p"].notna()
+        if mask.any():
+            table.loc[mask, "p_holm"] = holm_adjust(table.loc[mask, "p"].to_numpy())
     return table
 
 

@@ -69,7 +69,6 @@ class LowDataRecipe:
                              after_generator_step=bound.after_generator_step, bind=bound.bind,
                              sampling_generator=bound.sampling_generator, parts={"recipe": bound})
 
-
     def for_family(self, family: str) -> LowDataRecipe:
         """The recipe as `family` runs it: PGGAN keeps its own weight average (pggan.ema_decay), so the recipe's EMA
         is off there; ADA is refused for DADA, whose discriminator has no real/fake logit for ADA to read."""

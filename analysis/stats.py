@@ -29,6 +29,15 @@ def t_halfwidth(std, n, confidence: float = 0.95):
         return quantile * np.asarray(std, dtype=float) / np.sqrt(n)
 
 
+def paired_t_p(differences) -> float:
+    """Two-sided p-value of the paired t-test (one-sample t on the differences against 0, as
+    `scipy.stats.ttest_rel`); NaN where there are fewer than two differences or they do not vary."""
+    values = np.asarray(differences, dtype=float)
+    if len(values) < 2 or np.std(values) == 0:
+        return math.nan
+    return float(stats.ttest_1samp(values, 0).pvalue)
+
+
 def parse_arm(spec: str) -> ArmKey:
     """'raw+pggan/bald' -> ('raw+pggan', 'bald')."""
     sources, _, acquisition = spec.rpartition("/")
@@ -80,6 +89,11 @@ class PairedDifference:
     def interval(self) -> tuple[float, float]:
         half = float(t_halfwidth(self.std, self.n, self.confidence))
         return self.mean - half, self.mean + half
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided paired t-test p (NaN with n < 2 or identical differences)."""
+        return paired_t_p(self.diffs)
 
     def verdict(self) -> str:
         """What the interval supports, and nothing more."""

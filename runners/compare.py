@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 from acquire.errors import UserError
 from acquire.files import write_csv
 from analysis.curves import METRIC_LABELS, check_values, read_configs, read_curves
-from analysis.stats import PairedDifference, all_pairs, arm_name, paired_difference, parse_arm
+from analysis.stats import PairedDifference, all_pairs, arm_name, holm_adjust, paired_difference, parse_arm
 from runners.cli import int_list, numbers_may_be_negative, run_guarded
 
 DESCRIPTION = """\
@@ -31,6 +32,9 @@ the paper's three claims (at the size its Figure 2 ends):
       --pair raw+pggan/bald raw/random --pair raw+pggan/bald raw/bald --pair raw/bald raw/random
 the same arms of two runs (here bf16 against fp32), named RUN:SOURCES/ACQUISITION:
   python -m runners.compare results/precision/*/rounds.csv --at 200 --pair bf16:raw/bald fp32:raw/bald
+a pre-registered family of comparisons, with Holm-adjusted p-values over all of them:
+  python -m runners.compare results/interventions/*/rounds.csv --at 100,500 --holm \
+      --pair raw/quota:bald raw/bald --pair raw/quota:bald raw/random
 every arm against every other, at two sizes, into a CSV:
   python -m runners.compare results/mnist_raw/rounds.csv --at 200,300 --all-pairs --out compare.csv
 """
@@ -58,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="for every arm of a run made with --real-only: its balanced accuracy minus that of the "
                             "same round's classifier trained on its real images alone (same initialisation and "
                             "draws), paired by repeat: did the generated images help?")
+    parser.add_argument("--holm", action="store_true",
+                        help="add each comparison's two-sided paired t-test p and Holm's adjusted p, taking every "
+                             "comparison of this table (all pairs and sizes) as one family; an interval is still "
+                             "the unadjusted 95%% one")
     parser.add_argument("--metric", choices=sorted(METRIC_LABELS), default="balanced_accuracy",
                         help="column compared (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table (with per-repeat differences) "
@@ -65,15 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
     return numbers_may_be_negative(parser)
 
 
-def format_comparisons(results: list[PairedDifference]) -> str:
-    """One line per comparison: arms, size, n, mean difference, std, 95% CI, verdict."""
-    head = ["A", "B", "at", "n", "mean diff", "std", "95% CI", "verdict"]
+def format_comparisons(results: list[PairedDifference], p_holm: list[float] | None = None) -> str:
+    """One line per comparison: arms, size, n, mean difference, std, 95% CI, (p, Holm's p,) verdict."""
+    head = ["A", "B", "at", "n", "mean diff", "std", "95% CI"] + (["p", "p Holm"] if p_holm is not None else [])
     lines = [[arm_name(r.a), arm_name(r.b), str(r.train_size), str(r.n), f"{r.mean:+.2f}",
               f"{r.std:.2f}" if r.n > 1 else "-",
-              "{:+.2f} to {:+.2f}".format(*r.interval) if r.n > 1 else "-", r.verdict()] for r in results]
+              "{:+.2f} to {:+.2f}".format(*r.interval) if r.n > 1 else "-"] for r in results]
+    if p_holm is not None:
+        lines = [line + [f"{r.p_value:.4f}", f"{adjusted:.4f}"] for line, r, adjusted in zip(lines, results, p_holm)]
+    head, lines = head + ["verdict"], [line + [r.verdict()] for line, r in zip(lines, results)]
     widths = [max(len(row[i]) for row in [head] + lines) for i in range(len(head) - 1)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
                      for row in [head] + lines)
+
+
+def holm_over(results: list[PairedDifference]) -> list[float]:
+    """Holm's adjusted p of each comparison, the table's comparisons with a p-value as one family (NaN where a
+    comparison has none: n < 2 or identical differences)."""
+    p = [r.p_value for r in results]
+    tested = [i for i, value in enumerate(p) if not math.isnan(value)]
+    adjusted = [float("nan")] * len(p)
+    for i, value in zip(tested, holm_adjust([p[i] for i in tested]) if tested else []):
+        adjusted[i] = float(value)
+    return adjusted
 
 
 def notes(results: list[PairedDifference]) -> list[str]:
@@ -126,12 +148,19 @@ def run(args: argparse.Namespace) -> int:
             skipped += [f"note: not compared, no repeat at train_size {size}: {arm_name(arm)}" for arm in missing]
         else:
             results += [paired_difference(df, a, b, size, args.metric) for a, b in pairs]
+    p_holm = holm_over(results) if args.holm else None
     print(HEADER.format(metric=METRIC_LABELS[args.metric]))
-    print(format_comparisons(results))
+    print(format_comparisons(results, p_holm))
+    if p_holm is not None:
+        print(f"p: two-sided paired t-test; p Holm: Holm's step-down adjustment over the "
+              f"{sum(not math.isnan(p) for p in p_holm)} comparisons above with a p-value")
     for line in notes(results) + skipped:
         print(line)
     if args.out:
-        write_csv(args.out, COLUMNS, [{"metric": args.metric, **r.as_row()} for r in results])
+        rows = [{"metric": args.metric, **r.as_row()} for r in results]
+        if p_holm is not None:
+            rows = [{**row, "p": r.p_value, "p_holm": adjusted} for row, r, adjusted in zip(rows, results, p_holm)]
+        write_csv(args.out, COLUMNS + (["p", "p_holm"] if p_holm is not None else []), rows)
         print(f"wrote {args.out}")
     return 0
 

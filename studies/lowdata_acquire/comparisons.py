@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from acquire.errors import UserError
-from analysis.stats import holm_adjust, t_halfwidth
+from analysis.stats import holm_adjust, paired_t_p, t_halfwidth
 from studies.lowdata_acquire.protocol import AUGMENTED, CLASSICAL, NO_AUGMENTATION, PLAIN
 from studies.lowdata_acquire.study import read_study
 
@@ -71,7 +71,7 @@ def compare(endpoints: pd.DataFrame, a: str, b: str, endpoint: str) -> dict:
     n, mean = len(differences), differences.mean()
     std = differences.std(ddof=1) if n > 1 else np.nan
     half = float(t_halfwidth(std, n)) if n > 1 else np.nan
-    p = float(stats.ttest_1samp(differences, 0).pvalue) if n > 1 and std > 0 else np.nan
+    p = paired_t_p(differences)
     return {"n": n, "mean": mean, "std": std, "low": mean - half, "high": mean + half, "p": p}
 
 

@@ -123,3 +123,24 @@ def test_sweep_cells_refuse_a_duplicated_row_and_a_value_that_is_not_a_finite_nu
     assert compare_cells.main([str(csv), "--arm", "mode", "--size", "size", "--against", "mode=none"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+def test_holm_adds_paired_p_values_adjusted_over_the_whole_table(csvs, tmp_path, capsys):
+    from scipy import stats
+    out = tmp_path / "table.csv"
+    assert compare.main(csvs + ["--at", "300,500", "--holm", "--pair", "raw+pggan/bald", "raw/random",
+                                "--pair", "raw/bald", "raw/random", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "p Holm" in printed.splitlines()[1] and "over the 4 comparisons" in printed
+    table = pd.read_csv(out)
+    p_pggan = stats.ttest_rel(VALUES[("raw+pggan", "bald")], VALUES[("raw", "random")]).pvalue
+    p_bald = stats.ttest_rel(VALUES[("raw", "bald")], VALUES[("raw", "random")]).pvalue
+    assert table["p"].tolist() == pytest.approx([p_pggan, p_bald] * 2)
+    # Holm over 4: the two smallest (the pggan rows, equal) times 4, then the bald rows times 2 (monotone)
+    assert table["p_holm"].tolist() == pytest.approx([4 * p_pggan, max(4 * p_pggan, 2 * p_bald)] * 2)
+
+
+def test_without_holm_the_csv_keeps_its_columns(csvs, tmp_path):
+    out = tmp_path / "table.csv"
+    assert compare.main(csvs + ["--at", "500", "--pair", "raw/bald", "raw/random", "--out", str(out)]) == 0
+    assert "p_holm" not in pd.read_csv(out).columns

@@ -60,14 +60,14 @@ def affine_transform(images_NCHW: torch.Tensor, angle_deg_N: torch.Tensor, shift
     return out
 
 
-def random_augment(images_NCHW: torch.Tensor, config: AugmentConfig, generator: torch.Generator,
+def random_augment(images_NCHW: torch.Tensor, config: AugmentConfig, rng: torch.Generator,
                    fill: float = 0.0) -> torch.Tensor:
     """images [N,C,H,W] (uint8 or float), each randomly rotated, zoomed and shifted; parameters drawn from
-    `generator` (on its own device), so the same generator state gives the same batch."""
+    `rng` (on its own device), so the same rng state gives the same batch."""
     n = len(images_NCHW)
 
     def uniform(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator, device=generator.device) * 2 - 1  # in [-1, 1)
+        return torch.rand(*shape, generator=rng, device=rng.device) * 2 - 1  # in [-1, 1)
 
     angle_N = uniform(n) * config.max_rotation_deg
     shift_N2 = uniform(n, 2) * config.max_translation_px

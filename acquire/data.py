@@ -532,7 +532,7 @@ def load_npz(path: str | Path, split: str | None = None, *, test_fraction: float
             every_label = np.concatenate([np.ravel(labels) for labels in all_labels]).astype(np.int64)
             _refuse_labels_from_one(torch.from_numpy(every_label))
         whole = ImageSet(images_NCHW, labels_N, class_names=class_names, name=dataset_name(path))
-    except ValueError as error:
+    except UserError as error:
         raise DataError(f"{path}: {error}") from None
     if split is None or keys == (f"x_{split}", f"y_{split}"):
         return whole
@@ -546,11 +546,11 @@ def load_dataset(path: str | Path, split: str) -> ImageSet:
     return load_split(split, path)
 
 
-def class_balanced_indices(labels_N: torch.Tensor, n: int | Sequence[int], generator: torch.Generator | int,
+def class_balanced_indices(labels_N: torch.Tensor, n: int | Sequence[int], rng: torch.Generator | int,
                            num_classes: int | None = None) -> torch.Tensor:
     """Positions into labels_N, drawn at random without replacement: n // K of each of the K classes for an int n (a
-    multiple of K), or n[k] of class k for a list n. generator: a torch.Generator (drawn from in class order) or an
-    int seed. K: num_classes, else len(n) for a list, else the largest label + 1."""
+    multiple of K), or n[k] of class k for a list n. rng: a torch.Generator on any device (drawn from in class
+    order, there) or an int seed. K: num_classes, else len(n) for a list, else the largest label + 1."""
     labels_N = labels_N.cpu()
     if num_classes is None:
         num_classes = len(n) if not isinstance(n, int) else int(labels_N.max()) + 1 if len(labels_N) else 0
@@ -562,20 +562,21 @@ def class_balanced_indices(labels_N: torch.Tensor, n: int | Sequence[int], gener
         counts = [int(count) for count in n]
         if len(counts) != num_classes or min(counts, default=-1) < 0:
             raise UserError(f"per-class counts must be {num_classes} numbers >= 0, one per class, got {list(n)}")
-    if isinstance(generator, int):
-        generator = torch.Generator().manual_seed(generator)
+    if isinstance(rng, int):
+        rng = torch.Generator().manual_seed(rng)
     chosen = []
     for c, count in enumerate(counts):
         members = (labels_N == c).nonzero().squeeze(1)
         if len(members) < count:
             raise UserError(f"{sum(counts)} class-balanced images need {count} of class {c}; only {len(members)} "
                             "exist")
-        chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
+        order = torch.randperm(len(members), generator=rng, device=rng.device).cpu()
+        chosen.append(members[order[:count]])
     return torch.cat(chosen)
 
 
-def class_balanced_at_most(labels_N: torch.Tensor, per_class: int, generator: torch.Generator | int,
+def class_balanced_at_most(labels_N: torch.Tensor, per_class: int, rng: torch.Generator | int,
                            num_classes: int) -> torch.Tensor:
     """class_balanced_indices of min(per_class, the smallest class's count) images of each of the K classes."""
     smallest = int(torch.bincount(labels_N.cpu(), minlength=num_classes).min())
-    return class_balanced_indices(labels_N, min(per_class, smallest) * num_classes, generator, num_classes)
+    return class_balanced_indices(labels_N, min(per_class, smallest) * num_classes, rng, num_classes)

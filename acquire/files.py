@@ -123,7 +123,7 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
 def write_tensors(path: Path, obj: dict) -> Path:
     """torch.save(obj) to `path` atomically, serialised in memory first: the bytes then depend only on obj (a save
     straight to the temp file embeds its name in the archive), so equal tensors give an equal sha256."""
-    import torch  # here, not at the top: runners.cli imports this module before torch (see runners/cli.py)
+    import torch  # here, not at the top: light readers (the command lines' argument checks) import this module
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)

@@ -57,11 +57,11 @@ def target_distribution(name: str, training_labels_M: torch.Tensor, num_classes:
     return counts_K if name == "training_set" and counts_K.sum() > 0 else torch.ones(num_classes, dtype=torch.float64)
 
 
-def probe_context(N: int, num_classes: int, generator: torch.Generator) -> RoundContext:
+def probe_context(N: int, num_classes: int, rng: torch.Generator) -> RoundContext:
     """A context of N made-up candidates (half generated, random features and judge) for probing a function
     before a run writes anything."""
-    features_ND = torch.randn(N, 8, generator=generator)
-    judge_NK = torch.rand(N, num_classes, generator=generator)
-    return RoundContext(torch.randint(num_classes, (N,), generator=generator), torch.arange(N) % 2 == 0,
+    features_ND = torch.randn(N, 8, generator=rng)
+    judge_NK = torch.rand(N, num_classes, generator=rng)
+    return RoundContext(torch.randint(num_classes, (N,), generator=rng), torch.arange(N) % 2 == 0,
                         torch.ones(num_classes, dtype=torch.float64), torch.zeros(num_classes, dtype=torch.long),
                         lambda: features_ND, lambda: features_ND[:2], lambda: judge_NK / judge_NK.sum(1, keepdim=True))

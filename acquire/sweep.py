@@ -1,8 +1,7 @@
 """Resumable sweeps: a list of independent cells (e.g. method x training-set size x repeat), one CSV row each.
 
-The baselines (the cells of studies.dada_lowdata.cells and studies.ratio_sweep.cells, run by runners.dada_lowdata and
-runners.ratio_sweep) are tables, not learning curves: every cell trains one classifier from scratch and
-measures it once. `SweepSettings` turns a runner's flags into its config: for a new sweep the defaults, preset
+A study's baselines (its cells, e.g. those of studies.ratio_sweep) are tables, not learning curves: every cell
+trains one classifier from scratch and measures it once. `SweepSettings` turns a command line's flags into its config: for a new sweep the defaults, preset
 and flags; for --resume the saved config.json, which supplies every setting (flags given with --resume must
 change nothing, or be among the resumable ones). A `Sweep` owns the output
 directory the way the active loop does: a lock against a second process, config.json, and results.csv,
@@ -84,7 +83,7 @@ class SweepSettings:
         values = {**self.defaults, **{name: saved[name] for name in self.defaults if name in saved}}
         try:
             build(values)
-        except (TypeError, ValueError) as error:
+        except (TypeError, UserError) as error:
             raise RunDirectoryError(f"{path} holds invalid settings ({error}); restore it from version control, "
                                     "or choose another --out") from None
         if args.preset:

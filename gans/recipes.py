@@ -5,17 +5,17 @@ greyscale, Karras et al. 2020's ADA target and speed, stylegan2-ada's EMA half-l
 by measurement here). `recipe.start(generator, channels)` gives the hooks a training loop calls; in a
 one-D-step-one-G-step loop such as gans.dcgan's:
 
-    hooks = recipe.start(netG, channels=C)                       # before the first step
-    augment = lambda x: hooks.augment_for_discriminator(x, rng)  # rng: the run's torch.Generator
-    real_logits = netD(augment(real), labels)                    # D step: augment real AND fake
-    fake_logits = netD(augment(fake.detach()), labels)
-    hooks.observe_real_logits(real_logits)                       # ADA's overfitting signal
-    ...                                                          # D loss, backward, optD.step()
-    fooled_logits = netD(augment(fake), labels)                  # G step: the same augmentation
-    ...                                                          # G loss, backward, optG.step()
-    hooks.after_generator_step(netG, len(real))                  # EMA update
-    hooks.sampling_generator(netG)                               # what to checkpoint and sample from
-    hooks.state_dict() / hooks.load_state_dict(state)            # beside the nets in the training state
+    hooks = recipe.start(generator, channels=C)                          # before the first step
+    augment = lambda x: hooks.augment_for_discriminator(x, rng)           # rng: the run's torch.Generator
+    real_logits = discriminator(augment(real), labels)                    # D step: augment real AND fake
+    fake_logits = discriminator(augment(fake.detach()), labels)
+    hooks.observe_real_logits(real_logits)                                # ADA's overfitting signal
+    ...                                                                   # D loss, backward, optimiser_d.step()
+    fooled_logits = discriminator(augment(fake), labels)                  # G step: the same augmentation
+    ...                                                                   # G loss, backward, optimiser_g.step()
+    hooks.after_generator_step(generator, len(real))                      # EMA update
+    hooks.sampling_generator(generator)                                   # what to checkpoint and sample from
+    hooks.state_dict() / hooks.load_state_dict(state)                     # beside the nets in the training state
 """
 
 from __future__ import annotations

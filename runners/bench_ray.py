@@ -60,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, help="MNIST directory (default: $GAN_ACQUIRE_DATA or the cache)")
     p.add_argument("--out", type=Path, default=Path("results/bench"), help="JSON directory (default: %(default)s)")
     args = p.parse_args(argv)
+    from acquire.errors import UserError
     from acquire.ray_executor import import_ray
     try:
         import_ray()
-    except ValueError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     data_dir = resolve_data_dir(args.data_dir)

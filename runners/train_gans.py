@@ -173,11 +173,11 @@ def typed_overrides(overrides: list[tuple[str, str, str]]) -> list[tuple[str, st
             continue
         try:
             target_family = get_family(target)
-        except ValueError as error:
+        except UserError as error:
             raise UserError(f"--set {target}.{field}={value}: {error}") from None
         try:
             typed.append((target, field, target_family.parse_field(field, value), value))
-        except ValueError as error:
+        except UserError as error:
             raise UserError(f"--set {error}") from None
     return typed
 
@@ -198,7 +198,7 @@ def family_config(name: str, overrides: list[tuple[str, str, str]], preset: str 
             changes[field] = parsed
     try:
         return family.config_class(**{**changes, **(data or {})})
-    except ValueError as error:
+    except UserError as error:
         raise UserError(f"{name} config: {error}") from None
 
 

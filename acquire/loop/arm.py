@@ -74,10 +74,10 @@ class ArmKeys:
         return (self.seed, self.arm.sources, self.arm.acquisition, self.arm.repeat, round_index)
 
 
-def initial_indices(pool: CandidatePool, n: int, generator: torch.Generator, num_classes: int) -> torch.Tensor:
+def initial_indices(pool: CandidatePool, n: int, rng: torch.Generator, num_classes: int) -> torch.Tensor:
     """n real candidates, n/K per class, drawn at random: global indices [n]."""
     real_M = (pool.source_N.cpu() == pool.source_names.index(REAL_SOURCE)).nonzero().squeeze(1)
-    return real_M[class_balanced_indices(pool.labels_N.cpu()[real_M], n, generator, num_classes)]
+    return real_M[class_balanced_indices(pool.labels_N.cpu()[real_M], n, rng, num_classes)]
 
 
 class ArmRounds:
@@ -134,8 +134,8 @@ class ArmRounds:
         state.model = self.untrained(state.arm)
         if not self.config.initial:
             return False
-        generator = make_generator(*self.keys(state.arm).initial())
-        self.record(state, initial_indices(state.pool, self.config.initial, generator, self.num_classes), None)
+        rng = make_generator(*self.keys(state.arm).initial())
+        self.record(state, initial_indices(state.pool, self.config.initial, rng, self.num_classes), None)
         self.train_and_evaluate(state, 0, score_seconds=0.0)
         return True
 
@@ -165,24 +165,24 @@ class ArmRounds:
         global indices [k] and their scores [k] (None for a selecting function); what the function reports about
         the round goes into `notes`."""
         config, keys = self.config, self.keys(state.arm).acquire(round_index)
-        generator = make_generator(*keys, "acquire")
+        rng = make_generator(*keys, "acquire")
         candidates_M = state.pool.available_index().cpu()
         acquisition = state.acquisition
         if acquisition.needs_mc and config.pool_subset and len(candidates_M) > config.pool_subset:
-            candidates_M = candidates_M[torch.randperm(len(candidates_M), generator=generator)[:config.pool_subset]]
+            candidates_M = candidates_M[torch.randperm(len(candidates_M), generator=rng)[:config.pool_subset]]
         context = self.context(state, candidates_M) if acquisition.uses_context else None
         if not acquisition.needs_mc:
-            chosen_k, score_k = acquisition.choose(None, len(candidates_M), config.per_round, generator, context)
+            chosen_k, score_k = acquisition.choose(None, len(candidates_M), config.per_round, rng, context)
         else:
             scoring = (state.model, state.pool.images_NCHW[candidates_M.to(self.device)], config.mc_samples)
             options = dict(rng=make_generator(*keys, "masks", device=self.device),
                            chunk_size=config.score_chunk or None, precision=precision, masking=config.mc_masks)
             if acquisition.selects:  # it needs every candidate's probabilities [M, T, K]
                 chosen_k, score_k = acquisition.choose(mc_probs(*scoring, **options), len(candidates_M),
-                                                       config.per_round, generator, context)
+                                                       config.per_round, rng, context)
             else:  # streamed: only the M scores are kept
                 scores_M = mc_scores(*scoring, acquisition.score, **options)
-                chosen_k, score_k = acquisition.top_k(scores_M, config.per_round, generator)
+                chosen_k, score_k = acquisition.top_k(scores_M, config.per_round, rng)
         if context is not None and notes is not None:
             notes.update(context.notes)
         return candidates_M[chosen_k], score_k

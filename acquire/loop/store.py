@@ -172,7 +172,7 @@ class RunStore:
         """rounds.csv's complete rows by arm name ('sources/acquisition/repeat')."""
         try:
             rows = read_csv_rows(self.csv_path, self.columns)
-        except ValueError as error:
+        except UserError as error:
             raise RunDirectoryError(str(error)) from None
         by_arm: dict[str, list[dict]] = {}
         for row in rows:

@@ -188,16 +188,17 @@ def phase_one_networks(out_dir: Path, config: LowDataConfig, subset: ImageSet, n
     dada_config = config.phase_one(len(subset))
     state = load_phase_one(path)
     if state is None:
-        gen, disc = train_phase_one(subset, dada_config, device, make_generator(config.seed, "phase_one", n, repeat),
-                                    progress=False, precision=config.precision)
-        state = {"generator": gen.state_dict(), "classifier": disc.state_dict()}
+        generator, discriminator = train_phase_one(subset, dada_config, device,
+                                                   make_generator(config.seed, "phase_one", n, repeat),
+                                                   progress=False, precision=config.precision)
+        state = {"generator": generator.state_dict(), "classifier": discriminator.state_dict()}
         write_tensors(path, {**state, "sha256": state_digest(state)})
         state = torch.load(path, map_location="cpu", weights_only=True)  # as a resumed sweep will read it
-    gen = DadaGenerator(dada_config).to(device)
-    disc = DadaDiscriminator(dada_config).to(device, memory_format=torch.channels_last)
-    gen.load_state_dict(state["generator"])
-    disc.load_state_dict(state["classifier"])
-    return gen.eval(), disc.eval()
+    generator = DadaGenerator(dada_config).to(device)
+    discriminator = DadaDiscriminator(dada_config).to(device, memory_format=torch.channels_last)
+    generator.load_state_dict(state["generator"])
+    discriminator.load_state_dict(state["classifier"])
+    return generator.eval(), discriminator.eval()
 
 
 def train_cell(cell: dict, config: LowDataConfig, train: ImageSet, out_dir: Path, device) -> DadaDiscriminator:
@@ -205,16 +206,16 @@ def train_cell(cell: dict, config: LowDataConfig, train: ImageSet, out_dir: Path
     name, n, repeat = cell["method"], cell["n"], cell["repeat"]
     method = METHODS[name]
     subset = real_subset(train, config, n, repeat)
-    generator = make_generator(config.seed, "phase_two", name, n, repeat)
+    rng = make_generator(config.seed, "phase_two", name, n, repeat)
     augmenter = None
     if method.needs_phase_one:
-        gen, disc = phase_one_networks(out_dir, config, subset, n, repeat, device)
-        augmenter = gen if method.generated else None
+        generator, discriminator = phase_one_networks(out_dir, config, subset, n, repeat, device)
+        augmenter = generator if method.generated else None
     if method.from_phase_one:
-        classifier = disc
+        classifier = discriminator
     else:
-        classifier = new_classifier(config.phase_one(len(subset)), subset, generator, device)
-    return train_phase_two(classifier, subset, augmenter, config.phase_two(method.augment), generator, progress=False,
+        classifier = new_classifier(config.phase_one(len(subset)), subset, rng, device)
+    return train_phase_two(classifier, subset, augmenter, config.phase_two(method.augment), rng, progress=False,
                            precision=config.precision)
 
 

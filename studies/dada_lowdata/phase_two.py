@@ -19,9 +19,9 @@ per real image with the real images' labels (sec. 4: the augmented set is 10x th
 Traditional augmentation (acquire.augment), when on, transforms the real images only, afresh every step
 (DADA_augmented, sec. 4). Without G only L_data is trained: the same network and rule as a plain classifier.
 
-Devices: C's device is the run's; the images are moved there once. The `generator` may live on another device
-(the runner's is on the CPU, so a run draws the same batches on any device; G's sample() wants a CPU one): every
-draw from it is made on its own device and moved to C's.
+Devices: C's device is the run's; the images are moved there once. The `rng` (a torch.Generator) may live on
+another device (the runner's is on the CPU, so a run draws the same batches on any device; G's sample() wants a
+CPU one): every draw from it is made on its own device and moved to C's.
 """
 
 from __future__ import annotations
@@ -85,21 +85,21 @@ def phase_two_loss(logits_real_N2K: torch.Tensor, labels_real_N: torch.Tensor,
 
 # ----------------------------------------------------------------------------------------- classifier
 
-def new_classifier(config: DadaConfig, images: ImageSet, generator: torch.Generator, device) -> DadaDiscriminator:
-    """An untrained C on `device`: weights drawn from `generator`, then data-dependently initialised (as in phase I)
+def new_classifier(config: DadaConfig, images: ImageSet, rng: torch.Generator, device) -> DadaDiscriminator:
+    """An untrained C on `device`: weights drawn from `rng`, then data-dependently initialised (as in phase I)
     on up to INIT_BATCH of the real uint8 `images`."""
-    with seeded_weights(generator):
+    with seeded_weights(rng):
         classifier = DadaDiscriminator(config)
     classifier = classifier.to(device, memory_format=torch.channels_last)
     real_NCHW, _ = train_images_to_float(images, device)
-    index_B = torch.randperm(len(real_NCHW), generator=generator, device=generator.device)[:INIT_BATCH]
-    data_dependent_init(weight_normed_layers(classifier), lambda: classifier(real_NCHW[index_B.to(device)], generator),
+    index_B = torch.randperm(len(real_NCHW), generator=rng, device=rng.device)[:INIT_BATCH]
+    data_dependent_init(weight_normed_layers(classifier), lambda: classifier(real_NCHW[index_B.to(device)], rng),
                         OUTPUT_INIT_STD)
     return classifier
 
 
 def predict(classifier: DadaDiscriminator, images_NCHW: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """Predicted classes [N] (argmax of p_real + p_fake) for uint8 images [N,1,28,28]; C is left in eval mode."""
+    """Predicted classes [N] (argmax of p_real + p_fake) for uint8 images [N,C,H,W]; C is left in eval mode."""
     classifier.eval()
     return map_in_chunks(lambda chunk: folded_logits(classifier(chunk.float().div(127.5).sub(1))).argmax(1),
                          images_NCHW, batch_size)
@@ -108,25 +108,25 @@ def predict(classifier: DadaDiscriminator, images_NCHW: torch.Tensor, batch_size
 # ----------------------------------------------------------------------------------------- training
 
 def generate_set(augmenter: ConditionalGenerator, labels_N: torch.Tensor, per_real: int,
-                 generator: torch.Generator) -> ImageSet:
-    """`per_real` samples of the frozen augmenter for each real label [N]: uint8 images [per_real * N, 1, 28, 28]."""
+                 rng: torch.Generator) -> ImageSet:
+    """`per_real` samples of the frozen augmenter for each real label [N]: uint8 images [per_real * N,C,H,W]."""
     labels_M = labels_N.repeat(per_real)
-    return ImageSet(augmenter.sample(labels_M, generator), labels_M.to(next(augmenter.parameters()).device))
+    return ImageSet(augmenter.sample(labels_M, rng), labels_M.to(next(augmenter.parameters()).device))
 
 
 def train_phase_two(classifier: DadaDiscriminator, real: ImageSet, augmenter: ConditionalGenerator | None,
-                    config: PhaseTwoConfig, generator: torch.Generator, progress: bool = True,
+                    config: PhaseTwoConfig, rng: torch.Generator, progress: bool = True,
                     precision: str = "fp32") -> DadaDiscriminator:
     """Train `classifier` in place on real uint8 images (eq. 6) and, when `augmenter` is given, on its samples
     (eq. 7); returns it in eval mode. All randomness (generated set, batches, augmentation, C's input noise) comes
-    from `generator`. Each step (after augmentation) runs under autocast(precision) (acquire.precision.PRECISIONS)."""
+    from `rng`. Each step (after augmentation) runs under autocast(precision) (acquire.precision.PRECISIONS)."""
     device = next(classifier.parameters()).device
     real_NCHW, real_labels_N = train_images_to_float(real, device)
-    steps_real = batch_indices(len(real_labels_N), config.batch_size, config.steps, generator)
+    steps_real = batch_indices(len(real_labels_N), config.batch_size, config.steps, rng)
     if augmenter is not None:
         gen_NCHW, gen_labels_M = train_images_to_float(
-            generate_set(augmenter, real_labels_N, config.generated_per_real, generator), device)
-        steps_gen = batch_indices(len(gen_labels_M), config.batch_size, config.steps, generator)
+            generate_set(augmenter, real_labels_N, config.generated_per_real, rng), device)
+        steps_gen = batch_indices(len(gen_labels_M), config.batch_size, config.steps, rng)
     optimiser = torch.optim.Adam(classifier.parameters(), lr=config.lr)
     classifier.train()
     bar = tqdm(range(config.steps), desc="DADA phase II", unit="step", disable=not progress)
@@ -134,13 +134,13 @@ def train_phase_two(classifier: DadaDiscriminator, real: ImageSet, augmenter: Co
         index_B = next(steps_real).to(device)
         x_BCHW, labels_B = real_NCHW[index_B], real_labels_N[index_B]
         if config.augment is not None:
-            x_BCHW = random_augment(x_BCHW, config.augment, generator, fill=BACKGROUND)
+            x_BCHW = random_augment(x_BCHW, config.augment, rng, fill=BACKGROUND)
         with autocast(precision, device):
             if augmenter is None:
-                loss = class_loss(classifier(x_BCHW, generator), labels_B)
+                loss = class_loss(classifier(x_BCHW, rng), labels_B)
             else:
                 index_M = next(steps_gen).to(device)
-                logits = classifier(torch.cat([x_BCHW, gen_NCHW[index_M]]), generator)
+                logits = classifier(torch.cat([x_BCHW, gen_NCHW[index_M]]), rng)
                 loss = phase_two_loss(logits[:len(labels_B)], labels_B, logits[len(labels_B):], gen_labels_M[index_M])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -51,7 +51,7 @@ def cached_pool(cache: Path, key: dict, generator: ConditionalGenerator, rng_see
 def generated_source(family: str, gan_dir: Path, per_class: int, seed: int, device,
                      image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10) -> ImageSet:
     """per_class samples of every class from the trained `family` generator: uint8 [K·per_class,C,H,W] on `device`,
-    the same bytes on every CPU thread count (and, as far as measured, every device; a resume checks).
+    the same bytes on every CPU thread count (other devices: results/README.md; a resume checks).
 
     A generator whose image shape or classes differ from (image_shape, num_classes), the data's, is refused before
     anything is loaded. Sampling runs in float64, so the samples are cached in gan_dir/pools/ (git-ignored), bound to

@@ -44,7 +44,7 @@ COLUMNS = KEY_COLUMNS + ["seed", "n_real", "n_generated", "epochs", "images_show
                          "train_seconds"]
 
 PoolSource = Callable[[str, int, int], ImageSet]
-"""(gan, per_class, seed) -> that GAN's samples, per_class of each class, images [M,1,28,28] and labels [M] on the
+"""(gan, per_class, seed) -> that GAN's samples, per_class of each class, images [M,C,H,W] and labels [M] on the
 run's device; the same seed gives the same images."""
 
 
@@ -119,7 +119,7 @@ class CellRunner:
     The training split, the generated pools (from `pools`) and the test set live on `device`; which images a cell
     takes is drawn on the CPU from labels kept there, so every device trains on the same images.
     model_factory: (seed, device) -> nn.Module, float images [N,C,H,W] in [0, 1] -> logits [N,K], as the loop's
-    (default: Gal et al.'s CNN, acquire.model.new_model).
+    (default: Gal et al.'s CNN, acquire.networks.new_model).
     """
 
     def __init__(self, config: RatioSweepConfig, train: ImageSet, test: ImageSet, device, pools: PoolSource,
@@ -140,7 +140,7 @@ class CellRunner:
         return self.pools[gan, repeat]
 
     def training_set(self, cell: dict) -> tuple[ImageSet, int, int]:
-        """The cell's training images [n,1,28,28] and labels [n] on the device, with n_real and n_generated."""
+        """The cell's training images [n,C,H,W] and labels [n] on the device, with n_real and n_generated."""
         seed, size, repeat = self.config.seed, cell["size"], cell["repeat"]
         real_generator = make_generator(seed, size, repeat, "real")
         index_N = class_balanced_indices(self.train_labels_N, size, real_generator, NUM_CLASSES)

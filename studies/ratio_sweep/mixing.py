@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from acquire.errors import UserError
-from acquire.data import ImageSet
+from acquire.data import ImageSet, class_balanced_indices
 
 MODES = ("replace", "add")
 
@@ -39,29 +39,30 @@ def generated_per_class(mode: str, ratio: float, size: int, class_order_K: torch
     return spread(n_generated, class_order_K)
 
 
-def take_per_class(labels_N: torch.Tensor, counts_K: torch.Tensor, generator: torch.Generator | None = None
+def take_per_class(labels_N: torch.Tensor, counts_K: torch.Tensor, rng: torch.Generator | None = None
                    ) -> torch.Tensor:
     """Positions [counts_K.sum()] (CPU) into labels_N, counts_K[c] of class c: the first ones in order, or drawn at
-    random without replacement from `generator`. Raises ValueError when a class has too few."""
+    random without replacement from `rng` (acquire.data.class_balanced_indices). Raises UserError when a class
+    has too few."""
+    if rng is not None:
+        return class_balanced_indices(labels_N, counts_K.tolist(), rng, num_classes=len(counts_K))
     labels_N = labels_N.cpu()
     chosen = []
     for c, count in enumerate(counts_K.tolist()):
         members = (labels_N == c).nonzero().squeeze(1)
         if len(members) < count:
             raise UserError(f"need {count} images of class {c}, only {len(members)} available")
-        if generator is not None:
-            members = members[torch.randperm(len(members), generator=generator, device=generator.device).cpu()]
         chosen.append(members[:count])
     return torch.cat(chosen)
 
 
 def mix(real: ImageSet, pool: ImageSet, mode: str, ratio: float, class_order_K: torch.Tensor,
-        generator: torch.Generator) -> tuple[ImageSet, int, int]:
+        rng: torch.Generator) -> tuple[ImageSet, int, int]:
     """The training set of one cell, real images first, on the device of `real` and `pool`; with n_real and
     n_generated.
 
-    real: the class-balanced real images [size,1,28,28] (replace keeps the first of each class, so smaller
-    ratios keep a superset); pool: generated images [M,1,28,28] to draw from at random with `generator`.
+    real: the class-balanced real images [size,C,H,W] (replace keeps the first of each class, so smaller
+    ratios keep a superset); pool: generated images [M,C,H,W] to draw from at random with `rng`.
     """
     device = real.images_NCHW.device
     if pool.images_NCHW.device != device:
@@ -75,6 +76,6 @@ def mix(real: ImageSet, pool: ImageSet, mode: str, ratio: float, class_order_K: 
     generated_K = generated_per_class(mode, ratio, size, class_order_K)
     real_K = torch.full_like(generated_K, size // num_classes) - (generated_K if mode == "replace" else 0)
     kept = real.subset(take_per_class(real.labels_N, real_K).to(device))
-    drawn = pool.subset(take_per_class(pool.labels_N, generated_K, generator).to(device))
+    drawn = pool.subset(take_per_class(pool.labels_N, generated_K, rng).to(device))
     images = ImageSet(torch.cat([kept.images_NCHW, drawn.images_NCHW]), torch.cat([kept.labels_N, drawn.labels_N]))
     return images, len(kept), len(drawn)

@@ -90,7 +90,7 @@ def test_bad_mode_or_ratio_is_refused(args, message):
 
 
 def test_too_small_pool_or_unbalanced_real_set_is_refused():
-    with pytest.raises(ValueError, match="need 5 images of class 0, only 1 available"):
+    with pytest.raises(ValueError, match="need 5 of class 0; only 1 exist"):
         mix(REAL, tagged(1, 100), "add", 1.0, ORDER, torch.Generator())
     with pytest.raises(ValueError, match="class-balanced"):
         mix(REAL.subset(torch.arange(49)), POOL, "add", 1.0, ORDER, torch.Generator())

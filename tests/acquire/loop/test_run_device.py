@@ -7,7 +7,7 @@ import torch
 from acquire.data import ImageSet
 from acquire.loop import ActiveLearningRun
 from acquire.pool import CandidatePool
-from tests.acquire.test_loop import tiny_config
+from tests.acquire.loop.test_loop import tiny_config
 
 
 @pytest.fixture

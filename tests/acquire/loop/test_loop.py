@@ -177,7 +177,7 @@ def test_the_class_figure_draws_a_line_per_class_for_each_kind_of_arm(tiny_train
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-SAVED_RUNS = Path(__file__).parents[1] / "data" / "format2_run"
+SAVED_RUNS = Path(__file__).parents[2] / "data" / "format2_run"
 
 
 @pytest.mark.parametrize("name, initial", [("empty", 0), ("initial", 20)])

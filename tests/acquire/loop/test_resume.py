@@ -10,7 +10,7 @@ from acquire.data import ImageSet
 from acquire.loop import TIMING_COLUMNS, ActiveLearningRun, ExperimentConfig, RunDirectoryError
 from acquire.training import TrainConfig
 from acquire.pool import CandidatePool
-from tests.acquire.test_loop import tiny_config
+from tests.acquire.loop.test_loop import tiny_config
 
 
 def start(tiny_train, tiny_test, out, resume=False, pool_images=None, **changes):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from acquire.data import ImageSet
 from acquire.errors import UserError
 from acquire.files import append_csv_row, read_csv_rows, write_json
+from acquire.pool import image_set_digest
 from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, check_out_dir, config_changes, read_json
 
 RESULTS_CSV = "results.csv"
@@ -55,6 +58,13 @@ class SweepSettings:
     def older_defaults(self) -> dict[str, Any]:
         """The optional fields that are not resumable, with their defaults: what a config.json without them ran with."""
         return {name: self.defaults[name] for name in self.optional - self.resumable}
+
+    def open_sweep(self, out_dir: Path, config: dict, columns: list[str], key_columns: list[str], resume: bool,
+                   train: ImageSet, test: ImageSet) -> Sweep:
+        """The Sweep of a runner's cells in out_dir, fingerprinting its training and test sets (image_set_digest) so
+        that a --resume on other data is refused."""
+        digests = {"train": image_set_digest(train), "test": image_set_digest(test)}
+        return Sweep(out_dir, config, columns, key_columns, resume, self.resumable, self.older_defaults, digests)
 
     def given(self, args) -> dict[str, Any]:
         """The fields whose flags were given explicitly (argparse leaves the others None)."""
@@ -180,6 +190,11 @@ class Sweep:
         """The cells not yet in the CSV, in order."""
         done = {tuple(row[k] for k in self.key_columns) for row in self.rows}
         return [cell for cell in cells if self.key(cell) not in done]
+
+    def announce(self, cells: list[dict], device) -> None:
+        """Say on stderr how many of the cells are left to run, where, and into which CSV."""
+        print(f"{len(self.pending(cells))} of {len(cells)} cells to run on {device}; writing {self.csv_path}",
+              file=sys.stderr)
 
     def run(self, cells: list[dict], measure: Callable[[dict], dict], progress: bool = True,
             describe: Callable[[dict], str] = lambda cell: " ".join(f"{k}={v}" for k, v in cell.items())) -> Path:

@@ -30,7 +30,7 @@ from acquire.errors import UserError
 from acquire.files import write_atomic
 from analysis.stats import t_halfwidth
 
-KEY_COLUMNS = ["sources", "acquisition", "repeat", "train_size"]
+CURVE_ROW_KEY = ["sources", "acquisition", "repeat", "train_size"]
 ARM = ["run", "sources", "acquisition"]  # run: the CSV's directory, so separate runs never merge
 METRIC_LABELS = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy"}
 BANDS = {"std": "± 1 std over repeats (ddof = 0)", "ci95": "95% t-interval of the mean (none from 1 repeat)"}
@@ -54,7 +54,7 @@ def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balance
     paths = [csv_paths] if isinstance(csv_paths, (str, os.PathLike)) else list(csv_paths)
     if not paths:
         raise UserError("no CSV files given")
-    required = KEY_COLUMNS + [metric]
+    required = CURVE_ROW_KEY + [metric]
     frames = []
     for path in paths:
         path = Path(path)
@@ -75,7 +75,7 @@ def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balance
     df = pd.concat(frames, ignore_index=True)
     if df.empty:
         raise UserError(f"no rows in {', '.join(str(p) for p in paths)}")
-    twice = df[df.duplicated(["run", *KEY_COLUMNS], keep=False)]
+    twice = df[df.duplicated(["run", *CURVE_ROW_KEY], keep=False)]
     if len(twice):
         row = twice.iloc[0]
         raise UserError(f"run {row['run']} has {len(twice)} rows for {row['sources']}/{row['acquisition']} repeat "

@@ -14,9 +14,8 @@ from acquire.data import load_train_test
 from acquire.device import resolve_device
 from acquire.precision import check_precision
 from analysis.curves import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
-from acquire.pool import image_set_digest
-from acquire.sweep import Sweep, SweepSettings
-from studies.dada_lowdata.cells import COLUMNS, DEFAULT_METHODS, KEY_COLUMNS, METHODS, LowDataConfig, measure_cell
+from acquire.sweep import SweepSettings
+from studies.dada_lowdata.cells import COLUMNS, DEFAULT_METHODS, CELL_KEY, METHODS, LowDataConfig, measure_cell
 from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, int_list,
                          resume_hint, run_guarded)
 
@@ -127,11 +126,8 @@ def run(args: argparse.Namespace) -> int:
     config.check_fits(train.labels_N)
     test = test.to(device)
     cells = config.cells()
-    digests = {"train": image_set_digest(train), "test": image_set_digest(test)}
-    with Sweep(args.out, config.to_json(), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable,
-               SETTINGS.older_defaults, digests) as sweep:
-        print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
-              file=sys.stderr)
+    with SETTINGS.open_sweep(args.out, config.to_json(), COLUMNS, CELL_KEY, args.resume, train, test) as sweep:
+        sweep.announce(cells, device)
         csv_path = sweep.run(cells, lambda cell: measure_cell(cell, config, train, test, args.out, device),
                              progress=not args.no_progress)
     df = pd.read_csv(csv_path)

@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
+from acquire.builtins import MODELS
 from acquire.data import load_train_test
 from acquire.device import resolve_device
 from studies.ratio_sweep.mixing import MODES
 from acquire.precision import check_precision
 from analysis.curves import format_mean_std, plot_sweep, summarise_sweep
-from studies.ratio_sweep.cells import COLUMNS, KEY_COLUMNS, CellRunner, RatioSweepConfig, with_baseline
-from acquire.pool import image_set_digest
-from acquire.sweep import Sweep, SweepSettings
+from studies.ratio_sweep.cells import COLUMNS, CELL_KEY, CellRunner, RatioSweepConfig, with_baseline
+from acquire.sweep import SweepSettings
 from gans.registry import get_family
 from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests
 from studies.paper_grid.pools import generated_source
@@ -62,16 +63,16 @@ examples (--gan-dir: a directory written by python -m runners.train_gans):
 
 DEFAULTS = {"gans": ALL_GANS, "sizes": [500, 5000], "ratios": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], "modes": list(MODES),
             "repeats": 3, "train_images": 50_000, "batch_size": 128, "lr": 1e-3, "seed": 0,
-            "gan_dir": str(DEFAULT_GAN_DIR), "data_dir": None, "precision": "fp32"}
+            "gan_dir": str(DEFAULT_GAN_DIR), "data_dir": None, "precision": "fp32", "model": "gal"}
 PRESETS = {
     "paper": {},
     "quick": {"sizes": [500], "ratios": [0.0, 0.5, 1.0], "repeats": 1, "train_images": 10_000},
 }
 # --resume may add repeats and find the same GAN weights and MNIST files elsewhere (older sweeps did not record
-# where they were, nor their precision: fp32)
+# where they were, nor their precision: fp32, nor their model: gal)
 SETTINGS = SweepSettings(DEFAULTS, PRESETS, resumable=frozenset({"repeats", "gan_dir", "data_dir"}),
                          derived=frozenset({"gan_checkpoints"}),
-                         optional=frozenset({"gan_dir", "data_dir", "precision"}))
+                         optional=frozenset({"gan_dir", "data_dir", "precision", "model"}))
 FIGURE_TEXT = {"replace": ("Real images replaced by GAN samples", "r = share of the real images replaced"),
                "add": ("GAN samples added to the real images", "r = generated images added per real image")}
 
@@ -97,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images shown to the CNN per cell, as epochs = max(1, round(N / training-set size)) "
                         "(default: 50000: 100 epochs of 500 images)")
     p.add_argument("--batch-size", type=int, help="training batch size (default: 128)")
+    p.add_argument("--model", choices=sorted(MODELS),
+                   help="every cell's CNN, a built-in of runners.mnist_bald --model (default: gal, Gal et al.'s "
+                        "paper network; fixed for a sweep)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
     add_precision_flag(p, bf16="train every cell's CNN under bfloat16 autocast (weights float32; the test set is "
                                "scored in float32)", fixed="fixed for a sweep: --resume keeps the saved one")
@@ -177,14 +181,12 @@ def run(args: argparse.Namespace) -> int:
     train, test, dataset = load_train_test(config.data_dir)
     config.check_fits(train.labels_N)
     cells = config.cells()
-    digests = {"train": image_set_digest(train), "test": image_set_digest(test)}
-    with Sweep(args.out, asdict(config), COLUMNS, KEY_COLUMNS, args.resume, SETTINGS.resumable,
-               SETTINGS.older_defaults, digests) as sweep:
-        print(f"{len(sweep.pending(cells))} of {len(cells)} cells to run on {device}; writing {sweep.csv_path}",
-              file=sys.stderr)
+    with SETTINGS.open_sweep(args.out, asdict(config), COLUMNS, CELL_KEY, args.resume, train, test) as sweep:
+        sweep.announce(cells, device)
+        image_shape, num_classes = tuple(train.images_NCHW.shape[1:]), int(train.labels_N.max()) + 1
         measure = CellRunner(config, train, test, device, lambda gan, per_class, seed: generated_source(
-            gan, Path(config.gan_dir), per_class, seed, device, image_shape=tuple(train.images_NCHW.shape[1:]),
-            num_classes=int(train.labels_N.max()) + 1))
+            gan, Path(config.gan_dir), per_class, seed, device, image_shape=image_shape, num_classes=num_classes),
+            model_factory=partial(MODELS[config.model][1], num_classes=num_classes, image_shape=image_shape))
         csv_path = sweep.run(cells, measure, progress=not args.no_progress,
                              describe=lambda c: f"n={c['size']} {c['gan']} {c['mode']} r={c['ratio']:g} #{c['repeat']}")
     figures = report(csv_path, args.out, config.modes, dataset)

@@ -80,7 +80,7 @@ METHODS = {
 }
 DEFAULT_METHODS = ["C", "C_augmented", "DADA", "DADA_augmented", "GAN_samples_augmented"]
 COLUMNS = ["method", "n", "repeat", "accuracy", "balanced_accuracy", "train_images", "seconds"]
-KEY_COLUMNS = ["method", "n", "repeat"]
+CELL_KEY = ["method", "n", "repeat"]
 
 
 @dataclass

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from acquire.errors import UserError
+from acquire.builtins import MODELS
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.device import synchronize
 from studies.ratio_sweep.mixing import MODES, generated_per_class, mix
@@ -39,9 +40,9 @@ from acquire.seeding import derive_seed, make_generator
 
 BASELINE = "none"  # gan and mode of the all-real r = 0 cells
 NUM_CLASSES = 10
-KEY_COLUMNS = ["size", "mode", "gan", "ratio", "repeat"]
-COLUMNS = KEY_COLUMNS + ["seed", "n_real", "n_generated", "epochs", "images_shown", "accuracy", "balanced_accuracy",
-                         "train_seconds"]
+CELL_KEY = ["size", "mode", "gan", "ratio", "repeat"]
+COLUMNS = CELL_KEY + ["seed", "n_real", "n_generated", "epochs", "images_shown", "accuracy", "balanced_accuracy",
+                     "train_seconds"]
 
 PoolSource = Callable[[str, int, int], ImageSet]
 """(gan, per_class, seed) -> that GAN's samples, per_class of each class, images [M,C,H,W] and labels [M] on the
@@ -67,6 +68,7 @@ class RatioSweepConfig:
     data_dir: str | None
     precision: str = "fp32"
     gan_checkpoints: dict[str, str] = field(default_factory=dict)
+    model: str = "gal"  # a --model name of acquire.builtins.MODELS (a sweep saved without it used "gal")
 
     def __post_init__(self):
         for name in ("gans", "sizes", "ratios", "modes"):
@@ -86,6 +88,7 @@ class RatioSweepConfig:
             check_positive_int(f"--{name.replace('_', '-')}", getattr(self, name))
         check_float("--lr", self.lr, above=0)
         check_choice("--precision", self.precision, PRECISIONS)
+        check_choice("--model", self.model, sorted(MODELS))
 
     def cells(self) -> list[dict]:
         """Every cell's key, repeat-major (a killed sweep has whole repeats); r = 0 once per (size, repeat)."""
@@ -149,7 +152,7 @@ class CellRunner:
             return real, size, 0
         class_order_K = torch.randperm(NUM_CLASSES, generator=real_generator, device=real_generator.device)
         return mix(real, self.pool(cell["gan"], repeat), cell["mode"], cell["ratio"], class_order_K,
-                   make_generator(seed, *(cell[k] for k in KEY_COLUMNS), "generated"))
+                   make_generator(seed, *(cell[k] for k in CELL_KEY), "generated"))
 
     def fit(self, cell: dict, images: ImageSet) -> tuple[torch.nn.Module, int, float]:
         """A fresh network from model_factory trained on the cell's images (on the device, under
@@ -161,7 +164,7 @@ class CellRunner:
         epochs = max(1, round(config.train_images / len(images)))
         seed = derive_seed(config.seed, cell["size"], cell["repeat"], "init")
         model = make_model(self.model_factory, seed, self.device)
-        generator = make_generator(config.seed, *(cell[k] for k in KEY_COLUMNS), "train",
+        generator = make_generator(config.seed, *(cell[k] for k in CELL_KEY), "train",
                                    device=self.device if self.device.type == "cuda" else "cpu")
         synchronize(self.device)
         start = time.perf_counter()

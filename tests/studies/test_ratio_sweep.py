@@ -240,3 +240,18 @@ def test_a_cell_trains_the_network_of_the_model_factory_it_is_given(tiny_train, 
     assert built == [derive_seed(0, 100, 0, "init")] and 0 <= row["accuracy"] <= 1
     default = CellRunner(config(train_images=100), tiny_train, tiny_test, "cpu", no_pools)
     assert isinstance(default.fit(cell, default.training_set(cell)[0])[0], GalCNN)
+
+
+def test_model_flag_trains_that_network_records_it_and_resume_keeps_it(tmp_path, mnist_slice, gan_dir, capsys):
+    out = tmp_path / "code_net"
+    assert ratio_sweep.main([*TINY, "--model", "gal_code", "--data-dir", str(mnist_slice), "--gan-dir", str(gan_dir),
+                             "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["model"] == "gal_code"
+    rows = pd.read_csv(out / "results.csv")
+    default = tmp_path / "gal"
+    assert ratio_sweep.main([*TINY, "--data-dir", str(mnist_slice), "--gan-dir", str(gan_dir), "--out",
+                             str(default)]) == 0
+    assert not pd.read_csv(default / "results.csv")["accuracy"].equals(rows["accuracy"])  # another network
+    assert ratio_sweep.main(["--resume", "--out", str(out), "--model", "gal", "--data-dir", str(mnist_slice),
+                             "--no-progress"]) == 2
+    assert "--model" in capsys.readouterr().err

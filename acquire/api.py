@@ -17,7 +17,6 @@ from acquire.errors import UserError
 from acquire.loop import ActiveLearningRun, ExperimentConfig
 from acquire.factories import ModelFactory
 from acquire.training import TrainFn
-from analysis.curves import plot_curves, protocol_text, read_curves
 from acquire.pool import REAL_SOURCE, CandidatePool
 
 
@@ -86,6 +85,7 @@ class Experiment:
         return self._finish()
 
     def _finish(self) -> pd.DataFrame:
+        from analysis.curves import plot_curves, protocol_text, read_curves  # the façade draws; the engine does not
         config = self.config
         plot_curves(read_curves([self.csv_path]), self.plot_path, title=", ".join(config.sources),
                     dataset=config.dataset, protocol=protocol_text(config.to_dict()))

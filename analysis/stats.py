@@ -220,3 +220,40 @@ def holm_adjust(p_values) -> np.ndarray:
     adjusted = np.empty(m)
     adjusted[order] = stepped
     return adjusted
+
+
+def cell_label(arm_columns: list[str], values: tuple) -> str:
+    """(['mode', 'gan'], ('add', 'pggan')) -> 'mode=add gan=pggan'."""
+    return " ".join(f"{c}={v}" for c, v in zip(arm_columns, values))
+
+
+def cells_against_baseline(df: pd.DataFrame, arm_columns: list[str], size_column: str, against: dict[str, str],
+                           metric: str) -> list[PairedDifference]:
+    """A sweep's cells (one row per arm, size and repeat): every arm (distinct values of arm_columns) against the rows
+    matching `against`, at each size both have, paired by repeat. Raises UserError naming a missing column, a
+    baseline with no rows, or an arm with several rows per repeat."""
+    missing = sorted({*arm_columns, size_column, "repeat", metric, *against} - set(df.columns))
+    if missing:
+        raise UserError(f"the CSV has no column(s) {missing}; its columns are {list(df.columns)}")
+    text = df.astype({c: str for c in against})
+    is_baseline = pd.concat([text[c] == v for c, v in against.items()], axis=1).all(axis=1)
+    if not is_baseline.any():
+        raise UserError(f"no row matches --against {','.join(f'{c}={v}' for c, v in against.items())}")
+    baseline_name = ",".join(f"{c}={v}" for c, v in against.items())
+    results = []
+    for size, at_size in df.groupby(size_column, sort=True):
+        base = at_size[is_baseline[at_size.index]].set_index("repeat")[metric]
+        if base.index.duplicated().any():
+            raise UserError(f"--against {baseline_name} matches several rows per repeat at {size_column} = {size}; "
+                             "name the baseline arm with more columns")
+        for values, rows in at_size[~is_baseline[at_size.index]].groupby(arm_columns, sort=True):
+            values = values if isinstance(values, tuple) else (values,)
+            arm = rows.set_index("repeat")[metric]
+            if arm.index.duplicated().any():
+                raise UserError(f"{cell_label(arm_columns, values)} has several rows per repeat at {size_column} = "
+                                f"{size} (a row given twice?); remove the duplicates, or name the arm with more "
+                                "columns")
+            if set(arm.index) & set(base.index):
+                results.append(pair_by_repeat((cell_label(arm_columns, values),), (baseline_name,), size, arm, base,
+                                              shared_draws=True))
+    return results

@@ -11,7 +11,7 @@ import pandas as pd
 from acquire.errors import UserError
 from acquire.files import write_csv
 from analysis.curves import check_values
-from analysis.stats import PairedDifference, pair_by_repeat
+from analysis.stats import cells_against_baseline
 from runners.cli import comma_list, numbers_may_be_negative, run_guarded
 from runners.compare import COLUMNS, format_comparisons
 
@@ -39,41 +39,6 @@ def parse_against(spec: str) -> dict[str, str]:
     return dict(pairs)
 
 
-def label(arm_columns: list[str], values: tuple) -> str:
-    return " ".join(f"{c}={v}" for c, v in zip(arm_columns, values))
-
-
-def compare_to_baseline(df: pd.DataFrame, arm_columns: list[str], size_column: str, against: dict[str, str],
-                        metric: str) -> list[PairedDifference]:
-    """Every arm (distinct values of arm_columns) against the rows matching `against`, at each size both have,
-    paired by repeat. Raises ValueError naming a missing column or a baseline with no rows."""
-    missing = sorted({*arm_columns, size_column, "repeat", metric, *against} - set(df.columns))
-    if missing:
-        raise UserError(f"the CSV has no column(s) {missing}; its columns are {list(df.columns)}")
-    text = df.astype({c: str for c in against})
-    is_baseline = pd.concat([text[c] == v for c, v in against.items()], axis=1).all(axis=1)
-    if not is_baseline.any():
-        raise UserError(f"no row matches --against {','.join(f'{c}={v}' for c, v in against.items())}")
-    baseline_name = ",".join(f"{c}={v}" for c, v in against.items())
-    results = []
-    for size, at_size in df.groupby(size_column, sort=True):
-        base = at_size[is_baseline[at_size.index]].set_index("repeat")[metric]
-        if base.index.duplicated().any():
-            raise UserError(f"--against {baseline_name} matches several rows per repeat at {size_column} = {size}; "
-                             "name the baseline arm with more columns")
-        for values, rows in at_size[~is_baseline[at_size.index]].groupby(arm_columns, sort=True):
-            values = values if isinstance(values, tuple) else (values,)
-            arm = rows.set_index("repeat")[metric]
-            if arm.index.duplicated().any():
-                raise UserError(f"{label(arm_columns, values)} has several rows per repeat at {size_column} = "
-                                f"{size} (a row given twice?); remove the duplicates, or name the arm with more "
-                                "columns")
-            if set(arm.index) & set(base.index):
-                results.append(pair_by_repeat((label(arm_columns, values),), (baseline_name,), size, arm, base,
-                                              shared_draws=True))
-    return results
-
-
 def main(argv: list[str] | None = None) -> int:
     p = numbers_may_be_negative(argparse.ArgumentParser(prog="python -m runners.compare_cells", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter))
@@ -94,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     df = pd.read_csv(args.csv)
     if args.metric in df.columns:
         check_values(df, args.csv, [args.metric])
-    results = compare_to_baseline(df, args.arm, args.size, args.against, args.metric)
+    results = cells_against_baseline(df, args.arm, args.size, args.against, args.metric)
     print(f"{args.metric}: A − B in percentage points, paired by repeat at {args.size}; std ddof = 1; "
           "95% CI: mean ± t(0.975, n − 1) · std / √n")
     print(format_comparisons(results))

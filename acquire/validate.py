@@ -42,6 +42,14 @@ def check_float(name: str, value: object, minimum: float | None = None, maximum:
     return value
 
 
+def check_nonempty_distinct(name: str, values) -> list:
+    """`values` as a list that has at least one value and no value twice."""
+    values = list(values)
+    if not values or len(set(values)) != len(values):
+        raise UserError(f"{name} needs at least one value and no duplicates, got {values}")
+    return values
+
+
 def check_choice(name: str, value: object, choices) -> str:
     if value not in choices:
         raise UserError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")

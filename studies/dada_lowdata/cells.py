@@ -51,7 +51,7 @@ from acquire.data import ImageSet, class_balanced_indices
 from acquire.files import write_tensors
 from acquire.metrics import accuracy, balanced_accuracy
 from acquire.precision import PRECISIONS
-from acquire.validate import check_choice
+from acquire.validate import check_choice, check_positive_int
 from acquire.seeding import make_generator
 from gans.dada import NUM_CLASSES, DadaConfig, DadaDiscriminator, DadaGenerator, train_phase_one
 from studies.dada_lowdata.phase_two import PhaseTwoConfig, new_classifier, predict, train_phase_two
@@ -108,11 +108,10 @@ class LowDataConfig:
             raise UserError(f"unknown method(s) {', '.join(map(repr, unknown))}; available: {', '.join(METHODS)}")
         if not self.methods or not self.sizes:
             raise UserError("need at least one method and one size")
-        for name, values in [("sizes", self.sizes), ("repeats", [self.repeats]),
-                             ("phase_one_iterations", [self.phase_one_iterations])]:
-            bad = [value for value in values if not isinstance(value, int) or value <= 0]
-            if bad:
-                raise UserError(f"{name} must be positive integers, got {bad[0]!r}")
+        for size in self.sizes:
+            check_positive_int("sizes", size)
+        check_positive_int("repeats", self.repeats)
+        check_positive_int("phase_one_iterations", self.phase_one_iterations)
         check_choice("precision", self.precision, PRECISIONS)
         self.phase_two()  # validates the phase-II settings
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from acquire.errors import UserError
 from acquire.functions import get_acquisition
-from acquire.validate import check_positive_int
+from acquire.validate import check_int, check_positive_int
 from gans.registry import get_family
 
 PLAIN, AUGMENTED = "plain", "augmented"  # the two runs of a repeat
@@ -40,8 +40,8 @@ class LowDataAcquireConfig:
         for name in ("per_class", "repeats", "gan_images", "generated_per_class", "rounds", "epochs", "mc_samples",
                      "quality_samples"):
             check_positive_int(name, getattr(self, name))
-        if self.per_round < 0 or self.pool_subset < 0:
-            raise UserError("per_round and pool_subset must be >= 0 (0: the default / the whole pool)")
+        check_int("per_round (0: n·K / rounds)", self.per_round)
+        check_int("pool_subset (0: the whole pool)", self.pool_subset)
         get_family(self.family)
         for name in (*self.acquisitions, *self.augmented_acquisitions):
             get_acquisition(name)

@@ -34,7 +34,7 @@ from studies.ratio_sweep.mixing import MODES, generated_per_class, mix
 from acquire.factories import ModelFactory, make_model
 from acquire.networks import new_model
 from acquire.precision import PRECISIONS, autocast
-from acquire.validate import check_choice, check_float, check_positive_int
+from acquire.validate import check_choice, check_float, check_nonempty_distinct, check_positive_int
 from acquire.training import TrainConfig, evaluate, train_classifier
 from acquire.seeding import derive_seed, make_generator
 
@@ -72,9 +72,7 @@ class RatioSweepConfig:
 
     def __post_init__(self):
         for name in ("gans", "sizes", "ratios", "modes"):
-            values = getattr(self, name)
-            if not values or len(set(values)) != len(values):
-                raise UserError(f"--{name} needs at least one value and no duplicates, got {values}")
+            check_nonempty_distinct(f"--{name}", getattr(self, name))
         bad_sizes = [s for s in self.sizes if not isinstance(s, int) or s <= 0 or s % NUM_CLASSES]
         if bad_sizes:
             raise UserError(f"--sizes must be positive multiples of {NUM_CLASSES} (class-balanced), got {bad_sizes}")

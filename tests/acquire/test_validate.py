@@ -3,7 +3,7 @@ import math
 import pytest
 
 from acquire.errors import UserError
-from acquire.validate import check_choice, check_float, check_int, check_positive_int
+from acquire.validate import check_choice, check_float, check_int, check_nonempty_distinct, check_positive_int
 
 
 @pytest.mark.parametrize("value", [1.5, 2.0, "3", True, None])
@@ -40,3 +40,10 @@ def test_choices():
     assert check_choice("precision", "bf16", ("fp32", "bf16")) == "bf16"
     with pytest.raises(UserError, match="precision must be one of fp32, bf16, got 'fp16'"):
         check_choice("precision", "fp16", ("fp32", "bf16"))
+
+
+def test_a_list_setting_needs_a_value_and_no_value_twice():
+    assert check_nonempty_distinct("--sizes", (10, 20)) == [10, 20]
+    for bad in ([], [10, 10]):
+        with pytest.raises(UserError, match="--sizes needs at least one value and no duplicates"):
+            check_nonempty_distinct("--sizes", bad)

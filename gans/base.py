@@ -8,6 +8,7 @@ each class (the quality report, the sample grid and generated pools all use it).
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +81,19 @@ def check_image_fields(config) -> None:
 def image_shape(config) -> tuple[int, int, int]:
     """(C, H, W) of a family config."""
     return config.image_channels, config.image_height, config.image_width
+
+
+def stride2_stages(height: int, width: int) -> int:
+    """Stride-2 stages u of a network for height x width images: 2 up to 32 pixels, one more per doubling of the
+    larger side beyond (gans.dcgan's and gans.dada's ``upsamplings``)."""
+    return max(2, math.ceil(math.log2(max(height, width) / 8)))
+
+
+def stride2_base(height: int, width: int) -> tuple[int, int]:
+    """(h, w) = (ceil(H / 2^u), ceil(W / 2^u)), u = stride2_stages: the generator's first feature map and the
+    discriminator's last, the images being padded to (h·2^u, w·2^u) (pad_to) and cropped back (crop_to)."""
+    factor = 2 ** stride2_stages(height, width)
+    return padded(height, factor) // factor, padded(width, factor) // factor
 
 
 def padded(size: int, factor: int) -> int:

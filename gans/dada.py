@@ -39,7 +39,8 @@ from torch.nn.utils.parametrizations import weight_norm
 from acquire.data import ImageSet
 from acquire.precision import autocast
 from acquire.validate import check_float, check_positive_int
-from gans.base import ConditionalGenerator, check_image_fields, crop_to, image_shape, pad_to, padded
+from gans.base import (ConditionalGenerator, check_image_fields, crop_to, image_shape, pad_to, padded,
+                       stride2_base, stride2_stages)
 from gans.registry import register_family
 from gans.training import (BatchStream, TrainingHooks, TrainingSession, run_steps, seeded_weights,
                            train_images_to_float)
@@ -86,14 +87,13 @@ class DadaConfig:
 
     @property
     def upsamplings(self) -> int:
-        """Stride-2 stages: 2 up to 32 pixels, one more per doubling of the larger side beyond."""
-        return max(2, math.ceil(math.log2(max(self.image_height, self.image_width) / 8)))
+        """Stride-2 stages (gans.base.stride2_stages)."""
+        return stride2_stages(self.image_height, self.image_width)
 
     @property
     def base_size(self) -> tuple[int, int]:
-        """(h, w) of G's first feature map (C's last)."""
-        factor = 2 ** self.upsamplings
-        return padded(self.image_height, factor) // factor, padded(self.image_width, factor) // factor
+        """(h, w) of G's first feature map, C's last (gans.base.stride2_base)."""
+        return stride2_base(self.image_height, self.image_width)
 
 
 # ----------------------------------------------------------------------------------------- losses
@@ -357,4 +357,6 @@ def train(images: ImageSet, config: DadaConfig, device, rng: torch.Generator,
 
 register_family("dada", DadaConfig, build, train,
                 "DADA phase I: label-at-every-layer weight-normalised augmenter vs a 2k-way classifier "
-                "(2k loss + conditioned feature matching), Zhang et al.")
+                "(2k loss + conditioned feature matching), Zhang et al.",
+                supports_ada=False,  # C is a 2k-way classifier: no real/fake logit for ADA to read
+                quick_budget={"epochs": 0.2})

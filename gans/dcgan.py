@@ -12,8 +12,9 @@ image [C,28,28] -> conv 4x4/2 -> [D,14,14] -> LeakyReLU(0.2) -> conv 4x4/2 -> [2
 -> features h [2D·49]; logit = w·h + b + embedding(label)·h.  No BN on the input layer
 (each extra downsampling adds conv 4x4/2 [D] -> BN, LeakyReLU after the first).
 Training: Adam(lr 2e-4, betas (0.5, 0.999)) on both nets, non-saturating loss (BCE with logits), one D step
-then one G step per batch; fakes are conditioned on the real batch's labels. The budget is `epochs`: a larger
-value continues the same step stream, so a saved training state (see gans.training.TrainingSession) extends.
+then one G step per batch (gans.training.adversarial_step); fakes are conditioned on the real batch's labels. The
+budget is `epochs`: a larger value continues the same step stream, so a saved training state (see
+gans.training.TrainingSession) extends.
 The two families share this code and differ only by their config defaults.
 """
 
@@ -23,16 +24,16 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from acquire.data import ImageSet
 from acquire.errors import UserError
 from acquire.precision import autocast
 from acquire.validate import check_float, check_positive_int
-from gans.base import ConditionalGenerator, check_image_fields, crop_to, image_shape, pad_to, padded
+from gans.base import (ConditionalGenerator, check_image_fields, crop_to, image_shape, pad_to, padded,
+                       stride2_base, stride2_stages)
 from gans.registry import register_family
-from gans.training import (BatchStream, TrainingHooks, TrainingSession, run_steps, seeded_weights,
+from gans.training import (BatchStream, TrainingSession, adversarial_step, run_steps, seeded_weights,
                            train_images_to_float)
 
 
@@ -67,14 +68,13 @@ class DCGANConfig:
 
     @property
     def upsamplings(self) -> int:
-        """Stride-2 stages: 2 up to 32 pixels, one more per doubling of the larger side beyond."""
-        return max(2, math.ceil(math.log2(max(self.image_height, self.image_width) / 8)))
+        """Stride-2 stages (gans.base.stride2_stages)."""
+        return stride2_stages(self.image_height, self.image_width)
 
     @property
     def base_size(self) -> tuple[int, int]:
-        """(h, w) of the generator's first feature map (the discriminator's last)."""
-        factor = 2 ** self.upsamplings
-        return padded(self.image_height, factor) // factor, padded(self.image_width, factor) // factor
+        """(h, w) of the generator's first feature map, the discriminator's last (gans.base.stride2_base)."""
+        return stride2_base(self.image_height, self.image_width)
 
 
 @dataclass(frozen=True)
@@ -174,31 +174,6 @@ def init_networks(config: DCGANConfig, device, rng: torch.Generator) -> tuple[DC
     return generator.to(device), discriminator.to(device)
 
 
-def adversarial_step(generator: DCGANGenerator, discriminator: DCGANDiscriminator, optimiser_g, optimiser_d,
-                     real_NCHW: torch.Tensor, labels_N: torch.Tensor, z_NZ: torch.Tensor,
-                     hooks: TrainingHooks = TrainingHooks()) -> tuple[torch.Tensor, torch.Tensor]:
-    """One D step then one G step (non-saturating loss) on a real batch; returns (d_loss, g_loss), detached.
-    hooks.augment is applied to every batch D sees; hooks.after_generator_step runs after G's update."""
-    fake_NCHW = generator(z_NZ, labels_N)
-    real_logits = discriminator(hooks.augment(real_NCHW), labels_N)
-    hooks.observe_real_logits(real_logits.detach())
-    fake_logits = discriminator(hooks.augment(fake_NCHW.detach()), labels_N)
-    d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-              + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-    optimiser_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    optimiser_d.step()
-    discriminator.requires_grad_(False)  # the G step needs no D weight gradients
-    fooled_logits = discriminator(hooks.augment(fake_NCHW), labels_N)
-    discriminator.requires_grad_(True)
-    g_loss = F.binary_cross_entropy_with_logits(fooled_logits, torch.ones_like(fooled_logits))
-    optimiser_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    optimiser_g.step()
-    hooks.after_generator_step()
-    return d_loss.detach(), g_loss.detach()
-
-
 def total_steps(config: DCGANConfig, n_images: int) -> int:
     """Steps (batches) that `config.epochs` passes over n_images take."""
     return max(1, math.ceil(config.epochs * n_images / config.batch_size))
@@ -241,6 +216,6 @@ def train(images: ImageSet, config: DCGANConfig, device, rng: torch.Generator, p
 
 
 register_family("small_dcgan", SmallDCGANConfig, build, train,
-                "class-conditional DCGAN, small (G 0.6M parameters at 1x28x28)")
+                "class-conditional DCGAN, small (G 0.6M parameters at 1x28x28)", quick_budget={"epochs": 0.4})
 register_family("large_dcgan", LargeDCGANConfig, build, train,
-                "class-conditional DCGAN, large (G 3.3M parameters at 1x28x28)")
+                "class-conditional DCGAN, large (G 3.3M parameters at 1x28x28)", quick_budget={"epochs": 0.3})

@@ -521,4 +521,6 @@ def train(images: ImageSet, config: PgganConfig, device, rng: torch.Generator, p
 register_family(
     "pggan", PgganConfig, build, train,
     "Progressive growing GAN (Karras et al. 2017): 4->R with fade-in, equalised lr, pixel norm, minibatch "
-    "stddev, WGAN-GP + drift, AC-GAN class head, EMA generator", budget_field="final_images")
+    "stddev, WGAN-GP + drift, AC-GAN class head, EMA generator", budget_field="final_images",
+    own_ema=True,  # pggan.ema_decay
+    quick_budget={"images_per_stage": 4000})

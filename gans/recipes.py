@@ -3,7 +3,7 @@
 `LowDataRecipe` holds the settings (defaults from the anchors: Zhao et al. 2020's DiffAugment policy for
 greyscale, Karras et al. 2020's ADA target and speed, stylegan2-ada's EMA half-life and ramp-up; not yet tuned
 by measurement here). `recipe.start(generator, channels)` gives the hooks a training loop calls; in a
-one-D-step-one-G-step loop such as gans.dcgan's:
+one-D-step-one-G-step loop such as gans.training.adversarial_step:
 
     hooks = recipe.start(generator, channels=C)                          # before the first step
     augment = lambda x: hooks.augment_for_discriminator(x, rng)           # rng: the run's torch.Generator
@@ -29,6 +29,7 @@ from torch import nn
 from acquire.errors import UserError
 from gans.diffaugment import AdaptiveAugment, check_ada_settings, diff_augment, parse_policy
 from gans.ema import GeneratorEMA, check_ema_settings
+from gans.registry import get_family
 from gans.training import TrainingHooks
 
 
@@ -70,13 +71,14 @@ class LowDataRecipe:
                              sampling_generator=bound.sampling_generator, parts={"recipe": bound})
 
     def for_family(self, family: str) -> LowDataRecipe:
-        """The recipe as `family` runs it: PGGAN keeps its own weight average (pggan.ema_decay), so the recipe's EMA
-        is off there; ADA is refused for DADA, whose discriminator has no real/fake logit for ADA to read."""
-        if family == "pggan" and self.ema_kimg:
+        """The recipe as registered GAN `family` runs it (gans.registry.register_family): ADA is refused for a
+        family with supports_ada=False (DADA), and the recipe's EMA is off for one with own_ema=True (PGGAN)."""
+        spec = get_family(family)
+        if self.ada and not spec.supports_ada:
+            raise UserError(f"{family} with recipe.ada=true: {family}'s discriminator has no real/fake logit for ADA "
+                            "to read; set recipe.ada=false")
+        if self.ema_kimg and spec.own_ema:
             return dataclasses.replace(self, ema_kimg=0.0)
-        if family == "dada" and self.ada:
-            raise UserError("dada with recipe.ada=true: DADA's discriminator is a 2K-way classifier with no real/fake "
-                            "logit for ADA to read; set recipe.ada=false")
         return self
 
 

@@ -7,6 +7,7 @@ shows a progress bar. A family hands it its stateful parts (networks, optimisers
 Hooks for data-efficient training: `TrainingHooks.augment(images_NCHW)` is applied by a family to everything its
 discriminator sees (real and generated, in the D and G steps; identity by default), and
 `TrainingHooks.after_generator_step()` runs after each generator update (e.g. an EMA of the generator).
+`adversarial_step` is the standard conditional D-step-then-G-step with these hooks (gans.dcgan's step).
 
 Also here: `seeded_weights` (initial weights drawn from the run's RNG), `train_images_to_float` and `BatchStream`.
 An interrupted and resumed run ends with weights bit-identical to an uninterrupted one on the same machine and
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from acquire.data import ImageSet
@@ -136,6 +139,36 @@ class TrainingHooks:
     observe_real_logits: Callable[[torch.Tensor], None] = ignore_logits
     bind: Callable[[torch.nn.Module], None] = ignore_generator
     sampling_generator: Callable[[torch.nn.Module], torch.nn.Module] = same_generator
+
+
+def adversarial_step(generator: ConditionalGenerator, discriminator: nn.Module, optimiser_g: torch.optim.Optimizer,
+                     optimiser_d: torch.optim.Optimizer, real_NCHW: torch.Tensor, labels_N: torch.Tensor,
+                     z_NZ: torch.Tensor, hooks: TrainingHooks = TrainingHooks()) -> tuple[torch.Tensor, torch.Tensor]:
+    """One D step then one G step with the non-saturating loss (BCE with logits); returns (d_loss, g_loss), detached.
+
+    generator(z [N,Z], labels [N]) -> fakes [N,C,H,W]; discriminator(images [N,C,H,W], labels [N]) -> real/fake
+    logits [N]; fakes are conditioned on the real batch's labels [N]. hooks.augment is applied to every batch D
+    sees, hooks.observe_real_logits gets D's logits on the real batch, hooks.after_generator_step runs after G's
+    update. Any family with such a conditional D can make this its step (gans.dcgan does).
+    """
+    fake_NCHW = generator(z_NZ, labels_N)
+    real_logits = discriminator(hooks.augment(real_NCHW), labels_N)
+    hooks.observe_real_logits(real_logits.detach())
+    fake_logits = discriminator(hooks.augment(fake_NCHW.detach()), labels_N)
+    d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+              + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    optimiser_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    optimiser_d.step()
+    discriminator.requires_grad_(False)  # the G step needs no D weight gradients
+    fooled_logits = discriminator(hooks.augment(fake_NCHW), labels_N)
+    discriminator.requires_grad_(True)
+    g_loss = F.binary_cross_entropy_with_logits(fooled_logits, torch.ones_like(fooled_logits))
+    optimiser_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    optimiser_g.step()
+    hooks.after_generator_step()
+    return d_loss.detach(), g_loss.detach()
 
 
 @dataclass(eq=False)

@@ -7,39 +7,25 @@ or a longer budget, continues from it when the same command is run again.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-from pathlib import Path
-
-import torch
 
 from acquire.errors import UserError
-from acquire.data import ImageSet, class_balanced_at_most, load_train_test
+from acquire.data import ImageSet, load_train_test
 from acquire.device import resolve_device
-from acquire.files import CsvError, append_csv_row, read_csv_rows, write_csv
 from acquire.precision import check_precision
 from acquire.rundir import RunDir
 from acquire.seeding import derive_seed
 from acquire.validate import check_float, check_int
-from gans.checkpoint import load_checkpoint, training_state_path
+from gans.checkpoint import training_state_path
 from gans.grid import save_sample_grid
-from gans.quality import REAL_ROW, Judge, QualityConfig, plot_quality_by_budget
-from gans.base import ConditionalGenerator
+from gans.quality import Judge, QualityConfig
 from gans.fit import fit_generator
 from gans.recipes import LowDataRecipe
-from gans.registry import GanFamily, get_family
-from gans.memorisation import memorisation, plot_memorisation
-from gans.subset import labelled_subset, subset_record, unseen_indices, write_subset_record
-from gans.training import TrainingSession
+from gans.registry import FAMILIES, GanFamily, format_field, get_family
+from gans.report import BudgetLog, quality_report
+from gans.subset import labelled_subset, subset_record, write_subset_record
 from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, checkpoint_path
 from runners.cli import add_precision_flag, add_run_flags, run_guarded
-
-MEASURES = ["label_agreement", "frechet_distance", "cas_accuracy", "cas_balanced_accuracy"]
-MEMORISATION = ["near_copy_share", "near_copy_share_heldout", "nn_median_ratio"]  # gans.memorisation, per GAN
-QUALITY_COLUMNS = ["gan", "generator_parameters", "train_images", "images_shown", "train_seconds", *MEASURES,
-                   *MEMORISATION]
-MEMORISATION_IMAGES = 2000  # samples and held-out test images compared with the training images (class-balanced)
-BUDGET_COLUMNS = ["gan", "images_shown", "train_steps", "train_seconds", *MEASURES]
 
 DESCRIPTION = """\
 Trains class-conditional GANs on the labelled training images of --data-dir (default: MNIST), each
@@ -56,12 +42,29 @@ nearer to one of the GAN's own training images (the --train-size subset, else th
 held-out real test images are, against 5% for fresh real data, with OUT/<gan>_memorisation.png.
 """
 
-EPILOG = """\
+QUICK_QUALITY_SAMPLES = 300
+PRESETS = ("full", "quick")  # quick: each family's registered quick budget (gans.registry.GanFamily.quick_changes)
+
+
+PRESETS_HELP = """\
 presets (--set overrides them):
   full   each family's default budget: ~1 h on 2 CPU cores for MNIST
-  quick  small_dcgan 0.4 epochs, large_dcgan 0.3, dada 0.2, pggan 4,000 images per phase, quality on 300
-         samples per digit: 6 min on 2 idle CPU cores, enough to try the pipeline, not for results
+  quick  each family's quick budget (below), quality on {samples} samples per class: 6 min on 2 idle
+         CPU cores for MNIST, enough to try the pipeline, not for results
+{budgets}
 
+"""
+
+
+def presets_help() -> str:
+    """PRESETS_HELP with each registered family's quick budget on a line."""
+    budgets = [f"           {name}: " + ", ".join(f"{field}={format_field(value)}"
+                                                 for field, value in family.quick_changes().items())
+               for name, family in FAMILIES.items()]
+    return PRESETS_HELP.format(samples=QUICK_QUALITY_SAMPLES, budgets="\n".join(budgets))
+
+
+EPILOG = """\
 --set FAMILY.FIELD=VALUE is typed by the field: numbers, true/false/1/0, and comma-separated tuples
 (pggan.channels=64,64,32,16, pggan.betas=0,0.99). image_channels, image_height, image_width and
 num_classes are read from the data; a --set that disagrees with the data is refused.
@@ -91,14 +94,6 @@ examples:
 """
 
 
-PRESETS = {
-    "full": {},
-    "quick": {"small_dcgan": {"epochs": 0.4}, "large_dcgan": {"epochs": 0.3}, "dada": {"epochs": 0.2},
-              "pggan": {"images_per_stage": 4000}},
-}
-QUICK_QUALITY_SAMPLES = 300
-
-
 def parse_override(text: str) -> tuple[str, str, str]:
     """'FAMILY.FIELD=VALUE' -> (family, field, value text); the value is typed later, by family_config."""
     family, _, rest = text.partition(".")
@@ -110,7 +105,8 @@ def parse_override(text: str) -> tuple[str, str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (see --help)."""
-    p = argparse.ArgumentParser(prog="python -m runners.train_gans", description=DESCRIPTION, epilog=EPILOG,
+    p = argparse.ArgumentParser(prog="python -m runners.train_gans", description=DESCRIPTION,
+                                epilog=presets_help() + EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gans", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default=ALL_GANS,
                    help=f"comma-separated GAN families (default: {','.join(ALL_GANS)})")
@@ -184,10 +180,10 @@ def typed_overrides(overrides: list[tuple[str, str, str]]) -> list[tuple[str, st
 
 def family_config(name: str, overrides: list[tuple[str, str, str]], preset: str = "full",
                   data: dict[str, int] | None = None):
-    """The family's default config, with the preset's budget, the --set overrides (typed_overrides) and the data's
-    fields (data_fields; a --set that disagrees with them is refused) applied."""
+    """The family's default config, with the preset's budget (quick: GanFamily.quick_changes), the --set overrides
+    (typed_overrides) and the data's fields (data_fields; a --set that disagrees with them is refused) applied."""
     family = get_family(name)
-    changes = dict(PRESETS[preset].get(name, {}))
+    changes = family.quick_changes() if preset == "quick" else {}
     for target, field, parsed, value in typed_overrides(overrides):
         if data is not None and field in data and parsed != data[field]:
             shape = "x".join(str(data[f]) for f in DATA_FIELDS[:3])
@@ -230,47 +226,6 @@ def training_subset(train: ImageSet, size: int, seed: int) -> tuple[ImageSet, di
     return subset, subset_record(train, size // classes, subset_seed, indices_N)
 
 
-class BudgetLog:
-    """OUT/quality_by_budget.csv (BUDGET_COLUMNS, one row per GAN and images shown) and its plot, .png."""
-
-    def __init__(self, out: Path):
-        self.csv, self.png = Path(out) / "quality_by_budget.csv", Path(out) / "quality_by_budget.png"
-
-    def rows(self) -> list[dict]:
-        """The CSV's rows as dicts of strings (none before the first)."""
-        if not self.csv.exists():
-            return []
-        with open(self.csv, newline="") as f:
-            return list(csv.DictReader(f))
-
-    def has(self, gan: str, images_shown: int) -> bool:
-        """Whether gan was measured at this budget."""
-        return any(row["gan"] == gan and int(row["images_shown"]) == images_shown for row in self.rows())
-
-    def record(self, gan: str, generator: ConditionalGenerator, session: TrainingSession, judge: Judge) -> None:
-        """Measure `generator` at the session's budget, unless a row for it exists; append the row and replot."""
-        if self.has(gan, session.images_shown):
-            return
-        print(f"quality: {gan} after {session.images_shown:,} images ...", file=sys.stderr)
-        row = {"gan": gan, "images_shown": session.images_shown, "train_steps": session.steps,
-               "train_seconds": round(session.train_seconds, 1), **judge.measures(generator, gan)}
-        append_csv_row(self.csv, BUDGET_COLUMNS, row)
-        plot_quality_by_budget(self.csv, self.png)
-
-    def drop(self, gan: str) -> None:
-        """Forget gan's rows (its run starts from scratch)."""
-        rows = self.rows()
-        kept = [row for row in rows if row["gan"] != gan]
-        if len(kept) == len(rows):
-            return
-        if kept:
-            write_csv(self.csv, BUDGET_COLUMNS, kept)
-            plot_quality_by_budget(self.csv, self.png)
-        else:
-            self.csv.unlink()
-            self.png.unlink(missing_ok=True)
-
-
 def train_one(name: str, config, data: ImageSet, args, device, judge: Judge, log: BudgetLog,
               recipe: LowDataRecipe | None = None, subset: dict | None = None) -> None:
     """Train (or continue, or skip) one GAN; writes OUT/<name>.pt/.json/.train.pt/_grid.png and budget rows."""
@@ -288,50 +243,6 @@ def train_one(name: str, config, data: ImageSet, args, device, judge: Judge, log
           f"{path}, {training_state_path(path).name} and {name}_grid.png", file=sys.stderr)
     if args.quality_every:
         log.record(name, result.generator, result.session, judge)
-
-
-def memorisation_of(generator, name: str, meta: dict, judge: Judge):
-    """gans.memorisation of a GAN's samples against the images it was trained on (its sidecar's subset record, else
-    the whole training split), with held-out real test images as the baseline; at most MEMORISATION_IMAGES of each,
-    class-balanced."""
-    train = judge.train
-    if meta.get("subset"):  # the split is the one the subset was drawn from, and draws it again: keep the rest out
-        seen_N = torch.ones(len(train), dtype=torch.bool)
-        seen_N[unseen_indices(train, meta["subset"])] = False
-        train = train.subset(seen_N.to(train.labels_N.device))
-    classes = judge.num_classes
-    per_class = max(1, MEMORISATION_IMAGES // classes)
-    samples = judge.samples(generator, name)
-    pick = class_balanced_at_most(samples.labels_N, per_class, torch.Generator().manual_seed(0), classes)
-    heldout = class_balanced_at_most(judge.test.labels_N, per_class, torch.Generator().manual_seed(1), classes)
-    return memorisation(samples.subset(pick).to("cpu"), train.to("cpu"), judge.test.subset(heldout).to("cpu"))
-
-
-def quality_report(names: list[str], judge: Judge, out: Path) -> Path:
-    """OUT/quality.csv: the real-image baseline, then one row per trained GAN (with the images it was shown).
-
-    The GANs in `names` are measured now; rows of other GANs measured earlier, whose checkpoints are still in
-    OUT, are kept (the measures are seeded, so they agree on the same machine and thread count).
-    """
-    rows = [{"gan": REAL_ROW, "generator_parameters": 0, "train_images": len(judge.train),
-             "images_shown": 0, "train_seconds": 0.0, **judge.real_measures(), **dict.fromkeys(MEMORISATION, "")}]
-    try:
-        earlier = read_csv_rows(out / "quality.csv", QUALITY_COLUMNS)
-    except CsvError:  # a report of an older version: measured again from scratch
-        earlier = []
-    rows += [row for row in earlier
-             if row["gan"] not in (REAL_ROW, *names) and checkpoint_path(out, row["gan"]).exists()]
-    for name in names:
-        generator, meta = load_checkpoint(checkpoint_path(out, name), name, judge.device)
-        copies = memorisation_of(generator, name, meta, judge)
-        plot_memorisation(copies, out / f"{name}_memorisation.png", f"{name}: nearest training image, generated vs "
-                                                                      "held-out real")
-        rows.append({"gan": name, "generator_parameters": meta.get("generator_parameters"),
-                     "train_images": meta.get("training_images"), "images_shown": meta.get("images_shown"),
-                     "train_seconds": meta.get("train_seconds"), **judge.measures(generator, name),
-                     **{k: v for k, v in copies.row().items() if k in MEMORISATION}})
-        print(f"quality: {name}: " + ", ".join(f"{k}={rows[-1][k]:.4g}" for k in MEASURES), file=sys.stderr)
-    return write_csv(out / "quality.csv", QUALITY_COLUMNS, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

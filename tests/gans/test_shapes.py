@@ -7,6 +7,7 @@ import torch
 
 from acquire.data import ImageSet
 from acquire.errors import UserError
+from gans.base import stride2_base, stride2_stages
 from gans.checkpoint import load_checkpoint, save_checkpoint
 from gans.registry import get_family
 
@@ -93,3 +94,12 @@ def test_generator_crops_back_what_the_architecture_pads():
     generator = get_family("small_dcgan").build(config)
     assert generator(torch.randn(2, config.latent_dim), torch.tensor([0, 1])).shape == (2, 1, 20, 36)
     assert dataclasses.asdict(config)["image_width"] == 36
+
+
+@pytest.mark.parametrize("height, width, stages, base", [(28, 28, 2, (7, 7)), (8, 8, 2, (2, 2)), (20, 36, 3, (3, 5)),
+                                                         (128, 128, 4, (8, 8))])
+def test_dcgan_and_dada_share_one_stride2_layout(height, width, stages, base):
+    assert (stride2_stages(height, width), stride2_base(height, width)) == (stages, base)
+    for family in ("small_dcgan", "dada"):
+        config = get_family(family).config_class(image_height=height, image_width=width)
+        assert (config.upsamplings, config.base_size) == (stages, base)

@@ -14,8 +14,9 @@ from tests.acquire.test_precision import needs_bf16
 from tests.acquire.test_sweep_refusals import snapshot, unsupported_bf16
 
 from acquire.data import ImageSet
+from acquire.files import read_csv_rows
 from acquire.networks import new_model
-from gans import dcgan, quality
+from gans import dcgan, quality, report
 from gans.checkpoint import file_sha256, load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from gans.fit import is_up_to_date, resume_state
 from gans.registry import GanFamily, get_family
@@ -265,7 +266,7 @@ def test_quality_by_budget_rows_survive_an_interrupt_and_force_restarts_them(tmp
 def budgets(out) -> list[int]:
     with open(out / "quality_by_budget.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == train_gans.BUDGET_COLUMNS
+    assert list(rows[0]) == report.BUDGET_COLUMNS
     return [int(row["images_shown"]) for row in rows]
 
 
@@ -279,19 +280,19 @@ class FakeJudge:
         return ImageSet(torch.full((6, 1, 28, 28), 3, dtype=torch.uint8), torch.arange(3).repeat(2))
 
     def real_measures(self):
-        return dict.fromkeys(train_gans.MEASURES, 1.0)
+        return dict.fromkeys(report.MEASURES, 1.0)
 
     def measures(self, generator, name):
-        return dict.fromkeys(train_gans.MEASURES, 0.5)
+        return dict.fromkeys(report.MEASURES, 0.5)
 
 
 def test_quality_csv_records_each_checkpoints_budget(tmp_path, tiny_mnist, monkeypatch):
     assert run_main(tmp_path) == 0
 
-    path = train_gans.quality_report(["small_dcgan"], FakeJudge(), tmp_path)
+    path = report.quality_report(["small_dcgan"], FakeJudge(), tmp_path)
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == train_gans.QUALITY_COLUMNS and rows[1]["images_shown"] == "200"
+    assert list(rows[0]) == report.QUALITY_COLUMNS and rows[1]["images_shown"] == "200"
     # memorisation: samples at distance 3/255·28 from the (black) training images, held-out ones at 9/255·28
     assert float(rows[1]["near_copy_share"]) == 1.0 and rows[0]["near_copy_share"] == ""
     assert (tmp_path / "small_dcgan_memorisation.png").exists()
@@ -300,14 +301,14 @@ def test_quality_csv_records_each_checkpoints_budget(tmp_path, tiny_mnist, monke
 def test_the_quality_report_keeps_the_rows_of_gans_measured_in_earlier_runs(tmp_path, tiny_mnist):
     assert run_main(tmp_path) == 0
 
-    train_gans.quality_report(["small_dcgan"], FakeJudge(), tmp_path)
+    report.quality_report(["small_dcgan"], FakeJudge(), tmp_path)
     # a later run that trains another GAN into the same directory measures only that one
     (tmp_path / "large_dcgan.pt").write_bytes((tmp_path / "small_dcgan.pt").read_bytes())
     (tmp_path / "large_dcgan.json").write_text((tmp_path / "small_dcgan.json").read_text()
                                                .replace('"small_dcgan"', '"large_dcgan"'))
-    path = train_gans.quality_report(["large_dcgan"], FakeJudge(), tmp_path)
-    assert [row["gan"] for row in train_gans.read_csv_rows(path, train_gans.QUALITY_COLUMNS)] == [
-        train_gans.REAL_ROW, "small_dcgan", "large_dcgan"]
+    path = report.quality_report(["large_dcgan"], FakeJudge(), tmp_path)
+    assert [row["gan"] for row in read_csv_rows(path, report.QUALITY_COLUMNS)] == [
+        quality.REAL_ROW, "small_dcgan", "large_dcgan"]
 
 
 # ------------------------------------------------------------------ the data's shape and classes

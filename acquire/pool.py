@@ -8,16 +8,9 @@ import torch
 
 from acquire.errors import UserError
 from acquire.data import ImageSet
+from acquire.digests import image_set_digest
 
 REAL_SOURCE = "raw"
-
-
-def image_set_digest(images: ImageSet) -> str:
-    """sha256 over the uint8 images [N,C,H,W] (with their shape) and int64 labels [N], on any device."""
-    h = hashlib.sha256(repr(tuple(images.images_NCHW.shape)).encode())
-    h.update(images.images_NCHW.cpu().contiguous().numpy().tobytes())
-    h.update(images.labels_N.cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 class CandidatePool:

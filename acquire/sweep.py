@@ -25,12 +25,12 @@ from tqdm.auto import tqdm
 from acquire.data import ImageSet
 from acquire.errors import UserError
 from acquire.files import append_csv_row, read_csv_rows, write_json
-from acquire.pool import image_set_digest
+from acquire.digests import image_set_digest
 from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, check_out_dir, config_changes, read_json
 
 RESULTS_CSV = "results.csv"
 KIND = "sweep"
-DATA_DIGESTS = "data_digests"  # config.json's record of the data a sweep used: name -> acquire.pool.image_set_digest
+DATA_DIGESTS = "data_digests"  # config.json's record of the data a sweep used: name -> acquire.digests.image_set_digest
 
 
 def _flag(field: str) -> str:
@@ -133,7 +133,7 @@ class Sweep:
     config.json lacking a setting of `older_defaults` (SweepSettings.older_defaults) is taken to hold its default.
     Opening locks the directory and checks it (a fresh sweep needs an empty one, --resume a saved sweep and
     a results.csv with the right header) before it writes anything.
-    data_digests: name -> digest of each data set the cells use (e.g. acquire.pool.image_set_digest of the
+    data_digests: name -> digest of each data set the cells use (e.g. acquire.digests.image_set_digest of the
     training and test sets), saved as config.json's "data_digests"; a --resume on other data is refused (a sweep
     saved before they were recorded gets them recorded).
     """

@@ -27,6 +27,7 @@ import torch
 from acquire.errors import UserError
 import acquire
 from acquire.data import ImageSet
+from acquire.digests import image_set_digest
 from acquire.files import write_json, write_tensors
 from gans.base import ConditionalGenerator
 from gans.registry import get_family
@@ -37,15 +38,6 @@ STORED_DTYPES = {"float32": torch.float32, "float16": torch.float16}  # a sideca
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be trusted or does not match what was asked for."""
-
-
-def data_digest(images: ImageSet) -> str:
-    """sha256 over the training images and labels (identifies the data a GAN was trained on). Unlike
-    acquire.pool.image_set_digest it does not hash the shape: committed sidecars and training states record it."""
-    h = hashlib.sha256()
-    h.update(images.images_NCHW.cpu().contiguous().numpy().tobytes())
-    h.update(images.labels_N.cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -67,7 +59,7 @@ def save_checkpoint(path: Path, family: str, generator: ConditionalGenerator, co
     write_tensors(path, state)
     write_json(path.with_suffix(".json"), {
         "family": family, "config": dataclasses.asdict(config), "weights_sha256": file_sha256(path),
-        "weights_dtype": str(dtype).removeprefix("torch."), "training_data_sha256": data_digest(training_data),
+        "weights_dtype": str(dtype).removeprefix("torch."), "training_data_sha256": image_set_digest(training_data, with_shape=False),
         "training_images": len(training_data), "package_version": acquire.__version__, **(extra or {})})
     return path
 

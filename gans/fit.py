@@ -21,9 +21,10 @@ import torch
 from acquire.data import ImageSet
 from acquire.errors import UserError
 from acquire.seeding import derive_seed
+from acquire.digests import image_set_digest
 from gans.base import ConditionalGenerator
-from gans.checkpoint import (CheckpointError, data_digest, file_sha256, load_checkpoint, load_training_state,
-                             read_sidecar, save_checkpoint, save_training_state, training_state_path)
+from gans.checkpoint import (CheckpointError, file_sha256, load_checkpoint, load_training_state, read_sidecar,
+                             save_checkpoint, save_training_state, training_state_path)
 from gans.recipes import LowDataRecipe
 from gans.registry import GanFamily, get_family
 from gans.training import TrainingHooks, TrainingSession
@@ -67,14 +68,14 @@ def is_up_to_date(path: Path, config, data: ImageSet, seed: int, precision: str 
               file=sys.stderr)
         return False
     return (json_config(saved) == json_config(config) and meta.get("seed") == seed
-            and meta.get("precision", "fp32") == precision and meta.get("training_data_sha256") == data_digest(data)
+            and meta.get("precision", "fp32") == precision and meta.get("training_data_sha256") == image_set_digest(data, with_shape=False)
             and meta.get("recipe") == recipe)
 
 
 def run_identity(name: str, config, seed: int, data: ImageSet, precision: str, recipe: dict | None = None) -> dict:
     """What a training state records about its run: gan, config (budget included), seed, training data digest,
     precision, low-data recipe (None: off)."""
-    return {"gan": name, "config": json_config(config), "seed": seed, "training_data_sha256": data_digest(data),
+    return {"gan": name, "config": json_config(config), "seed": seed, "training_data_sha256": image_set_digest(data, with_shape=False),
             "precision": precision, "recipe": recipe}
 
 

@@ -3,7 +3,7 @@
 The record is a small JSON object that names the subset without listing it:
   {"per_class": 10, "seed": 0, "count": 100, "indices_sha256": "...", "split_digest": "..."}
 indices_sha256 hashes the chosen positions into the full split (int64, in the order drawn); split_digest is
-gans.checkpoint.data_digest of the full split. From the record and the same split, `unseen_indices` draws the
+acquire.digests.image_set_digest(..., with_shape=False) of the full split. From the record and the same split, `unseen_indices` draws the
 subset again, checks both hashes, and returns every other position: a study that measures on those can show
 that the generator never saw them.
 """
@@ -19,7 +19,7 @@ import torch
 from acquire.data import ImageSet, class_balanced_indices
 from acquire.errors import UserError
 from acquire.files import write_json
-from gans.checkpoint import data_digest
+from acquire.digests import image_set_digest
 
 RECORD_KEYS = ("per_class", "seed", "count", "indices_sha256", "split_digest")
 
@@ -51,7 +51,7 @@ def indices_sha256(indices_N: torch.Tensor) -> str:
 def subset_record(images: ImageSet, per_class: int, seed: int, indices_N: torch.Tensor) -> dict:
     """The JSON-ready record of a `labelled_subset(images, per_class, seed)` that returned indices_N."""
     return {"per_class": per_class, "seed": seed, "count": len(indices_N), "indices_sha256": indices_sha256(indices_N),
-            "split_digest": data_digest(images)}
+            "split_digest": image_set_digest(images, with_shape=False)}
 
 
 def write_subset_record(path: Path, record: dict) -> Path:
@@ -76,7 +76,7 @@ def read_subset_record(path: Path) -> dict:
 def unseen_indices(images: ImageSet, record: dict) -> torch.Tensor:
     """Positions [N - count] in `images` (the full split) that the recorded subset did not take, after drawing the
     subset again and checking it against the record."""
-    if data_digest(images) != record["split_digest"]:
+    if image_set_digest(images, with_shape=False) != record["split_digest"]:
         raise UserError("these images are not the split the subset was drawn from (split_digest differs); load "
                         "the same labelled training data the generator was trained on")
     _, indices_N = labelled_subset(images, record["per_class"], record["seed"])

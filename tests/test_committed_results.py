@@ -27,7 +27,8 @@ from acquire.loop import (CSV_COLUMNS, DEFAULT_MODEL, DEFAULT_TRAINER, RESUMABLE
                           ArmKeys, ExperimentConfig, callable_name, parse_state, same_row)
 from acquire.loop.config import LEGACY_PROVENANCE
 from acquire.training import TrainConfig, train_classifier
-from acquire.pool import REAL_SOURCE, CandidatePool, image_set_digest
+from acquire.digests import image_set_digest
+from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.rundir import check_out_dir, config_changes
 import acquire.seeding
 from acquire.seeding import derive_seed

@@ -10,7 +10,8 @@ from acquire.loop.arm import ArmKeys, ArmRounds, ArmState
 from acquire.loop.config import (CSV_COLUMNS, DEFAULT_MODEL, DEFAULT_TRAINER, RESUMABLE_CHANGES, TIMING_COLUMNS, Arm,
                                  ExperimentConfig, arms_of)
 from acquire.loop.run import ActiveLearningRun, callable_name
-from acquire.loop.store import RunStore, model_digest, parse_state, same_row
+from acquire.digests import model_digest
+from acquire.loop.store import RunStore, parse_state, same_row
 from acquire.rundir import RunDirectoryError
 
 __all__ = ["ActiveLearningRun", "Arm", "ArmKeys", "ArmRounds", "ArmState", "CSV_COLUMNS", "DEFAULT_MODEL",

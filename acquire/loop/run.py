@@ -32,7 +32,8 @@ from acquire.pool import CandidatePool
 from acquire.rundir import CONFIG_FILE, RunDirectoryError
 from acquire.loop.arm import ArmRounds, ArmState
 from acquire.loop.config import DEFAULT_MODEL, DEFAULT_TRAINER, ExperimentConfig, arms_of
-from acquire.loop.store import RunStore, fingerprint_of, model_digest
+from acquire.digests import model_digest
+from acquire.loop.store import RunStore, fingerprint_of
 
 
 def callable_name(fn) -> str:

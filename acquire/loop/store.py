@@ -15,7 +15,6 @@ arms' states (acquire.ray_executor).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,20 +28,11 @@ from acquire.errors import UserError
 from acquire.loop.arm import ArmState
 from acquire.loop.config import CSV_COLUMNS, RESUMABLE_CHANGES, TIMING_COLUMNS, Arm, ExperimentConfig
 from acquire.data import ImageSet
-from acquire.pool import image_set_digest
+from acquire.digests import image_set_digest, model_digest
 from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, config_changes, read_json
 
 STATE_FORMAT = 2
 MEASURED = {"pool_fingerprint", "test_fingerprint", "sources_provenance"}  # checked on their own, with their words
-
-
-def model_digest(model: nn.Module) -> str:
-    """sha256 over the classifier's parameters and buffers (names, shapes, float32 bytes)."""
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        h.update(f"{name}{tuple(tensor.shape)}".encode())
-        h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 class RunStore:
@@ -224,7 +214,7 @@ def rows_in_order(arms: list[ArmState]) -> list[dict]:
 
 
 def fingerprint_of(images: ImageSet) -> dict:
-    """{images, sha256} of an ImageSet (the test set's fingerprint; acquire.pool.image_set_digest)."""
+    """{images, sha256} of an ImageSet (the test set's fingerprint; acquire.digests.image_set_digest)."""
     return {"images": len(images), "sha256": image_set_digest(images)}
 
 

@@ -37,7 +37,6 @@ method too. These generators are on the CPU whatever the device, so the draws ar
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ import torch
 from acquire.errors import UserError
 from acquire.augment import AugmentConfig
 from acquire.data import ImageSet, class_balanced_indices
+from acquire.digests import state_digest
 from acquire.files import write_tensors
 from acquire.metrics import accuracy, balanced_accuracy
 from acquire.precision import PRECISIONS
@@ -150,16 +150,6 @@ def real_subset(train: ImageSet, config: LowDataConfig, n: int, repeat: int) -> 
     """The class-balanced n-per-class real training subset of this (n, repeat), the same for every method."""
     generator = make_generator(config.seed, "subset", n, repeat)
     return train.subset(class_balanced_indices(train.labels_N, NUM_CLASSES * n, generator, NUM_CLASSES))
-
-
-def state_digest(state: dict[str, dict[str, torch.Tensor]]) -> str:
-    """sha256 of networks' state_dicts (network -> name -> tensor): every name, dtype, shape and byte."""
-    digest = hashlib.sha256()
-    for network in sorted(state):
-        for name, tensor in sorted(state[network].items()):
-            digest.update(f"{network}.{name}:{tensor.dtype}:{list(tensor.shape)};".encode())
-            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def load_phase_one(path: Path) -> dict[str, dict[str, torch.Tensor]] | None:

@@ -22,7 +22,8 @@ from acquire.data import ImageSet
 from acquire.errors import UserError
 from acquire.files import write_json
 from acquire.loop import ExperimentConfig
-from acquire.pool import REAL_SOURCE, CandidatePool, image_set_digest
+from acquire.digests import image_set_digest
+from acquire.pool import REAL_SOURCE, CandidatePool
 from acquire.rundir import CONFIG_FILE
 from acquire.seeding import derive_seed
 from acquire.training import TrainConfig

@@ -13,7 +13,7 @@ import torch
 
 from acquire.data import ImageSet
 from acquire.files import mark_as_cache, write_tensors
-from acquire.pool import image_set_digest
+from acquire.digests import image_set_digest
 from acquire.seeding import derive_seed
 from gans.base import ConditionalGenerator, balanced_samples
 from gans.checkpoint import load_checkpoint

@@ -3,7 +3,6 @@
 import pandas as pd
 import pytest
 
-from acquire.errors import UserError
 from runners import gan_recipes
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -6,7 +6,7 @@ import torch
 
 from acquire.errors import UserError
 from acquire.files import write_tensors
-from acquire.pool import image_set_digest
+from acquire.digests import image_set_digest
 from gans.base import ConditionalGenerator
 from studies.paper_grid import pools
 from studies.paper_grid.pools import generated_source

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -81,6 +83,27 @@ def check_reachable(address: str | None, timeout: float = CONNECT_SECONDS) -> No
     except OSError as error:
         raise UserError(f"no Ray cluster answers at {address} within {timeout:g} s ({error}); start it (ray start "
                         "--head) or fix --ray-address") from None
+    probe_cluster(address, timeout)
+
+
+PROBE = ("import sys, ray; ray.init(address=sys.argv[1], include_dashboard=False, logging_level='ERROR', "
+         "log_to_driver=False); ray.shutdown()")
+
+
+def probe_cluster(address: str, timeout: float = CONNECT_SECONDS) -> None:
+    """Refuse, within `timeout` seconds, an address where something listens that is not a Ray cluster: ray.init is
+    tried in a child process (Ray's connection retries cannot be interrupted in this one), before any file is
+    written."""
+    try:
+        probe = subprocess.run([sys.executable, "-c", PROBE, address], capture_output=True, text=True,
+                               timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{address} accepts connections but did not answer as a Ray cluster within {timeout:g} s; "
+                        "start one there (ray start --head) or fix --ray-address") from None
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["no message"])[-1][:300]
+        raise UserError(f"Ray could not connect to {address} ({last}); start a cluster there (ray start --head) or "
+                        "fix --ray-address")
 
 
 @contextmanager

@@ -153,6 +153,10 @@ class Sweep:
             check_out_dir(self.out_dir, resume, KIND)  # again, now that this process owns the directory
             saved = {**(older_defaults or {}), **read_json(self.out_dir / CONFIG_FILE)} if resume else None
             changes = config_changes(saved, config, {*resumable, DATA_DIGESTS}) if resume else ""
+            if resume and DATA_DIGESTS in saved and not saved[DATA_DIGESTS]:
+                raise RunDirectoryError(f"cannot resume {self.out_dir}: its {CONFIG_FILE} has an empty {DATA_DIGESTS}, "
+                                        "so the data it ran on cannot be checked; restore the file (e.g. git "
+                                        "checkout), or use another --out")
             if resume and DATA_DIGESTS in saved and saved[DATA_DIGESTS] != config.get(DATA_DIGESTS):
                 other = sorted(name for name in {**saved[DATA_DIGESTS], **config.get(DATA_DIGESTS, {})}
                                if saved[DATA_DIGESTS].get(name) != config.get(DATA_DIGESTS, {}).get(name))

@@ -90,6 +90,17 @@ def read_sidecar(path: Path) -> dict:
     return meta
 
 
+def sidecar_config(path: Path, meta: dict):
+    """The family config that checkpoint `path`'s sidecar `meta` records; CheckpointError naming the sidecar when
+    its family is unknown or its config does not fit that family."""
+    try:
+        return get_family(meta["family"]).config_from_dict(meta["config"])
+    except (TypeError, UserError) as error:
+        raise CheckpointError(f"{Path(path).with_suffix('.json')}: its config does not describe a {meta['family']!r} "
+                              f"generator ({error}); delete it and its .pt and retrain with python -m "
+                              "runners.train_gans") from None
+
+
 def load_checkpoint(path: Path, family: str | None = None, device="cpu") -> tuple[ConditionalGenerator, dict]:
     """The generator stored at `path` (.pt) and its sidecar dict, after every check passes.
 
@@ -115,12 +126,8 @@ def load_checkpoint(path: Path, family: str | None = None, device="cpu") -> tupl
         raise CheckpointError(f"{path} holds tensors that are not the {meta.get('weights_dtype', 'float32')} its "
                               "sidecar records; delete both files and retrain")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    try:
-        spec = get_family(meta["family"])
-        generator = spec.build(spec.config_from_dict(meta["config"]))
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: its sidecar's config does not describe a {meta['family']} generator: "
-                              f"{error}") from error
+    config = sidecar_config(path, meta)
+    generator = get_family(meta["family"]).build(config)
     expected = {k: tuple(v.shape) for k, v in generator.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items()}
     if expected != found:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from acquire.errors import UserError
 from gans.base import image_shape as config_image_shape
-from gans.checkpoint import read_sidecar
+from gans.checkpoint import read_sidecar, sidecar_config
 from gans.registry import format_field, get_family
 
 DEFAULT_GAN_DIR = Path("runs/gans")
@@ -94,8 +94,7 @@ def gan_weights_digests(gan_dir: Path, families: list[str]) -> dict[str, str]:
 def check_source_matches(path: Path, image_shape: tuple[int, int, int], num_classes: int) -> None:
     """UserError naming both unless the GAN at `path` (its sidecar's config) makes images of image_shape (C, H, W)
     for num_classes classes, the data's."""
-    meta = read_sidecar(path)
-    config = get_family(meta["family"]).config_from_dict(meta["config"])
+    config = sidecar_config(path, read_sidecar(path))
     made = (config_image_shape(config), config.num_classes)
     if made != (tuple(image_shape), num_classes):
         shape = "x".join(map(str, made[0]))

@@ -78,6 +78,21 @@ def warn_class_mismatch(data: dict[str, ImageSet]) -> None:
                           + (f"has classes {extra} that the test set lacks" if extra else ""), stacklevel=4)
 
 
+def warn_unused_classes(data: dict[str, ImageSet], num_classes: int, model_classes: int) -> None:
+    """One line when classes of 0..K-1 (K = num_classes, the largest label + 1) occur in no set of `data` (the
+    pools and the test set), and one when the model has more outputs than K: classes no image has."""
+    present = set().union(*(images.labels_N.unique().tolist() for images in data.values()))
+    absent = sorted(set(range(num_classes)) - present)
+    if absent:
+        warnings.warn(f"classes {absent} occur neither in the pools nor in the test set, yet count among the "
+                      f"{num_classes} classes 0..{num_classes - 1} (the largest label + 1): number the classes 0..K-1 "
+                      "without gaps (numpy.unique(y, return_inverse=True)[1])", stacklevel=4)
+    if model_classes > num_classes:
+        warnings.warn(f"the model has {model_classes} outputs but the data {num_classes} classes (labels "
+                      f"0..{num_classes - 1}), so outputs {num_classes}..{model_classes - 1} are classes no image has; "
+                      f"give a model with {num_classes} outputs", stacklevel=4)
+
+
 class ActiveLearningRun:
     """Runs (or resumes) every arm of `config` on the given pools, writing into `out_dir` (acquire.loop.store).
 
@@ -123,7 +138,7 @@ class ActiveLearningRun:
                 self.store.lock_arms([s.arm for s in self.active])
             if resume or self.is_worker:
                 self.store.check_resume(self.config, frozenset(resumable_provenance))
-                self.store.load_states(self.arms, self.config.rounds)
+                self.store.load_states(self.arms, self.config)
             elif (self.out_dir / CONFIG_FILE).exists():
                 raise RunDirectoryError(f"{self.out_dir} already holds a run ({CONFIG_FILE}); pass --resume to "
                                         "continue it, or choose another --out")
@@ -187,6 +202,7 @@ class ActiveLearningRun:
         for name, images in data.items():
             check_labels(name, images, model_classes)
         warn_class_mismatch(data)
+        warn_unused_classes(data, num_classes, model_classes)
         if train_fn is None:
             check_trainable(model, config.train)
         if any(acquisition.needs_mc for acquisition in acquisitions):

@@ -15,7 +15,6 @@ arms' states (acquire.ray_executor).
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,15 +121,19 @@ class RunStore:
         raw = read_json(path)
         saved = ExperimentConfig.load(path, trusted=config.custom_acquisitions)
         where = f"cannot resume {self.out_dir}"
-        if "pool_fingerprint" in raw and not saved.pool_fingerprint:
-            raise RunDirectoryError(f"{where}: its {CONFIG_FILE} has an empty pool_fingerprint, so the data it ran on "
-                                    "cannot be checked; restore the file (e.g. git checkout), or use another --out")
+        for key in ("pool_fingerprint", "test_fingerprint"):
+            if key in raw and not raw[key]:
+                raise RunDirectoryError(f"{where}: its {CONFIG_FILE} has an empty {key}, so the data it ran on cannot "
+                                        "be checked; restore the file (e.g. git checkout), or use another --out")
         if saved.pool_fingerprint and saved.pool_fingerprint != config.pool_fingerprint:
             raise RunDirectoryError(f"{where}: the candidate pool differs from the one it ran on "
                                     f"({pool_differences(saved.pool_fingerprint, config.pool_fingerprint)}). Use the "
-                                    "same data and sources, or another --out")
-        if "pool_fingerprint" not in raw:
-            print(f"note: {path} predates pool fingerprints; recording the pools' fingerprint now", file=sys.stderr)
+                                    "same data and sources (a generator's samples may come from a local cache, e.g. "
+                                    "gan_dir/pools/: delete it to sample them again), or another --out")
+        if "pool_fingerprint" not in raw and (self.out_dir / "state").is_dir():
+            raise RunDirectoryError(f"{where}: its {CONFIG_FILE} has no pool_fingerprint, which every run with saved "
+                                    "state records, so the data it ran on cannot be checked; restore the file (e.g. "
+                                    "git checkout), or use another --out")
         if saved.test_fingerprint and saved.test_fingerprint != config.test_fingerprint:
             raise RunDirectoryError(f"{where}: the test set differs from the one it ran on ({config.test_fingerprint}"
                                     f", saved {saved.test_fingerprint}); use the same test data, or another --out")
@@ -143,16 +146,18 @@ class RunStore:
             raise RunDirectoryError(f"{where} with a different configuration ({changes}). Use the saved settings "
                                     f"(only {sorted(RESUMABLE_CHANGES)} may change) or another --out")
 
-    def load_states(self, arms: list[ArmState], rounds: int) -> None:
-        """Check every arm's state against its pool and rounds.csv, and adopt them; writes nothing."""
+    def load_states(self, arms: list[ArmState], config: ExperimentConfig) -> None:
+        """Check every arm's state against its pool, rounds.csv and the run's seed and initial images, and adopt
+        them; writes nothing."""
         csv_rows = self._read_csv_rows()
         for state in arms:
             self._load_state(state, csv_rows.pop(str(state.arm), []))
+            self._check_against_config(state, config)
         if csv_rows:
             raise RunDirectoryError(f"{self.csv_path} holds rows of arms that config.json does not list "
                                     f"({', '.join(sorted(csv_rows))}); restore the matching config.json, or use "
                                     "another --out")
-        done = max(state.rounds_done for state in arms)
+        done, rounds = max(state.rounds_done for state in arms), config.rounds
         if rounds < done:
             raise RunDirectoryError(f"--rounds {rounds} is below the {done} rounds already done in {self.out_dir}; "
                                     f"rows are never deleted: give --rounds {done} or more (and plot a shorter "
@@ -194,6 +199,9 @@ class RunStore:
         if any(entry["label"] != labels_N[entry["index"]].tolist() for entry in record):
             raise RunDirectoryError(f"{path} records labels that the pool's candidates do not have: the pool differs "
                                     "from the run's; resume with the same data, or use another --out")
+        if len({"images_sha256" in entry for entry in record}) > 1:
+            raise RunDirectoryError(f"{path} records the images' sha256 for some rounds but not others (the state was "
+                                    "edited); restore it (e.g. git checkout), or use another --out")
         for entry in record:  # states saved before the images' digests were recorded gain them on their next save
             digest = state.pool.images_digest(torch.tensor(entry["index"], dtype=torch.long))
             if entry.setdefault("images_sha256", digest) != digest:
@@ -206,6 +214,22 @@ class RunStore:
                                     "--out")
         state.rows, state.record, state.model = rows, record, None
         state.model_sha256 = saved["model_sha256"]
+
+
+    def _check_against_config(self, state: ArmState, config: ExperimentConfig) -> None:
+        """The state's rows were made with the run's seed and initial images (a config.json edited after the run
+        started would otherwise describe rounds it did not make)."""
+        path, rows = self.state_path(state.arm), state.rows
+        seeds = sorted({row["seed"] for row in rows if "seed" in row} - {config.seed})
+        if seeds:
+            raise RunDirectoryError(f"{path} holds rows made with seed {seeds[0]}, but {CONFIG_FILE} says seed "
+                                    f"{config.seed} (was config.json edited?); restore it, or use another --out")
+        starts_with_initial = bool(rows) and rows[0]["round"] == 0
+        if rows and (starts_with_initial != (config.initial > 0)
+                     or starts_with_initial and rows[0]["train_size"] != config.initial):
+            found = rows[0]["train_size"] if starts_with_initial else 0
+            raise RunDirectoryError(f"{path} started from {found} initial images, but {CONFIG_FILE} says initial "
+                                    f"{config.initial} (was config.json edited?); restore it, or use another --out")
 
 
 def rows_in_order(arms: list[ArmState]) -> list[dict]:

@@ -7,6 +7,7 @@ config.json checks it on every resume.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from gans.sources import check_source_matches, trained_checkpoint
 DEFAULT_PER_CLASS = 6000
 POOL_CACHE = "pools"  # gan_dir/pools: generated pools, a local cache
 SAMPLING = "ConditionalGenerator.sample: z [N,Z] from a CPU RNG in label order, float64 forward, chunks of 1024"
-SPOT_CHECK = 1024  # a cached pool's first images are sampled again and compared (one chunk of sample())
+SPOT_CHECK = 1024  # images per chunk of sample(); a cached pool's first, last and two random chunks are re-sampled
 
 
 def cache_key(family: str, weights_sha256: str, per_class: int, seed: int) -> dict:
@@ -34,8 +35,9 @@ def cache_key(family: str, weights_sha256: str, per_class: int, seed: int) -> di
 
 
 def cached_pool(cache: Path, key: dict, generator: ConditionalGenerator, rng_seed: int, device) -> ImageSet | None:
-    """The pool cached at `cache` if it was written for exactly `key`, its digest holds, and its first SPOT_CHECK
-    images are what `generator` samples now; None otherwise (absent, damaged, edited or of other settings)."""
+    """The pool cached at `cache` if it was written for exactly `key`, its digest holds, and four of its chunks of
+    SPOT_CHECK images (the first, the last, two chosen at random on each read) are what `generator` samples now;
+    None otherwise (absent, damaged, edited or of other settings)."""
     try:
         saved = torch.load(cache, map_location="cpu", weights_only=True)
         images = ImageSet(saved["images_NCHW"], saved["labels_N"])
@@ -43,9 +45,18 @@ def cached_pool(cache: Path, key: dict, generator: ConditionalGenerator, rng_see
             return None
     except Exception:  # absent or damaged: it is only a cache
         return None
-    head = images.subset(torch.arange(min(SPOT_CHECK, len(images))))
-    fresh = generator.sample(head.labels_N.to(device), torch.Generator().manual_seed(rng_seed)).cpu()
-    return images.to(device) if torch.equal(fresh, head.images_NCHW) else None
+    chunks = -(-len(images) // SPOT_CHECK)
+    checked = sorted({0, chunks - 1, *random.SystemRandom().sample(range(chunks), min(2, chunks))})
+    rng = torch.Generator().manual_seed(rng_seed)
+    for chunk in range(chunks):
+        if chunk > checked[-1]:
+            break
+        part = images.subset(torch.arange(chunk * SPOT_CHECK, min((chunk + 1) * SPOT_CHECK, len(images))))
+        if chunk not in checked:  # advance the RNG past this chunk's z, as sample() draws it
+            torch.randn(len(part), generator.latent_dim, generator=rng)
+        elif not torch.equal(generator.sample(part.labels_N.to(device), rng).cpu(), part.images_NCHW):
+            return None
+    return images.to(device)
 
 
 def generated_source(family: str, gan_dir: Path, per_class: int, seed: int, device,

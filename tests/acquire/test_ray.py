@@ -133,3 +133,19 @@ def test_a_ray_address_that_accepts_but_never_answers_is_refused_within_the_stat
         with deadline(0.5, "no Ray cluster answered at x:1 within 0.5 s"):
             time.sleep(10)  # stands in for ray.init retrying forever
     assert time.perf_counter() - start < 5
+
+
+def test_an_address_where_something_else_listens_is_refused_before_any_file_is_written():
+    import socket
+    import threading
+    from acquire.ray_executor import check_reachable
+    pytest.importorskip("ray")
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=f"{address}"):
+        check_reachable(address, timeout=8)
+    assert time.perf_counter() - start < 30
+    server.close()

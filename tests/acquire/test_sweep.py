@@ -229,3 +229,11 @@ def test_resume_on_other_data_is_refused_and_an_older_sweep_gets_its_data_record
     (tmp_path / "config.json").write_text(json.dumps({"x": 1}))  # saved before digests were recorded
     Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=True, data_digests=digests).close()
     assert json.loads((tmp_path / "config.json").read_text())["data_digests"] == digests
+
+
+def test_an_emptied_data_digests_record_is_refused_not_ignored(tmp_path):
+    digests = {"train": "aa", "test": "bb"}
+    Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=False, data_digests=digests).close()
+    (tmp_path / "config.json").write_text(json.dumps({"x": 1, "data_digests": {}}))
+    with pytest.raises(RunDirectoryError, match="empty data_digests"):
+        Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=True, data_digests=digests)

@@ -145,7 +145,7 @@ def test_bf16_where_unsupported_is_refused_before_any_work(runner, tmp_path, mon
     ("ratio_sweep", ["--repeats", "0"], "--repeats must be >= 1, got 0"),
     ("ratio_sweep", ["--lr", "nan"], "--lr must be a finite number"),
     ("ratio_sweep", ["--lr", "-1e-3"], "--lr must be > 0"),
-    ("dada_lowdata", ["--sizes", "0"], "sizes must be positive integers"),
+    ("dada_lowdata", ["--sizes", "0"], "sizes must be >= 1, got 0"),
     ("dada_lowdata", ["--methods", "C,nope"], "unknown method(s) 'nope'"),
     ("dada_lowdata", ["--phase-two-steps", "0"], "steps must be a positive integer"),
 ])

@@ -2,11 +2,13 @@
 a sidecar committed without its weights; a GAN of another shape or class count, or a --gan-dir that is a file, is
 refused."""
 
+import json
+
 import pytest
 import torch
 
 from acquire.data import ImageSet
-from gans.checkpoint import save_checkpoint
+from gans.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gans.pggan import PgganConfig
 from gans.registry import get_family
 from acquire.errors import UserError
@@ -64,3 +66,16 @@ def test_a_gan_dir_that_is_a_file_is_refused_as_such(tmp_path):
     not_a_dir.write_bytes(b"")
     with pytest.raises(UserError, match="is a file, not a directory of GAN checkpoints"):
         gan_weights_digests(not_a_dir, ["small_dcgan"])
+
+
+@pytest.mark.parametrize("edit", [{"family": "pggan"}, {"config": {"latent_dim": float("nan")}}])
+def test_a_sidecar_whose_config_does_not_fit_its_family_is_refused_naming_the_sidecar(tmp_path, edit):
+    save_small_gan(tmp_path)
+    sidecar = tmp_path / "small_dcgan.json"
+    meta = json.loads(sidecar.read_text())
+    meta = {**meta, **({"config": {**meta["config"], **edit["config"]}} if "config" in edit else edit)}
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=f"{sidecar}: its config does not describe"):
+        check_source_matches(tmp_path / "small_dcgan.pt", (1, 28, 28), 10)
+    with pytest.raises(CheckpointError, match="does not describe"):
+        load_checkpoint(tmp_path / "small_dcgan.pt")

@@ -23,35 +23,36 @@ def test_generated_source_is_seeded_balanced_and_uint8(tmp_path):
 
 def test_generated_pools_are_cached_locally_and_a_damaged_cache_is_sampled_again(tmp_path, monkeypatch):
     gan_dir = save_small_gan(tmp_path)
-    first = generated_source("small_dcgan", gan_dir, 5, 0, "cpu")
+    first = generated_source("small_dcgan", gan_dir, 600, 0, "cpu")  # 6,000 images: 6 chunks of sample()
     cached = list((gan_dir / pools.POOL_CACHE).glob("*.pt"))
     assert len(cached) == 1 and (gan_dir / pools.POOL_CACHE / ".gitignore").read_text().strip().endswith("*")
     sampled = []
     original = ConditionalGenerator.sample
     monkeypatch.setattr(ConditionalGenerator, "sample", lambda self, labels, rng=None: sampled.append(len(labels))
                         or original(self, labels, rng))
-    monkeypatch.setattr(pools, "SPOT_CHECK", 8)
-    again = generated_source("small_dcgan", gan_dir, 5, 0, "cpu")
+    again = generated_source("small_dcgan", gan_dir, 600, 0, "cpu")
     assert torch.equal(again.images_NCHW, first.images_NCHW) and torch.equal(again.labels_N, first.labels_N)
-    assert sampled == [8]  # only the spot check is sampled again
+    assert 2 <= len(sampled) <= 4 and sampled[0] == pools.SPOT_CHECK and sampled[-1] == 6000 - 5 * pools.SPOT_CHECK
     cached[0].write_bytes(b"damaged")
-    resampled = generated_source("small_dcgan", gan_dir, 5, 0, "cpu")
-    assert torch.equal(resampled.images_NCHW, first.images_NCHW) and sampled == [8, 50]
+    sampled.clear()
+    resampled = generated_source("small_dcgan", gan_dir, 600, 0, "cpu")
+    assert torch.equal(resampled.images_NCHW, first.images_NCHW) and sampled == [6000]
 
 
 def no_sampling(*args, **kwargs):
     raise AssertionError("must not sample")
 
 
-def test_an_edited_cache_with_a_recomputed_digest_is_sampled_again(tmp_path):
+@pytest.mark.parametrize("position", [0, -1])
+def test_an_edited_cache_with_a_recomputed_digest_is_sampled_again(tmp_path, position):
     gan_dir = save_small_gan(tmp_path)
-    first = generated_source("small_dcgan", gan_dir, 5, 0, "cpu")
+    first = generated_source("small_dcgan", gan_dir, 150, 0, "cpu")  # 1,500 images: two chunks
     (cache,) = (gan_dir / pools.POOL_CACHE).glob("*.pt")
     saved = torch.load(cache, weights_only=True)
-    saved["images_NCHW"][0] = 255 - saved["images_NCHW"][0]
+    saved["images_NCHW"][position] = 255 - saved["images_NCHW"][position]
     saved["sha256"] = image_set_digest(pools.ImageSet(saved["images_NCHW"], saved["labels_N"]))
     write_tensors(cache, saved)
-    assert torch.equal(generated_source("small_dcgan", gan_dir, 5, 0, "cpu").images_NCHW, first.images_NCHW)
+    assert torch.equal(generated_source("small_dcgan", gan_dir, 150, 0, "cpu").images_NCHW, first.images_NCHW)
 
 
 def test_a_cache_of_other_settings_renamed_into_place_is_not_used(tmp_path):

@@ -232,3 +232,45 @@ def test_arms_resumed_at_different_rounds_keep_a_single_process_row_order(two_ro
     with start(tiny_train, tiny_test, out, resume=True, rounds=3) as run:
         run.run(progress=False)
     pd.testing.assert_frame_equal(rows(out), rows(two_rounds[1]))
+
+
+def test_an_emptied_test_fingerprint_is_refused_not_ignored(two_rounds, tiny_train, tiny_test, tmp_path):
+    out = copy_of(two_rounds[0], tmp_path)
+    saved = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**saved, "test_fingerprint": {}}))
+    permuted = ImageSet(tiny_test.images_NCHW, tiny_test.labels_N.roll(1))
+    with pytest.raises(RunDirectoryError, match="empty test_fingerprint"):
+        start(tiny_train, permuted, out, resume=True, rounds=3)
+
+
+def test_a_run_with_state_whose_config_lost_its_pool_fingerprint_is_refused(two_rounds, tiny_train, tiny_test,
+                                                                          tmp_path):
+    out = copy_of(two_rounds[0], tmp_path)
+    saved = json.loads((out / "config.json").read_text())
+    del saved["pool_fingerprint"], saved["test_fingerprint"]
+    (out / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(RunDirectoryError, match="has no pool_fingerprint"):
+        start(tiny_train, tiny_test, out, resume=True, rounds=3)
+
+
+def test_a_state_with_one_round_of_image_digests_removed_is_refused(two_rounds, tiny_train, tiny_test, tmp_path):
+    out = copy_of(two_rounds[0], tmp_path)
+    shutil.rmtree(out / "state" / "models", ignore_errors=True)
+    path = out / "state" / "raw__random__0.json"
+    state = json.loads(path.read_text())
+    del state["rounds"][-1]["images_sha256"]
+    path.write_text(json.dumps(state))
+    with pytest.raises(RunDirectoryError, match="sha256 for some rounds but not others"):
+        start(tiny_train, tiny_test, out, resume=True, rounds=3)
+
+
+@pytest.mark.parametrize("edit, message", [({"seed": 1}, "rows made with seed 0, but config.json says seed 1"),
+                                           ({"initial": 20}, "started from 0 initial images, but config.json says "
+                                                             "initial 20")])
+def test_a_config_edited_after_the_run_started_is_refused(two_rounds, tiny_train, tiny_test, tmp_path, edit,
+                                                          message):
+    out = copy_of(two_rounds[0], tmp_path)
+    saved = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**saved, **edit}))
+    with pytest.raises(RunDirectoryError, match=message):
+        start(tiny_train, tiny_test, out, resume=True, rounds=3, **edit)

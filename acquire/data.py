@@ -480,6 +480,9 @@ def _converted(images, labels, channels_last: bool) -> tuple[torch.Tensor, torch
     elif images.dtype != torch.uint8:
         if images.dtype == torch.bool or images.is_complex():
             raise UserError(f"images must be uint8 or float in [0, 1], got {images.dtype}")
+        if not images.is_signed():
+            raise UserError(f"images of dtype {images.dtype} are not read; convert them to uint8 (0..255), or to "
+                            "float in [0, 1] (e.g. x / 65535 for 16-bit images)")
         if images.numel() and (images.min() < 0 or images.max() > 255):
             raise UserError(f"integer images must lie in 0..255, got values from {int(images.min())} to "
                              f"{int(images.max())}; give uint8 pixels or floats in [0, 1]")

@@ -63,7 +63,7 @@ class Acquisition:
         scores score_k [k] (float64) for a score function (None for a selecting one), both on the CPU, from all
         the probabilities probs_NTK [N, T, K] (None when not needs_mc).
 
-        Whatever the function returns is checked: an exception, None, NaN or infinite scores, scores of
+        Whatever the function returns is checked: an exception, None, NaN, infinite or complex scores, scores of
         the wrong shape, or positions that are not k distinct integers in range are a UserError naming it.
         """
         self._check_k(pool_size, k)
@@ -82,9 +82,13 @@ class Acquisition:
     def score(self, probs_BTK: torch.Tensor | None, num_candidates: int | None = None) -> torch.Tensor:
         """A score function's scores [B] (float64, on the device it returns them on) of B candidates'
         probabilities probs_BTK [B, T, K] (a chunk or the whole pool; B = num_candidates when probs_BTK is None);
-        an exception, None or a wrong shape is a UserError naming it."""
+        an exception, None, complex scores or a wrong shape is a UserError naming it."""
         B = len(probs_BTK) if num_candidates is None else num_candidates
-        scores_B = self._call(probs_BTK).double()
+        scores_B = self._call(probs_BTK)
+        if scores_B.is_complex():
+            raise UserError(f"acquisition function {self.name!r} returned complex scores ({scores_B.dtype}); scores "
+                            "must be real numbers, one per candidate [N]")
+        scores_B = scores_B.double()
         if scores_B.shape != (B,):
             raise UserError(f"acquisition function {self.name!r} returned scores of shape "
                             f"{tuple(scores_B.shape)}, expected ({B},): one score per candidate")

@@ -7,14 +7,16 @@ from pathlib import Path
 import pandas as pd
 
 from acquire.errors import UserError
-from acquire.rundir import read_json
+from acquire.rundir import CONFIG_FILE, read_json
 
 
-def acquired_records(run_dir: Path) -> dict[tuple[str, str, int], tuple[list[int], list[str]]]:
+def acquired_records(run_dir: Path, num_classes: int | None = None
+                     ) -> dict[tuple[str, str, int], tuple[list[int], list[str]]]:
     """(sources, acquisition, repeat) -> (labels [n], sources [n]) of the arm's acquisitions in acquisition order
     (the initial images first), as each arm's state records them (any source, any number of classes; a state
-    without sources, from an older run, reads as all real: "raw")."""
-    arms = {}
+    without sources, from an older run, reads as all real: "raw"). A label outside the run's classes 0..K-1
+    (K: num_classes, else `run_classes`, where known) is refused naming its state file."""
+    arms, paths = {}, {}
     for path in sorted(Path(run_dir, "state").glob("*.json")):
         state = read_json(path)
         try:
@@ -31,10 +33,26 @@ def acquired_records(run_dir: Path) -> dict[tuple[str, str, int], tuple[list[int
             raise UserError(f"{path}: the sources of its acquisitions do not match their labels; the state is damaged: "
                             "restore it or rerun the arm")
         arms[arm["sources"], arm["acquisition"], arm["repeat"]] = (labels, sources)
+        paths[arm["sources"], arm["acquisition"], arm["repeat"]] = path
     if not arms:
         raise UserError(f"{run_dir} has no per-arm state (state/*.json) to read; give the output directory of an "
                         "active-learning run")
+    known = num_classes or run_classes(run_dir, arms)
+    outside = [(paths[arm], y) for arm, (labels, _) in arms.items() for y in labels if known and y >= known]
+    if outside:
+        raise UserError(f"{outside[0][0]}: label {outside[0][1]} is outside the run's {known} classes "
+                        f"0..{known - 1}; the state is damaged: restore it or rerun the arm")
     return arms
+
+
+def run_classes(run_dir: Path, arms: dict[tuple[str, str, int], tuple[list[int], list[str]]]) -> int | None:
+    """The run's number of classes K as its `arms` (acquired_records) show it: the classes of the class-balanced
+    initial images every arm starts with (config.json's "initial" > 0: initial / K of each class), else None."""
+    config_path = Path(run_dir) / CONFIG_FILE
+    initial = read_json(config_path).get("initial") if config_path.is_file() else None
+    if type(initial) is not int or initial <= 0:
+        return None
+    return 1 + max(max(labels[:initial], default=-1) for labels, _ in arms.values())
 
 
 def acquired_labels(run_dir: Path) -> dict[tuple[str, str, int], list[int]]:
@@ -49,14 +67,22 @@ def default_sizes(run_dir: Path, count: int = 4) -> list[int]:
     return sorted({max(1, round(reached * (i + 1) / count)) for i in range(count)}) if reached else []
 
 
-def acquired_class_counts(run_dir: Path, sizes: list[int], by_source: bool = False) -> pd.DataFrame:
-    """Per arm and training-set size in `sizes`: how many acquired images of each class (columns '0'..'K-1',
-    K = 1 + the largest label any arm acquired); with by_source, one row per source the arm took images from
-    (column 'source'). Sizes an arm has not reached are left out."""
+def acquired_class_counts(run_dir: Path, sizes: list[int], by_source: bool = False,
+                          num_classes: int | None = None) -> pd.DataFrame:
+    """Per arm and training-set size in `sizes`: how many acquired images of each class (columns '0'..'K-1';
+    K: num_classes, else `run_classes`, else 1 + the largest label any arm acquired); with by_source, one row per
+    source the arm took images from (column 'source'). Sizes an arm has not reached are left out; a size no arm
+    reached is refused."""
     if sizes and min(sizes) < 1:
         raise UserError(f"training-set sizes must be positive, got {sizes}; give e.g. 50,100,200")
-    arms = acquired_records(run_dir)
-    num_classes = 1 + max((max(labels) for labels, _ in arms.values() if labels), default=0)
+    arms = acquired_records(run_dir, num_classes)
+    reached = max(len(labels) for labels, _ in arms.values())
+    beyond = [size for size in sizes if size > reached]
+    if beyond:
+        raise UserError(f"no arm of {run_dir} reached training-set size {', '.join(map(str, beyond))}; the largest "
+                        f"any arm reached is {reached}: give sizes up to {reached}")
+    num_classes = num_classes or run_classes(run_dir, arms) or 1 + max(
+        (max(labels) for labels, _ in arms.values() if labels), default=0)
     rows = []
     for (sources, acquisition, repeat), (labels, taken_from) in arms.items():
         for size in sizes:

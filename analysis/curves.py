@@ -33,6 +33,8 @@ from analysis.stats import t_halfwidth
 CURVE_ROW_KEY = ["sources", "acquisition", "repeat", "train_size"]
 ARM = ["run", "sources", "acquisition"]  # run: the CSV's directory, so separate runs never merge
 METRIC_LABELS = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy"}
+FRACTION_COLUMNS = {"accuracy", "balanced_accuracy", "accuracy_real_only", "balanced_accuracy_real_only"}
+COUNT_COLUMNS = {"repeat", "train_size", "size", "n"}  # sizes and repeat indices
 BANDS = {"std": "± 1 std over repeats (ddof = 0)", "ci95": "95% t-interval of the mean (none from 1 repeat)"}
 
 # The same acquisition function is the same line style in every figure; colours follow the source sets present.
@@ -45,11 +47,14 @@ RUN_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 PathLike = str | os.PathLike
 
 
-def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balanced_accuracy") -> pd.DataFrame:
+def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balanced_accuracy", *,
+                also: Iterable[str] = ()) -> pd.DataFrame:
     """Read and concatenate the active loop's CSVs, with a `run` column naming each file's directory.
 
-    Raises ValueError naming the file when one is missing, unreadable or lacks any of
-    `sources, acquisition, repeat, train_size` and `metric`; and when there are no rows at all.
+    Raises UserError naming the file when one is missing, unreadable or lacks any of
+    `sources, acquisition, repeat, train_size` and `metric`, or holds a value there that `check_values` refuses
+    (so do the columns `also` names, e.g. balanced_accuracy_real_only, where a file has them); and when there are
+    no rows at all.
     """
     paths = [csv_paths] if isinstance(csv_paths, (str, os.PathLike)) else list(csv_paths)
     if not paths:
@@ -58,18 +63,11 @@ def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balance
     frames = []
     for path in paths:
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: no such file")
-        try:
-            frame = pd.read_csv(path, dtype={"sources": str, "acquisition": str})
-        except pd.errors.EmptyDataError:
-            raise UserError(f"{path}: file is empty") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not a readable CSV ({exc})") from None
+        frame = read_csv_file(path, dtype={"sources": str, "acquisition": str})
         missing = [c for c in required if c not in frame.columns]
         if missing:
             raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
-        check_values(frame, path, ["repeat", "train_size", metric])
+        check_values(frame, path, ["repeat", "train_size", metric] + [c for c in also if c in frame.columns])
         frames.append(frame.assign(run=path.resolve().parent.name))
     _check_distinct_runs(paths)
     df = pd.concat(frames, ignore_index=True)
@@ -84,15 +82,62 @@ def read_curves(csv_paths: PathLike | Iterable[PathLike], metric: str = "balance
     return df
 
 
-def check_values(frame: pd.DataFrame, path: Path, columns: list[str]) -> None:
-    """Refuse a non-numeric or infinite value in `columns` (missing values stay missing), naming the file."""
+def read_csv_file(path: Path, dtype: dict | None = None) -> pd.DataFrame:
+    """The CSV at `path`; a path that does not exist, is a directory or no regular file, an empty file and one that
+    does not parse are a UserError naming it."""
+    if not path.exists():
+        raise UserError(f"{path}: does not exist; give the path of a CSV file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; give the CSV file inside it (e.g. {path / 'rounds.csv'})")
+    if not path.is_file():
+        raise UserError(f"{path}: is not a regular file; give the path of a CSV file")
+    try:
+        return pd.read_csv(path, dtype=dtype)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable CSV ({exc})") from None
+
+
+def read_sweep(csv_path: PathLike, columns: list[str], dtype: dict | None = None) -> pd.DataFrame:
+    """A sweep's results.csv, one row per cell and repeat, with `columns` present and checked by `check_values`."""
+    path = Path(csv_path)
+    frame = read_csv_file(path, dtype)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    check_values(frame, path, columns)
+    return frame
+
+
+def check_values(frame: pd.DataFrame, path: PathLike, columns: list[str]) -> None:
+    """Refuse, naming the file, the row (and arm) and the value, a cell of `columns` that is empty, NaN, infinite or
+    not a number, a count (COUNT_COLUMNS) that is not an integer >= 0, or a fraction (FRACTION_COLUMNS) outside
+    [0, 1]; the columns become numeric."""
     for column in columns:
         values = pd.to_numeric(frame[column], errors="coerce")
-        bad = frame[column][(values.isna() & frame[column].notna()) | np.isinf(values)]
-        if len(bad):
-            raise UserError(f"{path}: column {column} holds {str(bad.iloc[0])!r} (row {bad.index[0] + 2}); "
-                            "only finite numbers can be summarised: fix or remove that row")
+        if column in COUNT_COLUMNS:
+            bad, kind = ~(values >= 0) | (values % 1 != 0), "an integer >= 0"
+        elif column in FRACTION_COLUMNS:
+            bad, kind = ~values.between(0, 1), "a fraction in [0, 1]"
+        else:
+            bad, kind = ~np.isfinite(values.astype(float)), "a finite number"
+        if bad.any():
+            cell = frame[column][bad].iloc[0]
+            held = "is empty or NaN" if pd.isna(cell) else f"holds {str(cell)!r}"
+            raise UserError(f"{path}: column {column} {held} ({_row_text(frame, bad.idxmax())}); each {column} must "
+                            f"be {kind}: fix or remove that row")
         frame[column] = values
+
+
+def _row_text(frame: pd.DataFrame, row: int) -> str:
+    """'row N' of a CSV's data row (its index + 2: the header is row 1) and, where the rows have arms, its arm."""
+    text = f"row {row + 2}"
+    if {"sources", "acquisition"} <= set(frame.columns):
+        text += f", {frame.at[row, 'sources']}/{frame.at[row, 'acquisition']}"
+        if "repeat" in frame.columns and pd.notna(frame.at[row, "repeat"]):
+            text += f" repeat {frame.at[row, 'repeat']}"
+    return text
 
 
 def _check_distinct_runs(paths: list[Path]) -> None:
@@ -398,7 +443,9 @@ def plot_curves(
 
 def summarise_sweep(df: pd.DataFrame, x: str, line: str, metric: str = "accuracy",
                     facet: str | None = None) -> pd.DataFrame:
-    """Mean, population std, count and 95% t half-width (ci95) of `metric` over repeats, per (facet, line, x)."""
+    """Mean, population std, count and 95% t half-width (ci95) of `metric` over repeats, per (facet, line, x).
+
+    A `metric` value that `check_values` refuses is a UserError (`read_sweep` names the file it came from)."""
     keys = ([facet] if facet else []) + [line, x]
     missing = [c for c in keys + [metric] if c not in df.columns]
     if missing:
@@ -407,9 +454,10 @@ def summarise_sweep(df: pd.DataFrame, x: str, line: str, metric: str = "accuracy
     if len(twice):
         raise UserError(f"{len(twice)} identical rows (first: {dict(twice.iloc[0])}): a cell counted twice would "
                         "shrink the spread; remove the duplicate rows")
-    values = df.dropna(subset=[metric])
-    if values.empty:
-        raise UserError(f"no non-missing {metric} values to summarise")
+    if df.empty:
+        raise UserError(f"no {metric} values to summarise")
+    values = df.reset_index(drop=True)
+    check_values(values, "the sweep table", [metric])
     return _spread(values.groupby(keys, sort=True)[metric]).reset_index()
 
 

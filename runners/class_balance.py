@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also draw the images each arm acquired, round by round, with label, score and source (PNG); "
                         "the run's pool is rebuilt from --data-dir (and its GAN checkpoints, or for a "
                         "runners.lowdata_acquire run its repeat's generator) and checked against its fingerprint")
-    p.add_argument("--data-dir", type=Path, help="the run's data set, for --images (default: as runners.mnist_bald)")
+    p.add_argument("--data-dir", type=Path,
+                   help="the run's data set, for --images (default: as runners.mnist_bald); given, its classes are "
+                        "the table's columns and a label beyond them is refused")
     p.add_argument("--repeat", type=int, default=0, help="the repeat --images shows (default: 0)")
     p.add_argument("--rounds", type=int, default=5, help="rounds --images shows, from round 1 (default: 5)")
     p.add_argument("--plot", type=Path,
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args: argparse.Namespace) -> int:
     sizes = args.sizes if args.sizes is not None else default_sizes(args.run_dir)
-    table = acquired_class_counts(args.run_dir, sizes, args.by_source)
+    table = acquired_class_counts(args.run_dir, sizes, args.by_source, data_classes(args.data_dir))
     print(table.to_string(index=False))
     if args.out:
         write_csv(args.out, list(table.columns), table.to_dict("records"))
@@ -53,6 +55,11 @@ def report(args: argparse.Namespace) -> int:
         path = plot_acquired_images(pool, args.run_dir, args.images, args.repeat, args.rounds, title=str(args.run_dir))
         print(f"wrote {path}")
     return 0
+
+
+def data_classes(data_dir: Path | None) -> int | None:
+    """The number of classes K of the data set --data-dir names (of its train and test splits), else None."""
+    return None if data_dir is None else max(len(load_split(split, data_dir).classes) for split in ("train", "test"))
 
 
 def run_pool(run_dir: Path, data_dir: Path | None, repeat: int):

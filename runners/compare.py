@@ -11,7 +11,7 @@ import pandas as pd
 
 from acquire.errors import UserError
 from acquire.files import write_csv
-from analysis.curves import METRIC_LABELS, check_values, read_configs, read_curves
+from analysis.curves import METRIC_LABELS, read_configs, read_curves
 from analysis.stats import PairedDifference, all_pairs, arm_name, holm_adjust, paired_difference, parse_arm
 from runners.cli import int_list, numbers_may_be_negative, run_guarded
 
@@ -115,22 +115,24 @@ def notes(results: list[PairedDifference]) -> list[str]:
 
 
 REAL_ONLY = " (real only)"
+REAL_ONLY_COLUMN = "balanced_accuracy_real_only"
 
 
 def with_real_only_arms(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple]]:
     """The rows, plus each arm's counterfactual as an arm of its own (acquisition + REAL_ONLY, its metric the
     balanced_accuracy_real_only column), and the (arm, counterfactual) pairs; refused for runs made without it."""
-    if "balanced_accuracy_real_only" not in df or df["balanced_accuracy_real_only"].isna().all():
-        raise UserError("--generated-gain needs a run made with --real-only (rows with balanced_accuracy_real_only)")
-    check_values(df, Path("rounds.csv"), ["balanced_accuracy_real_only"])
+    lacking = sorted(set(df["run"]) if REAL_ONLY_COLUMN not in df else set(df["run"][df[REAL_ONLY_COLUMN].isna()]))
+    if lacking:
+        raise UserError(f"--generated-gain needs a run made with --real-only (rows with {REAL_ONLY_COLUMN}); run(s) "
+                        f"{', '.join(lacking)} have none")
     counterfactual = df.assign(acquisition=df["acquisition"] + REAL_ONLY,
-                               balanced_accuracy=df["balanced_accuracy_real_only"])
+                               balanced_accuracy=df[REAL_ONLY_COLUMN])
     arms = sorted({(s, a) for s, a in zip(df["sources"], df["acquisition"])})
     return pd.concat([df, counterfactual], ignore_index=True), [(arm, (arm[0], arm[1] + REAL_ONLY)) for arm in arms]
 
 
 def run(args: argparse.Namespace) -> int:
-    df = read_curves(args.csv, metric=args.metric)
+    df = read_curves(args.csv, metric=args.metric, also=[REAL_ONLY_COLUMN] if args.generated_gain else [])
     configs = read_configs(args.csv)
     df["seeding"] = df["run"].map(lambda run: configs[run].get("seeding", "per_source") if run in configs else None)
     if any(":" in spec for pair in args.pair or [] for spec in pair):  # arms named with their run

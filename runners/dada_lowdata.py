@@ -13,7 +13,7 @@ import pandas as pd
 from acquire.data import load_train_test
 from acquire.device import resolve_device
 from acquire.precision import check_precision
-from analysis.curves import METRIC_LABELS, format_mean_std, plot_sweep, summarise_sweep
+from analysis.curves import METRIC_LABELS, format_mean_std, plot_sweep, read_sweep, summarise_sweep
 from acquire.sweep import SweepSettings
 from studies.dada_lowdata.cells import COLUMNS, DEFAULT_METHODS, CELL_KEY, METHODS, LowDataConfig, measure_cell
 from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, int_list,
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         sweep.announce(cells, device)
         csv_path = sweep.run(cells, lambda cell: measure_cell(cell, config, train, test, args.out, device),
                              progress=not args.no_progress)
-    df = pd.read_csv(csv_path)
+    df = read_sweep(csv_path, ["n", "repeat", "accuracy", "balanced_accuracy"])
     plot_path = plot_sweep(df, args.out / "accuracy.png", x="n", line="method", metric="accuracy", log_x=True,
                            xlabel="real training images per class (n)",
                            title=f"{dataset}, low data: DADA vs. baselines (full test set)")

@@ -90,10 +90,30 @@ def main(argv: list[str] | None = None) -> int:
     return run_guarded(lambda: run(args), "nothing was written")
 
 
+def run_initial(run_name: str, recorded: int | None, given: int | None, smallest: int) -> int:
+    """The run's initial images: --initial (`given`), else config.json's (`recorded`), else Gal et al.'s (with a
+    note); refused where --initial contradicts the recorded one or where it exceeds the smallest train_size."""
+    if given is not None and recorded is not None and given != recorded:
+        raise UserError(f"run {run_name}: --initial {given} contradicts its config.json's \"initial\" {recorded}; "
+                        "drop --initial to use the run's own")
+    initial = given if given is not None else GAL_INITIAL if recorded is None else recorded
+    if initial > smallest:
+        if given is not None:
+            source, fix = f"--initial {given}", f"give --initial at most {smallest}"
+        elif recorded is not None:
+            source, fix = f"config.json's \"initial\" {recorded}", "the CSV and that config.json are not of one run"
+        else:
+            source, fix = (f"Gal et al.'s initial size {GAL_INITIAL} (the run records none)",
+                           f"give --initial, at most {smallest}")
+        raise UserError(f"run {run_name}: {source} is more than its smallest train_size {smallest}, so acquired "
+                        f"would be negative; {fix}")
+    if given is None and recorded is None:
+        print(f"note: run {run_name} records no initial size (no config.json with \"initial\" beside its CSV); "
+              f"acquired counts {GAL_INITIAL} initial images, as Gal et al.; give --initial otherwise")
+    return initial
+
+
 def run(args: argparse.Namespace) -> int:
-    missing = [str(path) for path in args.csv if not path.is_file()]
-    if missing:
-        raise UserError(f"no such CSV: {', '.join(missing)}")
     outside = [error for error in args.errors if not 0 < error < 100]
     if outside:
         raise UserError(f"--errors are test errors in percent, each between 0 and 100; got {outside}")
@@ -106,12 +126,9 @@ def run(args: argparse.Namespace) -> int:
         recorded = configs.get(run_name, {}).get("initial")
         if recorded is not None and (type(recorded) is not int or recorded < 0):
             raise UserError(f"run {run_name}: config.json's \"initial\" is {recorded!r}, not a count of images; "
-                            "fix it or give --initial")
-        if args.initial is None and recorded is None:
-            print(f"note: run {run_name} records no initial size (no config.json with \"initial\" beside its CSV); "
-                  f"acquired counts {GAL_INITIAL} initial images, as Gal et al.; give --initial otherwise")
-        initials[run_name] = args.initial if args.initial is not None else (
-            GAL_INITIAL if recorded is None else recorded)
+                            "fix it (an integer >= 0)")
+        initials[run_name] = run_initial(run_name, recorded, args.initial,
+                                         int(df.loc[df["run"] == run_name, "train_size"].min()))
     rows = table(df, args.errors, args.metric, initials)
     shown = pd.DataFrame(rows)[["run", "acquisition", "error_pct", "train_size_per_repeat", "mean_train_size",
                                 "mean_acquired", "mean_curve_train_size", "gal_2017"]]

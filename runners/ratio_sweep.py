@@ -15,7 +15,7 @@ from acquire.data import load_train_test
 from acquire.device import resolve_device
 from studies.ratio_sweep.mixing import MODES
 from acquire.precision import check_precision
-from analysis.curves import format_mean_std, plot_sweep, summarise_sweep
+from analysis.curves import format_mean_std, plot_sweep, read_sweep, summarise_sweep
 from studies.ratio_sweep.cells import COLUMNS, CELL_KEY, CellRunner, RatioSweepConfig, with_baseline
 from acquire.sweep import SweepSettings
 from gans.registry import get_family
@@ -153,7 +153,8 @@ def format_ratio_table(df: pd.DataFrame, metric: str) -> str:
 
 def report(csv_path: Path, out_dir: Path, modes: list[str], dataset: str) -> list[Path]:
     """One accuracy figure per mode (a panel per size, a line per GAN) and printed tables; returns the figures."""
-    df = pd.read_csv(csv_path, dtype={"mode": str, "gan": str})
+    df = read_sweep(csv_path, ["size", "ratio", "repeat", "accuracy", "balanced_accuracy"],
+                    dtype={"mode": str, "gan": str})
     figures = []
     for mode in modes:
         rows = with_baseline(df, mode)

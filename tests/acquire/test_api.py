@@ -146,6 +146,26 @@ def test_an_images_labels_pair_is_a_pool_and_missing_classes_warn_in_one_line(tm
         assert experiment.run(progress=False)["train_size"].tolist() == [4]
 
 
+def relabelled(images_set, labels):
+    return acquire.as_image_set(images_set.images_NCHW, labels)
+
+
+@pytest.mark.parametrize("labels, outputs, message", [
+    (lambda y: 2 * y, 7, r"^classes \[1, 3, 5\] occur neither in the pools nor in the test set, yet count among the 7 "
+                         r"classes 0\.\.6 \(the largest label \+ 1\): number the classes 0\.\.K-1 without gaps"),
+    (lambda y: y, 7, r"^the model has 7 outputs but the data 4 classes \(labels 0\.\.3\), so outputs 4\.\.6 are "
+                     r"classes no image has; give a model with 4 outputs$"),
+], ids=["labels with gaps", "model wider than the data"])
+def test_classes_no_image_has_warn_in_one_line(labels, outputs, message, tmp_path):
+    pool, test = images(40), images(8)
+    config = acquire.ExperimentConfig(**{**CONFIG, "acquisitions": ["random"]})
+    with pytest.warns(UserWarning) as caught:
+        acquire.Experiment(config, relabelled(pool, labels(pool.labels_N)), relabelled(test, labels(test.labels_N)),
+                           tmp_path, model=flat_net(3072, outputs), device="cpu").close()
+    assert [str(w.message) for w in caught if re.search(message, str(w.message))] and len(caught) == 1
+    assert "\n" not in str(caught[0].message)
+
+
 def test_mnist_shaped_data_keeps_the_paper_defaults(tiny_train, tiny_test, tmp_path):
     with acquire.Experiment(acquire.ExperimentConfig(**CONFIG), tiny_train, tiny_test, tmp_path,
                             device="cpu") as experiment:

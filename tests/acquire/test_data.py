@@ -360,6 +360,9 @@ def test_arrays_and_tensors_of_any_shape_become_uint8_image_sets():
     (np.full((2, 8, 8, 3), 0.5), [0, 1], r"look channels-last \[N,H,W,C\]; pass channels_last=True"),
     (np.zeros((2, 4, 4)), [1, 2], r"labels run 1..2 with no label 0.*subtract 1"),
     (np.full((2, 4, 4), 300), [0, 1], "integer images must lie in 0..255"),
+    (np.full((2, 4, 4), 40000, np.uint16), [0, 1], r"^images of dtype torch.uint16 are not read; convert them to "
+                                                   r"uint8 \(0..255\), or to float in \[0, 1\]"),
+    (np.full((2, 4, 4), 7, np.uint32), [0, 1], r"^images of dtype torch.uint32 are not read"),
     (np.zeros((2, 4, 4)), np.eye(2), "not one-hot.*argmax"),
     (np.zeros((2, 4, 4)), np.array([0.0, 1.0]), "integer class indices.*astype"),
     (np.zeros((2, 4, 4)), [0, -1], "got a label -1"),

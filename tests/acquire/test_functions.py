@@ -114,6 +114,7 @@ def exits(probs_NTK):
     (lambda probs: {"scores": probs.mean((1, 2))}, "returned dict; it must return one score per candidate"),
     (lambda probs: [None] * len(probs), "returned a list that is no array of numbers"),
     (exits, "raised SystemExit: 0"),
+    (lambda probs: probs.mean((1, 2)) * (1 + 1j), "returned complex scores (torch.complex64); scores must be real"),
 ])
 def test_a_score_function_that_returns_no_scores_or_exits_is_refused_in_one_line(fn, returned, probs_NTK):
     bad = functions.Acquisition("bad", fn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from analysis.acquired import acquired_class_counts
@@ -19,7 +20,7 @@ def _state(run_dir, labels, repeat=0, sources=None):
 
 def test_counts_per_class_at_each_size_reached(tmp_path):
     _state(tmp_path, [0, 1, 1, 2])
-    table = acquired_class_counts(tmp_path, [2, 4, 9])
+    table = acquired_class_counts(tmp_path, [2, 4])
     assert table[["train_size", "0", "1", "2"]].values.tolist() == [[2, 1, 1, 0], [4, 1, 2, 1]]
 
 
@@ -73,3 +74,39 @@ def test_the_class_figure_shares_one_y_scale_and_names_the_protocol(tmp_path):
     assert shown[1].get_ylim()[1] >= 30  # the panel whose counts stay at 4 gets the other's scale
     title = figure._suptitle.get_text()
     assert title.startswith("mnist: ") and "pool subset 10,000, T = 20, 100 epochs, 20 rounds of 10, 4 repeats" in title
+
+
+def test_sizes_no_arm_reached_are_refused_naming_the_largest_reached(tmp_path, capsys):
+    _state(tmp_path, [0, 1, 1, 2])
+    _state(tmp_path, [0, 1, 1], repeat=1)
+    assert class_balance.main([str(tmp_path), "--sizes", "2,1000"]) == 2
+    err = capsys.readouterr().err
+    assert f"no arm of {tmp_path} reached training-set size 1000; the largest any arm reached is 4" in err
+    assert len(err.strip().splitlines()) == 1
+    assert acquired_class_counts(tmp_path, [4])["repeat"].tolist() == [0]  # a size some arm reached: those arms
+
+
+def test_a_label_beyond_the_run_s_classes_is_refused_naming_the_state(tmp_path, capsys):
+    """K = 4 from the run's class-balanced initial images (config.json's "initial" 4), not from the label 99."""
+    (tmp_path / "config.json").write_text(json.dumps({"initial": 4}))
+    _state(tmp_path, [3, 0, 2, 1, 1, 0])
+    assert acquired_class_counts(tmp_path, [6]).columns.tolist()[-4:] == ["0", "1", "2", "3"]
+    _state(tmp_path, [3, 0, 2, 1, 99], repeat=1)
+    assert class_balance.main([str(tmp_path), "--sizes", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "raw_bald_1.json: label 99 is outside the run's 4 classes 0..3; the state is damaged" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_data_set_s_classes_are_the_columns_when_data_dir_is_given(tmp_path, capsys):
+    """A class never acquired stays a column (starvation shows); a label beyond the data's classes is refused."""
+    data = tmp_path / "five.npz"
+    np.savez(data, x_train=np.zeros((10, 4, 4), np.uint8), y_train=np.arange(10) % 5,
+             x_test=np.zeros((5, 4, 4), np.uint8), y_test=np.arange(5))
+    run = tmp_path / "run"
+    _state(run, [0, 1, 1])
+    assert class_balance.main([str(run), "--sizes", "3", "--data-dir", str(data)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[-5:] == ["0", "1", "2", "3", "4"]
+    _state(run, [0, 7], repeat=1)
+    assert class_balance.main([str(run), "--sizes", "2", "--data-dir", str(data)]) == 2
+    assert "raw_bald_1.json: label 7 is outside the run's 5 classes 0..4" in capsys.readouterr().err

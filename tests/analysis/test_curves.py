@@ -11,8 +11,8 @@ from matplotlib.colors import to_hex
 from scipy import stats
 
 from analysis.curves import (build_figure, build_sweep_figure, dataset_name, distinct_colours, final_table,
-                              format_mean_std, plot_curves, plot_sweep, protocol_text, read_curves, summarise,
-                              summarise_sweep, table_at)
+                              format_mean_std, plot_curves, plot_sweep, protocol_text, read_curves, read_sweep,
+                              summarise, summarise_sweep, table_at)
 from runners import plot as plot_runner
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -145,8 +145,12 @@ def test_runner_reports_missing_column(tmp_path, capsys):
 
 
 def test_read_curves_errors(tmp_path):
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(ValueError, match="absent.csv: does not exist"):
         read_curves([tmp_path / "absent.csv"])
+    with pytest.raises(ValueError, match=f"^{tmp_path}: is a directory; give the CSV file inside it"):
+        read_curves(tmp_path)
+    with pytest.raises(ValueError, match="^/dev/null: is not a regular file"):
+        read_curves("/dev/null")
     empty = tmp_path / "empty.csv"
     _write_csv(empty).iloc[:0].to_csv(empty, index=False)
     with pytest.raises(ValueError, match="no rows"):
@@ -301,8 +305,56 @@ def test_an_infinite_or_non_numeric_metric_is_refused_naming_the_file(csv_path, 
     df["balanced_accuracy"] = df["balanced_accuracy"].astype(object)
     df.loc[3, "balanced_accuracy"] = value
     df.to_csv(csv_path, index=False)
-    with pytest.raises(ValueError, match=f"{csv_path}: column balanced_accuracy holds '{value}' \\(row 5\\)"):
+    with pytest.raises(ValueError, match=f"{csv_path}: column balanced_accuracy holds '{value}' \\(row 5, "
+                                         "raw/random repeat 0\\)"):
         read_curves(csv_path)
+
+
+@pytest.mark.parametrize("column, value, problem", [
+    ("balanced_accuracy", "", "is empty or NaN"),
+    ("balanced_accuracy", "nan", "is empty or NaN"),
+    ("balanced_accuracy", "1.7", "holds '1.7' .*; each balanced_accuracy must be a fraction in \\[0, 1\\]"),
+    ("accuracy", "-0.1", "holds '-0.1' .*; each accuracy must be a fraction in \\[0, 1\\]"),
+    ("train_size", "-5", "holds '-5' .*; each train_size must be an integer >= 0"),
+    ("train_size", "30.5", "holds '30.5' .*; each train_size must be an integer >= 0"),
+    ("repeat", "", "is empty or NaN"),
+])
+def test_a_missing_or_impossible_value_is_refused_naming_file_row_arm_and_value(csv_path, tmp_path, capsys, column,
+                                                                               value, problem):
+    df = pd.read_csv(csv_path).astype({column: object})
+    df.loc[3, column] = value
+    df.to_csv(csv_path, index=False)
+    metric = "accuracy" if column == "accuracy" else "balanced_accuracy"
+    with pytest.raises(ValueError, match=f"^{csv_path}: column {column} {problem}"):
+        read_curves(csv_path, metric)
+    with pytest.raises(ValueError, match="\\(row 5, raw/random" + ("\\)" if column == "repeat" else " repeat 0\\)")):
+        read_curves(csv_path, metric)
+    assert plot_runner.main([str(csv_path), "--metric", metric, "--out", str(tmp_path / "f.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"{csv_path}: column {column}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_column_the_tool_does_not_read_may_be_empty(csv_path):
+    df = pd.read_csv(csv_path)
+    df["accuracy"] = np.nan  # e.g. balanced_accuracy_real_only in a run made without --real-only
+    df.to_csv(csv_path, index=False)
+    assert len(read_curves(csv_path, "balanced_accuracy")) == len(df)
+    with pytest.raises(ValueError, match="column accuracy is empty or NaN"):
+        read_curves(csv_path, "balanced_accuracy", also=["accuracy"])
+
+
+@pytest.mark.parametrize("value, problem", [("nan", "is empty or NaN"), ("inf", "holds 'inf'"),
+                                            ("abc", "holds 'abc'"), ("1.5", "holds '1.5'")])
+def test_a_sweep_table_with_a_bad_value_is_refused_naming_the_file(tmp_path, value, problem):
+    path = tmp_path / "results.csv"
+    df = pd.DataFrame({"n": [10, 10, 20], "method": "a", "repeat": [0, 1, 0], "accuracy": [".5", ".6", value]})
+    df.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=f"^{path}: column accuracy {problem} \\(row 4\\)"):
+        read_sweep(path, ["n", "repeat", "accuracy"])
+    with pytest.raises(ValueError, match=f"^the sweep table: column accuracy {problem}"):
+        summarise_sweep(pd.read_csv(path), x="n", line="method")
+    with pytest.raises(ValueError, match=f"^{path}: missing column\\(s\\) balanced_accuracy"):
+        read_sweep(path, ["accuracy", "balanced_accuracy"])
 
 
 def test_plot_writes_beside_the_csv_by_default_and_keeps_the_runs_own_figure(csv_path, capsys):

@@ -144,3 +144,29 @@ def test_without_holm_the_csv_keeps_its_columns(csvs, tmp_path):
     out = tmp_path / "table.csv"
     assert compare.main(csvs + ["--at", "500", "--pair", "raw/bald", "raw/random", "--out", str(out)]) == 0
     assert "p_holm" not in pd.read_csv(out).columns
+
+
+def test_an_empty_metric_cell_is_named_not_taken_for_a_missing_repeat(csvs, capsys):
+    df = pd.read_csv(csvs[0])
+    df.loc[df["acquisition"] == "bald", "balanced_accuracy"] = None
+    df.to_csv(csvs[0], index=False)
+    assert compare.main(csvs + ["--at", "500", "--pair", "raw/bald", "raw/random"]) == 2
+    err = capsys.readouterr().err
+    assert f"{csvs[0]}: column balanced_accuracy is empty or NaN" in err and "no repeat" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_generated_gain_refuses_a_bad_real_only_value_and_a_run_without_it(csvs, capsys):
+    df = pd.read_csv(csvs[1])
+    df["balanced_accuracy_real_only"] = df["balanced_accuracy"]
+    df.loc[2, "balanced_accuracy_real_only"] = 1.7
+    df.to_csv(csvs[1], index=False)
+    assert compare.main([csvs[1], "--at", "500", "--generated-gain"]) == 2
+    assert f"{csvs[1]}: column balanced_accuracy_real_only holds '1.7' (row 4" in capsys.readouterr().err
+    df.loc[2, "balanced_accuracy_real_only"] = 0.9
+    df.to_csv(csvs[1], index=False)
+    assert compare.main([csvs[1], "--at", "500", "--generated-gain"]) == 0
+    capsys.readouterr()
+    assert compare.main(csvs + ["--at", "500", "--generated-gain"]) == 2
+    err = capsys.readouterr().err
+    assert "needs a run made with --real-only" in err and "run(s) raw have none" in err

@@ -21,8 +21,11 @@ def test_images_to_reach_an_error_per_repeat_with_lower_bounds_and_gal_s_numbers
     assert bald5["train_size_per_repeat"] == "40;>40" and bald5["mean_train_size"] == ">40.0" and bald5["reached"] == 1
     assert str(bald10["mean_curve_train_size"]) == "30" and bald5["mean_curve_train_size"] == ">40"  # mean .825 .90 .93
     assert table.loc[("variation_ratios_mode", 10.0), "gal_2017"] == 120  # both forms sit beside Gal's one
+    capsys.readouterr()
     assert gal_table.main([str(tmp_path / "missing.csv")]) == 2
-    assert "no such CSV" in capsys.readouterr().err
+    assert "missing.csv: does not exist" in capsys.readouterr().err
+    assert gal_table.main([str(tmp_path)]) == 2
+    assert f"{tmp_path}: is a directory" in capsys.readouterr().err
 
 
 def test_runs_with_the_same_arms_stay_apart(tmp_path):
@@ -45,14 +48,22 @@ def test_acquired_counts_the_initial_images_the_run_recorded(tmp_path, capsys):
             for size, value in ((10, 0.5), (20, 0.95))]
     csv, out = tmp_path / "rounds.csv", tmp_path / "table.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
-    assert gal_table.main([str(csv), "--errors", "10", "--out", str(out)]) == 0
-    assert "records no initial size" in capsys.readouterr().out
-    assert float(pd.read_csv(out)["mean_acquired"].iloc[0]) == 0  # Gal's 20 when nothing is recorded
+    assert gal_table.main([str(csv), "--errors", "10", "--out", str(out)]) == 2  # Gal's 20 > the first size, 10
+    assert ("Gal et al.'s initial size 20 (the run records none) is more than its smallest train_size 10, so "
+            "acquired would be negative; give --initial, at most 10") in capsys.readouterr().err
+    assert gal_table.main([str(csv), "--errors", "10", "--out", str(out), "--initial", "5"]) == 0
+    assert float(pd.read_csv(out)["mean_acquired"].iloc[0]) == 15
     (tmp_path / "config.json").write_text('{"initial": 0}')
     assert gal_table.main([str(csv), "--errors", "10", "--out", str(out)]) == 0
     assert float(pd.read_csv(out)["mean_acquired"].iloc[0]) == 20  # an empty start: every image was acquired
-    assert gal_table.main([str(csv), "--errors", "10", "--out", str(out), "--initial", "5"]) == 0
-    assert float(pd.read_csv(out)["mean_acquired"].iloc[0]) == 15
+    capsys.readouterr()
+    assert gal_table.main([str(csv), "--errors", "10", "--out", str(out), "--initial", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "--initial 20 contradicts its config.json's \"initial\" 0; drop --initial" in err
+    assert len(err.strip().splitlines()) == 1 and float(pd.read_csv(out)["mean_acquired"].iloc[0]) == 20
+    (tmp_path / "config.json").unlink()
+    assert gal_table.main([str(csv), "--errors", "10", "--initial", "15"]) == 2
+    assert "--initial 15 is more than its smallest train_size 10" in capsys.readouterr().err
     assert gal_table.main([str(csv), "--initial=-5"]) == 2
     (tmp_path / "config.json").write_text('{"initial": "twenty"}')
     assert gal_table.main([str(csv)]) == 2

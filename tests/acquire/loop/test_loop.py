@@ -163,8 +163,10 @@ def test_legacy_gan_fields_load_as_the_sources_provenance(tiny_train, tiny_test,
 def test_class_counts_of_acquisitions_add_up(tiny_train, tiny_test, tmp_path):
     from analysis.acquired import acquired_class_counts
     run(tiny_train, tiny_test, tmp_path, tiny_config(rounds=2, repeats=1)).run(progress=False)
-    table = acquired_class_counts(tmp_path, [5, 10, 99])
-    assert sorted(table["train_size"].unique()) == [5, 10]  # 99 was never reached
+    table = acquired_class_counts(tmp_path, [5, 10])
+    assert sorted(table["train_size"].unique()) == [5, 10]
+    with pytest.raises(ValueError, match="reached training-set size 99; the largest any arm reached is 10"):
+        acquired_class_counts(tmp_path, [5, 10, 99])
     assert (table[[str(c) for c in range(10)]].sum(axis=1) == table["train_size"]).all()
 
 

@@ -30,6 +30,7 @@ from acquire.rundir import CONFIG_FILE, RunDir, RunDirectoryError, check_out_dir
 
 RESULTS_CSV = "results.csv"
 KIND = "sweep"
+ADOPT_FLAG = "--record-data-digests"  # a runner's flag for Sweep(adopt_data=True)
 DATA_DIGESTS = "data_digests"  # config.json's record of the data a sweep used: name -> acquire.digests.image_set_digest
 
 
@@ -60,11 +61,12 @@ class SweepSettings:
         return {name: self.defaults[name] for name in self.optional - self.resumable}
 
     def open_sweep(self, out_dir: Path, config: dict, columns: list[str], key_columns: list[str], resume: bool,
-                   train: ImageSet, test: ImageSet) -> Sweep:
+                   train: ImageSet, test: ImageSet, adopt_data: bool = False) -> Sweep:
         """The Sweep of a runner's cells in out_dir, fingerprinting its training and test sets (image_set_digest) so
-        that a --resume on other data is refused."""
+        that a --resume on other data is refused (adopt_data: see Sweep)."""
         digests = {"train": image_set_digest(train), "test": image_set_digest(test)}
-        return Sweep(out_dir, config, columns, key_columns, resume, self.resumable, self.older_defaults, digests)
+        return Sweep(out_dir, config, columns, key_columns, resume, self.resumable, self.older_defaults, digests,
+                     adopt_data)
 
     def given(self, args) -> dict[str, Any]:
         """The fields whose flags were given explicitly (argparse leaves the others None)."""
@@ -134,13 +136,14 @@ class Sweep:
     Opening locks the directory and checks it (a fresh sweep needs an empty one, --resume a saved sweep and
     a results.csv with the right header) before it writes anything.
     data_digests: name -> digest of each data set the cells use (e.g. acquire.digests.image_set_digest of the
-    training and test sets), saved as config.json's "data_digests"; a --resume on other data is refused (a sweep
-    saved before they were recorded gets them recorded).
+    training and test sets), saved as config.json's "data_digests"; a --resume on other data is refused, and so is
+    one of a sweep whose config.json lacks them unless adopt_data (ADOPT_FLAG: a sweep saved before they were
+    recorded, whose data the user vouches for, gets them recorded).
     """
 
     def __init__(self, out_dir: Path, config: dict, columns: list[str], key_columns: list[str], resume: bool,
                  resumable: Collection[str] = (), older_defaults: Mapping[str, Any] | None = None,
-                 data_digests: Mapping[str, str] | None = None):
+                 data_digests: Mapping[str, str] | None = None, adopt_data: bool = False):
         missing = [k for k in key_columns if k not in columns]
         if missing:
             raise UserError(f"key column(s) {missing} are not among the CSV columns")
@@ -153,6 +156,11 @@ class Sweep:
             check_out_dir(self.out_dir, resume, KIND)  # again, now that this process owns the directory
             saved = {**(older_defaults or {}), **read_json(self.out_dir / CONFIG_FILE)} if resume else None
             changes = config_changes(saved, config, {*resumable, DATA_DIGESTS}) if resume else ""
+            if resume and data_digests and DATA_DIGESTS not in saved and not adopt_data:
+                raise RunDirectoryError(f"cannot resume {self.out_dir}: its {CONFIG_FILE} records no {DATA_DIGESTS}, "
+                                        "so the data it ran on cannot be checked; restore the file (e.g. git "
+                                        f"checkout), or, for a sweep saved before they were recorded (2026-12), add "
+                                        f"{ADOPT_FLAG} once with the data it ran on")
             if resume and DATA_DIGESTS in saved and not saved[DATA_DIGESTS]:
                 raise RunDirectoryError(f"cannot resume {self.out_dir}: its {CONFIG_FILE} has an empty {DATA_DIGESTS}, "
                                         "so the data it ran on cannot be checked; restore the file (e.g. git "

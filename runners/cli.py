@@ -130,6 +130,14 @@ def add_run_flags(parser: argparse.ArgumentParser, *, out: Path, presets: Iterab
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def add_record_data_digests_flag(parser: argparse.ArgumentParser) -> None:
+    """--record-data-digests: continue a sweep whose config.json predates its data's fingerprints (acquire.sweep)."""
+    parser.add_argument("--record-data-digests", action="store_true",
+                        help="with --resume, for a sweep saved before data fingerprints were recorded (2026-12): take "
+                             "the data given as the data it ran on and record its sha256, which every later resume "
+                             "checks")
+
+
 def add_device_and_data_flags(parser: argparse.ArgumentParser, resume_keeps_data_dir: bool = False) -> None:
     """Add --device and --data-dir (with resume_keeps_data_dir, its help says a resume uses the saved one); the parser
     then reads negative numbers in any form as values (numbers_may_be_negative)."""

@@ -16,8 +16,8 @@ from acquire.precision import check_precision
 from analysis.curves import METRIC_LABELS, format_mean_std, plot_sweep, read_sweep, summarise_sweep
 from acquire.sweep import SweepSettings
 from studies.dada_lowdata.cells import COLUMNS, DEFAULT_METHODS, CELL_KEY, METHODS, LowDataConfig, measure_cell
-from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, int_list,
-                         resume_hint, run_guarded)
+from runners.cli import (add_precision_flag, add_record_data_digests_flag, add_run_flags, comma_list,
+                         config_for_out_dir, int_list, resume_hint, run_guarded)
 
 DESCRIPTION = """\
 DADA (Zhang et al.) in the extremely low data regime on MNIST: for each n real images per class and
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                   resume_help="continue the sweep saved in --out with its saved settings, skipping finished cells; "
                               "only --sizes, --repeats and --methods (which then replace the saved ones; rows already "
                               "written are kept) and --data-dir may be given differently")
+    add_record_data_digests_flag(p)
     return p
 
 
@@ -126,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     config.check_fits(train.labels_N)
     test = test.to(device)
     cells = config.cells()
-    with SETTINGS.open_sweep(args.out, config.to_json(), COLUMNS, CELL_KEY, args.resume, train, test) as sweep:
+    with SETTINGS.open_sweep(args.out, config.to_json(), COLUMNS, CELL_KEY, args.resume, train, test,
+                             adopt_data=args.record_data_digests) as sweep:
         sweep.announce(cells, device)
         csv_path = sweep.run(cells, lambda cell: measure_cell(cell, config, train, test, args.out, device),
                              progress=not args.no_progress)

@@ -21,8 +21,8 @@ from acquire.sweep import SweepSettings
 from gans.registry import get_family
 from gans.sources import ALL_GANS, DEFAULT_GAN_DIR, GanNotTrainedError, checkpoint_path, gan_weights_digests
 from studies.paper_grid.pools import generated_source
-from runners.cli import (add_precision_flag, add_run_flags, comma_list, config_for_out_dir, float_list,
-                         int_list, resume_hint, run_guarded)
+from runners.cli import (add_precision_flag, add_record_data_digests_flag, add_run_flags, comma_list,
+                         config_for_out_dir, float_list, int_list, resume_hint, run_guarded)
 
 DESCRIPTION = """\
 Liu's naive GAN augmentation (section 3.4 of "Data augmentation with GAN") on MNIST. Each cell trains a fresh
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                   resume_help="continue the sweep saved in --out with its saved settings, skipping finished cells; "
                               "only --repeats, --gan-dir and --data-dir (where the same GAN weights and MNIST files "
                               "are found) may be given differently")
+    add_record_data_digests_flag(p)
     return p
 
 
@@ -182,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
     train, test, dataset = load_train_test(config.data_dir)
     config.check_fits(train.labels_N)
     cells = config.cells()
-    with SETTINGS.open_sweep(args.out, asdict(config), COLUMNS, CELL_KEY, args.resume, train, test) as sweep:
+    with SETTINGS.open_sweep(args.out, asdict(config), COLUMNS, CELL_KEY, args.resume, train, test,
+                             adopt_data=args.record_data_digests) as sweep:
         sweep.announce(cells, device)
         image_shape, num_classes = tuple(train.images_NCHW.shape[1:]), int(train.labels_N.max()) + 1
         measure = CellRunner(config, train, test, device, lambda gan, per_class, seed: generated_source(

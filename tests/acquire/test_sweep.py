@@ -226,8 +226,10 @@ def test_resume_on_other_data_is_refused_and_an_older_sweep_gets_its_data_record
     with pytest.raises(RunDirectoryError, match="on other data: train differ"):
         Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=True, data_digests={**digests, "train": "ab"})
     Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=True, data_digests=digests).close()
-    (tmp_path / "config.json").write_text(json.dumps({"x": 1}))  # saved before digests were recorded
-    Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=True, data_digests=digests).close()
+    (tmp_path / "config.json").write_text(json.dumps({"x": 1}))  # saved before digests were recorded, or edited
+    with pytest.raises(RunDirectoryError, match="records no data_digests.*add --record-data-digests once"):
+        Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=True, data_digests=digests)
+    Sweep(tmp_path, {"x": 1}, COLUMNS, KEYS, resume=True, data_digests=digests, adopt_data=True).close()
     assert json.loads((tmp_path / "config.json").read_text())["data_digests"] == digests
 
 

@@ -95,7 +95,8 @@ def test_resume_with_a_damaged_config(runner, tmp_path, capsys, damage, message)
 def test_resume_with_a_wrong_csv_header(runner, tmp_path, mnist_slice, capsys):
     main, _, config, _ = runner
     out = saved_sweep(tmp_path / "out", config, "size,accuracy\n20,0.5\n")
-    err = refuses(main, ["--resume", "--out", str(out), "--data-dir", str(mnist_slice)], tmp_path, capsys)
+    err = refuses(main, ["--resume", "--record-data-digests", "--out", str(out), "--data-dir", str(mnist_slice)],
+                  tmp_path, capsys)
     assert "results.csv has columns ['size', 'accuracy'], expected" in err
 
 
@@ -116,8 +117,11 @@ def test_resume_keeps_the_saved_precision_and_a_config_without_one_is_fp32(runne
     out = saved_sweep(tmp_path / "older", older, csv_text)
     err = refuses(main, ["--resume", "--out", str(out), "--precision", "bf16"], tmp_path, capsys)
     assert "(precision: saved 'fp32', now 'bf16'): drop --precision" in err
-    assert main(["--resume", "--out", str(out), "--data-dir", str(mnist_slice), "--no-progress"]) == 0
-    # resumed in fp32; the new --data-dir rewrote config.json, which now records the precision and the data's digests
+    assert "records no data_digests" in refuses(main, ["--resume", "--out", str(out), "--data-dir", str(mnist_slice)],
+                                                tmp_path, capsys)
+    assert main(["--resume", "--record-data-digests", "--out", str(out), "--data-dir", str(mnist_slice),
+                 "--no-progress"]) == 0
+    # resumed in fp32; config.json now records the precision and, as asked, the data's digests
     saved = json.loads((out / "config.json").read_text())
     assert set(saved.pop("data_digests")) == {"train", "test"}
     assert saved == {**older, "data_dir": str(mnist_slice), "precision": "fp32"}
@@ -185,7 +189,8 @@ def test_resume_without_the_gan_weights_says_where_they_are_needed(tmp_path, gan
 def test_resume_on_data_with_one_training_label_changed_is_refused(runner, tmp_path, mnist_slice, capsys):
     main, _, config, csv_text = runner
     out = saved_sweep(tmp_path / "sweep", config, csv_text)
-    assert main(["--resume", "--out", str(out), "--data-dir", str(mnist_slice), "--no-progress"]) == 0
+    assert main(["--resume", "--record-data-digests", "--out", str(out), "--data-dir", str(mnist_slice),
+                 "--no-progress"]) == 0
     capsys.readouterr()
     changed = shutil.copytree(mnist_slice, tmp_path / "changed")
     labels = next(changed.glob("train-labels*"))

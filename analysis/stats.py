@@ -222,6 +222,16 @@ def holm_adjust(p_values) -> np.ndarray:
     return adjusted
 
 
+def holm_where_tested(p_values) -> np.ndarray:
+    """Holm's adjusted p-values over the tests that have a p-value (one family); NaN where p is NaN (no test)."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(len(p), np.nan)
+    tested = ~np.isnan(p)
+    if tested.any():
+        adjusted[tested] = holm_adjust(p[tested])
+    return adjusted
+
+
 def cell_label(arm_columns: list[str], values: tuple) -> str:
     """(['mode', 'gan'], ('add', 'pggan')) -> 'mode=add gan=pggan'."""
     return " ".join(f"{c}={v}" for c, v in zip(arm_columns, values))

@@ -12,7 +12,7 @@ import pandas as pd
 from acquire.errors import UserError
 from acquire.files import write_csv
 from analysis.curves import METRIC_LABELS, read_configs, read_curves
-from analysis.stats import PairedDifference, all_pairs, arm_name, holm_adjust, paired_difference, parse_arm
+from analysis.stats import PairedDifference, all_pairs, arm_name, holm_where_tested, paired_difference, parse_arm
 from runners.cli import int_list, numbers_may_be_negative, run_guarded
 
 DESCRIPTION = """\
@@ -87,17 +87,6 @@ def format_comparisons(results: list[PairedDifference], p_holm: list[float] | No
                      for row in [head] + lines)
 
 
-def holm_over(results: list[PairedDifference]) -> list[float]:
-    """Holm's adjusted p of each comparison, the table's comparisons with a p-value as one family (NaN where a
-    comparison has none: n < 2 or identical differences)."""
-    p = [r.p_value for r in results]
-    tested = [i for i, value in enumerate(p) if not math.isnan(value)]
-    adjusted = [float("nan")] * len(p)
-    for i, value in zip(tested, holm_adjust([p[i] for i in tested]) if tested else []):
-        adjusted[i] = float(value)
-    return adjusted
-
-
 def notes(results: list[PairedDifference]) -> list[str]:
     """What a reader of the table needs to know: repeats left out, and pairs whose repeats shared no draws."""
     out = []
@@ -150,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             skipped += [f"note: not compared, no repeat at train_size {size}: {arm_name(arm)}" for arm in missing]
         else:
             results += [paired_difference(df, a, b, size, args.metric) for a, b in pairs]
-    p_holm = holm_over(results) if args.holm else None
+    p_holm = holm_where_tested([r.p_value for r in results]).tolist() if args.holm else None
     print(HEADER.format(metric=METRIC_LABELS[args.metric]))
     print(format_comparisons(results, p_holm))
     if p_holm is not None:

@@ -215,7 +215,6 @@ class RunStore:
         state.rows, state.record, state.model = rows, record, None
         state.model_sha256 = saved["model_sha256"]
 
-
     def _check_against_config(self, state: ArmState, config: ExperimentConfig) -> None:
         """The state's rows were made with the run's seed and initial images (a config.json edited after the run
         started would otherwise describe rounds it did not make)."""

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from acquire.errors import UserError
-from analysis.stats import holm_adjust, paired_t_p, t_halfwidth
+from analysis.stats import holm_where_tested, paired_t_p, t_halfwidth
 from studies.lowdata_acquire.protocol import AUGMENTED, CLASSICAL, NO_AUGMENTATION, PLAIN
 from studies.lowdata_acquire.study import read_study
 
@@ -124,9 +124,8 @@ def with_holm(table: pd.DataFrame) -> pd.DataFrame:
     endpoint, every cell together); NaN where p is."""
     table["p_holm"] = np.nan
     for endpoint in table["endpoint"].unique():
-        mask = (table["endpoint"] == endpoint) & table["p"].notna()
-        if mask.any():
-            table.loc[mask, "p_holm"] = holm_adjust(table.loc[mask, "p"].to_numpy())
+        mask = table["endpoint"] == endpoint
+        table.loc[mask, "p_holm"] = holm_where_tested(table.loc[mask, "p"].to_numpy())
     return table
 
 
